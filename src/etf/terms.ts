@@ -1,0 +1,322 @@
+/**
+ * Erlang terms as JS values, chosen so that nothing is lost either way:
+ *
+ * | Erlang            | JS                                                        |
+ * |-------------------|-----------------------------------------------------------|
+ * | integer           | `number` when a safe integer, else `bigint`               |
+ * | float             | `number` when not integral, else `Float` (so 1.0 ≠ 1)      |
+ * | atom              | `Atom` (interned: `atom('ok') === atom('ok')`)            |
+ * | binary            | `Buffer` (any `Uint8Array` is accepted when encoding)     |
+ * | bitstring         | `BitString`                                               |
+ * | proper list       | `Term[]` (a charlist is an array of code points)          |
+ * | improper list     | `ImproperList`                                            |
+ * | tuple             | `Tuple`                                                   |
+ * | map               | `Map<Term, Term>` (wire order kept, so re-encoding is exact) |
+ * | pid, port, ref    | `Pid`, `Port`, `Reference` with node and creation         |
+ * | fun               | `Fun` (opaque, re-encodes byte for byte)                  |
+ * | external fun      | `ExportFun`                                               |
+ *
+ * JS strings, booleans, null and undefined are refused by the encoder rather than
+ * guessed at: use `atom('true')`, `Buffer.from(s)` or `charlist(s)`.
+ */
+import { inspect } from 'node:util';
+
+export type Term =
+  | number
+  | bigint
+  | Float
+  | Atom
+  | Uint8Array
+  | BitString
+  | Term[]
+  | ImproperList
+  | Tuple
+  | Map<Term, Term>
+  | Pid
+  | Port
+  | Reference
+  | Fun
+  | ExportFun;
+
+const atomTable = new Map<string, WeakRef<Atom>>();
+// Atoms are interned so that identity is equality (and atoms work as JS Map keys), but
+// only while something holds them: a peer sending many distinct atoms cannot grow
+// this table without bound.
+const atomReaper = new FinalizationRegistry<string>((name) => {
+  const ref = atomTable.get(name);
+  if (ref !== undefined && ref.deref() === undefined) atomTable.delete(name);
+});
+
+export class Atom {
+  private constructor(readonly name: string) {}
+
+  static of(name: string): Atom {
+    const existing = atomTable.get(name)?.deref();
+    if (existing !== undefined) return existing;
+    const created = new Atom(name);
+    atomTable.set(name, new WeakRef(created));
+    atomReaper.register(created, name);
+    return created;
+  }
+
+  toString(): string {
+    return /^[a-z][a-zA-Z0-9_@]*$/.test(this.name)
+      ? this.name
+      : `'${this.name.replace(/\\/g, '\\\\').replace(/'/g, "\\'")}'`;
+  }
+
+  [inspect.custom](): string {
+    return this.toString();
+  }
+}
+
+export function atom(name: string): Atom {
+  return Atom.of(name);
+}
+
+/** An Erlang float whose value is integral (1.0, -0.0, 1.0e300): a plain JS number would encode as an integer. */
+export class Float {
+  constructor(readonly value: number) {}
+
+  valueOf(): number {
+    return this.value;
+  }
+
+  toString(): string {
+    return Object.is(this.value, -0) ? '-0.0' : Number.isInteger(this.value) ? `${this.value}.0` : `${this.value}`;
+  }
+
+  [inspect.custom](): string {
+    return this.toString();
+  }
+}
+
+export function float(value: number): Float {
+  return new Float(value);
+}
+
+export class Tuple {
+  readonly elements: Term[];
+
+  constructor(elements: Term[]) {
+    this.elements = elements;
+  }
+
+  get length(): number {
+    return this.elements.length;
+  }
+
+  /** 0-based, unlike `element/2`. */
+  at(index: number): Term | undefined {
+    return this.elements[index];
+  }
+
+  [inspect.custom](_depth: number, options: object): string {
+    return `{${this.elements.map((e) => inspect(e, options)).join(', ')}}`;
+  }
+}
+
+export function tuple(...elements: Term[]): Tuple {
+  return new Tuple(elements);
+}
+
+/** `[a, b | tail]` where `tail` is not a list. */
+export class ImproperList {
+  constructor(
+    readonly elements: Term[],
+    readonly tail: Term,
+  ) {}
+
+  [inspect.custom](_depth: number, options: object): string {
+    return `[${this.elements.map((e) => inspect(e, options)).join(', ')} | ${inspect(this.tail, options)}]`;
+  }
+}
+
+export function improperList(elements: Term[], tail: Term): ImproperList {
+  return new ImproperList(elements, tail);
+}
+
+/** A bitstring whose size is not a whole number of bytes: `bits` (1–7) of the last byte are used. */
+export class BitString {
+  constructor(
+    readonly data: Uint8Array,
+    readonly bits: number,
+  ) {}
+
+  get bitSize(): number {
+    return (this.data.length - 1) * 8 + this.bits;
+  }
+
+  [inspect.custom](): string {
+    const last = this.data.length - 1;
+    const whole = Array.from(this.data.subarray(0, last)).join(',');
+    const tail = `${(this.data[last] ?? 0) >> (8 - this.bits)}:${this.bits}`;
+    return `<<${whole ? `${whole},` : ''}${tail}>>`;
+  }
+}
+
+export class Pid {
+  constructor(
+    readonly node: Atom,
+    readonly id: number,
+    readonly serial: number,
+    readonly creation: number,
+  ) {}
+
+  /** As the pid prints on its own node: `<0.id.serial>`. */
+  toString(): string {
+    return `<0.${this.id}.${this.serial}>`;
+  }
+
+  [inspect.custom](): string {
+    return `#Pid<${this.id}.${this.serial}@${this.node.name}/${this.creation}>`;
+  }
+}
+
+export class Port {
+  constructor(
+    readonly node: Atom,
+    readonly id: bigint,
+    readonly creation: number,
+  ) {}
+
+  toString(): string {
+    return `#Port<0.${this.id}>`;
+  }
+
+  [inspect.custom](): string {
+    return `#Port<${this.id}@${this.node.name}/${this.creation}>`;
+  }
+}
+
+export class Reference {
+  /** `ids` as on the wire (least significant word first), 1 to 5 words. */
+  constructor(
+    readonly node: Atom,
+    readonly creation: number,
+    readonly ids: readonly number[],
+  ) {}
+
+  /** As the reference prints on its own node: `#Ref<0.c.b.a>` (most significant word first). */
+  toString(): string {
+    return `#Ref<0.${[...this.ids].reverse().join('.')}>`;
+  }
+
+  [inspect.custom](): string {
+    return `#Ref<${[...this.ids].reverse().join('.')}@${this.node.name}/${this.creation}>`;
+  }
+}
+
+/** A fun (NEW_FUN_EXT). Kept opaque: only the module and arity are read out, and it re-encodes identically. */
+export class Fun {
+  constructor(
+    readonly module: Atom,
+    readonly arity: number,
+    /** The encoding after the tag byte, size field included. */
+    readonly raw: Uint8Array,
+  ) {}
+
+  [inspect.custom](): string {
+    return `#Fun<${this.module.name}/${this.arity}>`;
+  }
+}
+
+/** `fun Module:Function/Arity`. */
+export class ExportFun {
+  constructor(
+    readonly module: Atom,
+    readonly fun: Atom,
+    readonly arity: number,
+  ) {}
+
+  [inspect.custom](): string {
+    return `fun ${this.module}:${this.fun}/${this.arity}`;
+  }
+}
+
+/** A charlist (Erlang string) from a JS string: an array of its code points. */
+export function charlist(text: string): number[] {
+  const out: number[] = [];
+  for (const ch of text) out.push(ch.codePointAt(0)!);
+  return out;
+}
+
+/** The JS string a charlist spells, or `undefined` when the term is not a list of code points. */
+export function charlistToString(term: Term): string | undefined {
+  if (!Array.isArray(term)) return undefined;
+  let out = '';
+  for (const c of term) {
+    if (typeof c !== 'number' || !Number.isInteger(c) || c < 0 || c > 0x10ffff) return undefined;
+    out += String.fromCodePoint(c);
+  }
+  return out;
+}
+
+function bytesEqual(a: Uint8Array, b: Uint8Array): boolean {
+  return a.length === b.length && Buffer.compare(a, b) === 0;
+}
+
+/**
+ * Erlang's exact equality (`=:=`) over the JS representation: `1` and `float(1)` differ,
+ * maps compare by content regardless of order, funs by their encoding.
+ */
+export function termEquals(a: Term, b: Term): boolean {
+  if (a === b) return true;
+  if (typeof a === 'bigint' || typeof b === 'bigint') {
+    // A bigint built by hand may hold a small value; the decoder never makes one.
+    const isInt = (x: Term): x is number | bigint => typeof x === 'bigint' || Number.isSafeInteger(x);
+    return isInt(a) && isInt(b) && BigInt(a) === BigInt(b);
+  }
+  if (typeof a === 'number' || typeof b === 'number') {
+    // NaN never occurs in a term; 0 vs -0 only matters for floats, which are wrapped when integral.
+    return typeof a === 'number' && typeof b === 'number' && a === b;
+  }
+  if (a instanceof Float) return b instanceof Float && Object.is(a.value, b.value);
+  if (a instanceof Atom || b instanceof Atom) return false; // interned
+  if (Array.isArray(a)) {
+    if (!Array.isArray(b) || a.length !== b.length) return false;
+    for (let i = 0; i < a.length; i++) if (!termEquals(a[i]!, b[i]!)) return false;
+    return true;
+  }
+  if (a instanceof Uint8Array) return b instanceof Uint8Array && bytesEqual(a, b);
+  if (a instanceof Tuple) return b instanceof Tuple && termEquals(a.elements, b.elements);
+  if (a instanceof Map) {
+    if (!(b instanceof Map) || a.size !== b.size) return false;
+    for (const [k, v] of a) {
+      const other = mapGet(b, k);
+      if (other === undefined || !termEquals(v, other)) return false;
+    }
+    return true;
+  }
+  if (a instanceof ImproperList) {
+    return b instanceof ImproperList && termEquals(a.elements, b.elements) && termEquals(a.tail, b.tail);
+  }
+  if (a instanceof BitString) return b instanceof BitString && a.bits === b.bits && bytesEqual(a.data, b.data);
+  if (a instanceof Pid) {
+    return b instanceof Pid && a.node === b.node && a.id === b.id && a.serial === b.serial && a.creation === b.creation;
+  }
+  if (a instanceof Port) return b instanceof Port && a.node === b.node && a.id === b.id && a.creation === b.creation;
+  if (a instanceof Reference) {
+    return (
+      b instanceof Reference &&
+      a.node === b.node &&
+      a.creation === b.creation &&
+      a.ids.length === b.ids.length &&
+      a.ids.every((id, i) => id === b.ids[i])
+    );
+  }
+  if (a instanceof Fun) return b instanceof Fun && bytesEqual(a.raw, b.raw);
+  if (a instanceof ExportFun) {
+    return b instanceof ExportFun && a.module === b.module && a.fun === b.fun && a.arity === b.arity;
+  }
+  return false;
+}
+
+/** Looks a key up in a decoded map by Erlang equality (JS `Map.get` only finds identical keys). */
+export function mapGet(map: Map<Term, Term>, key: Term): Term | undefined {
+  const direct = map.get(key);
+  if (direct !== undefined || map.has(key)) return direct;
+  if (key instanceof Atom || typeof key === 'number') return undefined;
+  for (const [k, v] of map) if (termEquals(k, key)) return v;
+  return undefined;
+}

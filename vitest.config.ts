@@ -1,0 +1,14 @@
+import { defineConfig } from 'vitest/config';
+
+export default defineConfig({
+  test: {
+    include: ['test/**/*.test.ts'],
+    // Each file runs in its own process: tests start real erl nodes and servers.
+    pool: 'forks',
+    testTimeout: 60_000,
+    hookTimeout: 120_000,
+    // The JSON report is what .ci/run counts from; the default reporter is for people.
+    reporters: ['default', 'json'],
+    outputFile: { json: '.test-results.json' },
+  },
+});

@@ -139,8 +139,16 @@ function decompressed(r: Reader, limit: number, options: DecodeOptions): Term {
   const size = r.u32();
   if (size > limit) r.fail(`compressed term declares ${size} bytes, over the limit of ${limit}`, at);
   let inflated: Buffer;
+  let consumed: number;
   try {
-    inflated = inflateSync(r.buf.subarray(r.pos), { maxOutputLength: Math.max(size, 1) });
+    // `info` gives the engine back, whose bytesWritten is how much input zlib read: the
+    // compressed term may be followed by more data (another term of a frame).
+    const result = inflateSync(r.buf.subarray(r.pos), { maxOutputLength: Math.max(size, 1), info: true }) as unknown as {
+      buffer: Buffer;
+      engine: { bytesWritten: number };
+    };
+    inflated = result.buffer;
+    consumed = result.engine.bytesWritten;
   } catch (err) {
     return r.fail(`compressed data is not valid zlib of ${size} bytes (${(err as Error).message})`, r.pos);
   }
@@ -156,8 +164,7 @@ function decompressed(r: Reader, limit: number, options: DecodeOptions): Term {
     throw err;
   }
   if (inner.pos !== size) r.fail(`${size - inner.pos} bytes left inside compressed term`, at);
-  // zlib stops at its own end marker; whatever follows is not part of this term.
-  r.pos = r.buf.length;
+  r.pos += consumed;
   return term;
 }
 

@@ -4,7 +4,8 @@
  * The choice of tag for each term follows `term_to_binary/2` exactly, so bytes decoded
  * from the BEAM re-encode identically: integers take the smallest of SMALL_INTEGER,
  * INTEGER and SMALL/LARGE_BIG; a proper list of at most 65535 bytes-sized integers is a
- * STRING_EXT; ports use V4_PORT_EXT only when the id needs 64 bits. `minorVersion`
+ * STRING_EXT; ports use V4_PORT_EXT once the id passes the 28 bits of pre-OTP 24 ports
+ * (as OTP 25 does). `minorVersion`
  * mirrors the option of the same name: 2 (the default, and what OTP 26+ and the
  * distribution use) writes every atom as UTF-8; 1 (OTP ≤ 25's default) writes atoms that
  * fit in Latin-1 as ATOM_EXT.
@@ -27,6 +28,8 @@ const SCRATCH_SIZE = 64 * 1024;
 const scratch = Buffer.allocUnsafe(SCRATCH_SIZE);
 
 const MAX_U32 = 0xffffffff;
+// Port ids above this did not exist before V4_PORT_EXT; the BEAM writes them with it.
+const MAX_OLD_PORT_ID = (1n << 28n) - 1n;
 const TWO_64 = 1n << 64n;
 
 class Writer {
@@ -357,7 +360,7 @@ function writePid(w: Writer, p: Pid): void {
 
 function writePort(w: Writer, p: Port): void {
   if (p.id < 0n || p.id >= TWO_64) throw new EtfEncodeError(`port id ${p.id} does not fit 64 bits`);
-  if (p.id <= BigInt(MAX_U32)) {
+  if (p.id <= MAX_OLD_PORT_ID) {
     w.u8(T.NEW_PORT_EXT);
     writeAtom(w, p.node);
     w.u32(Number(p.id));

@@ -1,0 +1,196 @@
+/** The surface a user of src/etf touches: constructors, equality, printing, errors. */
+import { inspect } from 'node:util';
+import { describe, expect, it } from 'vitest';
+import {
+  Atom,
+  atom,
+  BitString,
+  charlist,
+  charlistToString,
+  decode,
+  decodeFrom,
+  decodeWithoutVersion,
+  encode,
+  encodeWithoutVersion,
+  EtfEncodeError,
+  ExportFun,
+  Float,
+  float,
+  improperList,
+  mapGet,
+  Pid,
+  Port,
+  Reference,
+  termEquals,
+  tuple,
+  Tuple,
+  type Term,
+} from '../../src/etf/index.js';
+
+const node = atom('peer@host');
+
+describe('term constructors', () => {
+  it('interns atoms, so identity is equality and atoms work as Map keys', () => {
+    expect(atom('ok')).toBe(atom('ok'));
+    expect(Atom.of('ok')).toBe(atom('ok'));
+    expect(atom('ok')).not.toBe(atom('OK'));
+    const m = new Map<Term, Term>([[atom('k'), 1]]);
+    expect(m.get(atom('k'))).toBe(1);
+  });
+
+  it('keeps 1 and 1.0 apart, and -0.0 as a float', () => {
+    expect(decode(encode(1))).toBe(1);
+    expect(decode(encode(float(1)))).toEqual(float(1));
+    expect(decode(encode(1.5))).toBe(1.5);
+    const negZero = decode(encode(float(-0)));
+    expect(negZero).toBeInstanceOf(Float);
+    expect(Object.is((negZero as Float).value, -0)).toBe(true);
+    expect(termEquals(1, float(1))).toBe(false);
+    expect(termEquals(float(0), float(-0))).toBe(false);
+  });
+
+  it('decodes integers beyond 2^53 as bigint and smaller ones as number', () => {
+    expect(decode(encode(2n ** 53n))).toBe(2n ** 53n);
+    expect(decode(encode(2n ** 53n - 1n))).toBe(2 ** 53 - 1);
+    expect(decode(encode(-(10n ** 999n)))).toBe(-(10n ** 999n));
+    expect(termEquals(5, 5n)).toBe(true);
+  });
+
+  it('keeps atoms, binaries and charlists apart', () => {
+    const terms: Term[] = [atom('abc'), Buffer.from('abc'), charlist('abc')];
+    const back = terms.map((t) => decode(encode(t)));
+    expect(back[0]).toBe(atom('abc'));
+    expect(Buffer.isBuffer(back[1])).toBe(true);
+    expect(back[2]).toEqual([97, 98, 99]);
+    expect(termEquals(back[0]!, back[1]!)).toBe(false);
+    expect(termEquals(back[1]!, back[2]!)).toBe(false);
+  });
+
+  it('turns JS strings into charlists of code points and back', () => {
+    expect(charlist('hé€😀')).toEqual([104, 233, 8364, 0x1f600]);
+    expect(charlistToString(decode(encode(charlist('hé€😀'))))).toBe('hé€😀');
+    expect(charlistToString([atom('a')])).toBeUndefined();
+    expect(charlistToString(Buffer.from('x'))).toBeUndefined();
+  });
+
+  it('compares maps by content whatever their order, with any keys', () => {
+    const a = new Map<Term, Term>([
+      [tuple(1, 2), atom('x')],
+      [Buffer.from('k'), [1]],
+    ]);
+    const b = new Map<Term, Term>([
+      [Buffer.from('k'), [1]],
+      [tuple(1, 2), atom('x')],
+    ]);
+    expect(termEquals(a, b)).toBe(true);
+    expect(mapGet(a, tuple(1, 2))).toBe(atom('x'));
+    expect(mapGet(a, Buffer.from('k'))).toEqual([1]);
+    expect(mapGet(a, tuple(1, 3))).toBeUndefined();
+    expect(termEquals(a, new Map([[tuple(1, 2), atom('y')]]))).toBe(false);
+  });
+
+  it('round-trips improper lists, bitstrings and external funs', () => {
+    const terms: Term[] = [
+      improperList([1, 2], atom('tail')),
+      new BitString(Buffer.from([0xa0]), 3),
+      new ExportFun(atom('lists'), atom('map'), 2),
+    ];
+    for (const t of terms) expect(termEquals(decode(encode(t)), t)).toBe(true);
+    expect((terms[1] as BitString).bitSize).toBe(3);
+  });
+});
+
+describe('printing', () => {
+  it('prints pids, refs and ports as Erlang does on their own node', () => {
+    expect(String(new Pid(node, 12, 0, 3))).toBe('<0.12.0>');
+    expect(String(new Reference(node, 1, [3, 2, 1]))).toBe('#Ref<0.1.2.3>');
+    expect(String(new Port(node, 5n, 1))).toBe('#Port<0.5>');
+  });
+
+  it('shows the node and creation when inspected', () => {
+    expect(inspect(new Pid(node, 12, 0, 3))).toBe('#Pid<12.0@peer@host/3>');
+    expect(inspect(tuple(atom('ok'), float(2), new BitString(Buffer.from([1, 0xe0]), 3)))).toBe("{ok, 2.0, <<1,7:3>>}");
+    expect(inspect(improperList([1], atom('b')))).toBe('[1 | b]');
+    expect(String(atom('Quoted atom'))).toBe("'Quoted atom'");
+    expect(String(atom('plain_atom@x'))).toBe('plain_atom@x');
+  });
+});
+
+describe('encoding', () => {
+  it.each([
+    ['a JS string', 'abc', /JS string is ambiguous/],
+    ['a boolean', true, /atom\('true'\)/],
+    ['null', null, /null has no Erlang term/],
+    ['undefined', undefined, /undefined has no Erlang term/],
+    ['NaN', Number.NaN, /NaN is not an Erlang float/],
+    ['Infinity', Number.POSITIVE_INFINITY, /Infinity is not an Erlang float/],
+    ['a plain object', { a: 1 }, /class Object is not a term/],
+    ['a 256-character atom', atom('x'.repeat(256)), /256 characters/],
+    ['a bitstring with 8 bits', new BitString(Buffer.from([1]), 8), /1 to 7 bits/],
+    ['a reference of 6 words', new Reference(node, 0, [1, 2, 3, 4, 5, 6]), /6 id words/],
+    ['an improper list with a list tail', improperList([1], [2]), /must not be a list/],
+  ])('refuses %s with EtfEncodeError', (_name, value, message) => {
+    expect(() => encode(value as Term)).toThrow(EtfEncodeError);
+    expect(() => encode(value as Term)).toThrow(message);
+  });
+
+  it('says where in the term the bad value is', () => {
+    const term = tuple(atom('ok'), [1, new Map<Term, Term>([[atom('key'), tuple('oops' as unknown as Term)]])]);
+    expect(() => encode(term)).toThrow('cannot encode term at {1}[1]#{key =>}{0}: a JS string is ambiguous');
+  });
+
+  it('writes atoms as UTF-8 by default and as Latin-1 with minorVersion 1, as term_to_binary does', () => {
+    expect([...encode(atom('é'))]).toEqual([131, 119, 2, 0xc3, 0xa9]);
+    expect([...encode(atom('é'), { minorVersion: 1 })]).toEqual([131, 100, 0, 1, 0xe9]);
+    expect([...encode(atom('λ'), { minorVersion: 1 })]).toEqual([131, 119, 2, 0xce, 0xbb]);
+  });
+
+  it('compresses only when that is smaller', () => {
+    expect(encode(atom('a'), { compressed: true })[1]).toBe(119);
+    const big = encode(Buffer.alloc(10_000), { compressed: true });
+    expect(big[1]).toBe(80);
+    expect(decode(big)).toEqual(Buffer.alloc(10_000));
+  });
+
+  it('returns buffers that later encodes do not overwrite', () => {
+    const first = encode(tuple(atom('first'), 1));
+    encode(tuple(atom('second'), 2));
+    expect(decode(first)).toEqual(tuple(atom('first'), 1));
+    expect(first).toBeInstanceOf(Buffer);
+    expect(decode(encode(Buffer.alloc(200_000, 3)))).toEqual(Buffer.alloc(200_000, 3));
+  });
+});
+
+describe('framing helpers', () => {
+  it('decodes terms back to back with decodeFrom, compressed ones included', () => {
+    const frame = Buffer.concat([encode(tuple(atom('ctl'), 1)), encode(Buffer.alloc(5000, 1), { compressed: true }), encode(atom('end'))]);
+    const first = decodeFrom(frame, 0);
+    const second = decodeFrom(frame, first.offset);
+    const third = decodeFrom(frame, second.offset);
+    expect(first.term).toEqual(tuple(atom('ctl'), 1));
+    expect(second.term).toEqual(Buffer.alloc(5000, 1));
+    expect(third.term).toBe(atom('end'));
+    expect(third.offset).toBe(frame.length);
+  });
+
+  it('encodes and decodes without the version byte', () => {
+    const body = encodeWithoutVersion(tuple(atom('a'), 1));
+    expect(body[0]).toBe(104);
+    expect(decodeWithoutVersion(body)).toEqual({ term: tuple(atom('a'), 1), offset: body.length });
+  });
+
+  it('returns views into the input unless asked to copy', () => {
+    const input = encode(Buffer.from('shared'));
+    const view = decode(input) as Buffer;
+    const copy = decode(input, { copyBinaries: true }) as Buffer;
+    input[input.length - 1] = 0x21;
+    expect(view.toString()).toBe('share!');
+    expect(copy.toString()).toBe('shared');
+  });
+
+  it('builds tuples with a 0-based accessor', () => {
+    const t = new Tuple([atom('a'), 2]);
+    expect(t.length).toBe(2);
+    expect(t.at(1)).toBe(2);
+  });
+});

@@ -11,7 +11,7 @@
 import { inflateSync } from 'node:zlib';
 import { EtfDecodeError } from './errors.js';
 import * as T from './tags.js';
-import { Atom, BitString, ExportFun, Float, Fun, ImproperList, Pid, Port, Reference, Tuple, type Term } from './terms.js';
+import { Atom, BitString, Charlist, ExportFun, Float, Fun, ImproperList, Pid, Port, Reference, Tuple, type Term } from './terms.js';
 
 export interface DecodeOptions {
   /** Deepest nesting of containers accepted (the BEAM has no limit; a JS stack does). Default 2000. */
@@ -90,8 +90,9 @@ function readerFor(input: Uint8Array, offset: number, options: DecodeOptions): R
 
 /** Decodes `input`, which must be exactly one term with its version byte (what `term_to_binary/1` returns). */
 export function decode(input: Uint8Array, options: DecodeOptions = {}): Term {
-  const { term, offset } = decodeFrom(input, 0, options);
-  if (offset !== input.length) throw new EtfDecodeError(`${input.length - offset} bytes left after the term`, offset);
+  const r = readerFor(input, 0, options);
+  const term = versioned(r, options);
+  if (r.pos !== r.buf.length) r.fail(`${r.buf.length - r.pos} bytes left after the term`);
   return term;
 }
 
@@ -101,16 +102,19 @@ export function decode(input: Uint8Array, options: DecodeOptions = {}): Term {
  */
 export function decodeFrom(input: Uint8Array, offset: number, options: DecodeOptions = {}): { term: Term; offset: number } {
   const r = readerFor(input, offset, options);
+  const term = versioned(r, options);
+  return { term, offset: r.pos };
+}
+
+function versioned(r: Reader, options: DecodeOptions): Term {
+  const start = r.pos;
   const version = r.u8();
-  if (version !== T.VERSION) r.fail(`expected version byte 131, got ${version}`, offset);
-  let term: Term;
+  if (version !== T.VERSION) r.fail(`expected version byte 131, got ${version}`, start);
   if (r.pos < r.buf.length && r.buf[r.pos] === T.COMPRESSED) {
     r.pos++;
-    term = decompressed(r, options.maxDecompressedSize ?? DEFAULT_MAX_DECOMPRESSED, options);
-  } else {
-    term = guarded(r);
+    return decompressed(r, options.maxDecompressedSize ?? DEFAULT_MAX_DECOMPRESSED);
   }
-  return { term, offset: r.pos };
+  return guarded(r);
 }
 
 /** Decodes one term that has no version byte in front of it, starting at `offset`. */
@@ -134,7 +138,7 @@ function guarded(r: Reader): Term {
   }
 }
 
-function decompressed(r: Reader, limit: number, options: DecodeOptions): Term {
+function decompressed(r: Reader, limit: number): Term {
   const at = r.pos;
   const size = r.u32();
   if (size > limit) r.fail(`compressed term declares ${size} bytes, over the limit of ${limit}`, at);
@@ -214,10 +218,10 @@ function readTerm(r: Reader): Term {
       return [];
     case T.STRING_EXT: {
       const len = r.u16();
-      const bytes = r.bytes(len, 'STRING_EXT');
-      const out = new Array<number>(len);
-      for (let i = 0; i < len; i++) out[i] = bytes[i]!;
-      return out;
+      r.need(len, 'STRING_EXT');
+      const text = r.buf.toString('latin1', r.pos, r.pos + len);
+      r.pos += len;
+      return len === 0 ? [] : new Charlist(text);
     }
     case T.LIST_EXT:
       return listBody(r);
@@ -316,9 +320,51 @@ const HEX = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, '0'
 const MAX_SAFE = BigInt(Number.MAX_SAFE_INTEGER);
 const MIN_SAFE = -MAX_SAFE;
 
+// Short ASCII atoms (module, function and node names, tags of control messages) recur
+// in nearly every message: a small direct-mapped cache from their bytes to the atom
+// skips building a string and the intern-table lookup. Bounded, so it pins at most
+// CACHE_SLOTS atoms.
+const CACHE_SLOTS = 1024;
+const CACHE_MAX_LEN = 40;
+const cacheKeys: (Uint8Array | undefined)[] = new Array(CACHE_SLOTS).fill(undefined);
+const cacheAtoms: (Atom | undefined)[] = new Array(CACHE_SLOTS).fill(undefined);
+
+function cachedAsciiAtom(buf: Buffer, pos: number, len: number): Atom | undefined {
+  let h = 0x811c9dc5 ^ len;
+  for (let i = 0; i < len; i++) {
+    const b = buf[pos + i]!;
+    if (b >= 0x80) return undefined;
+    h = Math.imul(h ^ b, 0x01000193);
+  }
+  const slot = (h ^ (h >>> 16)) & (CACHE_SLOTS - 1);
+  const key = cacheKeys[slot];
+  if (key !== undefined && key.length === len) {
+    let same = true;
+    for (let i = 0; i < len; i++) {
+      if (key[i] !== buf[pos + i]) {
+        same = false;
+        break;
+      }
+    }
+    if (same) return cacheAtoms[slot];
+  }
+  const found = Atom.of(buf.toString('latin1', pos, pos + len));
+  cacheKeys[slot] = Uint8Array.prototype.slice.call(buf, pos, pos + len);
+  cacheAtoms[slot] = found;
+  return found;
+}
+
 function atomBody(r: Reader, tag: number, at: number): Atom {
   const small = tag === T.SMALL_ATOM_EXT || tag === T.SMALL_ATOM_UTF8_EXT;
   const len = small ? r.u8() : r.u16();
+  r.need(len, 'atom text');
+  if (len <= CACHE_MAX_LEN) {
+    const hit = cachedAsciiAtom(r.buf, r.pos, len);
+    if (hit !== undefined) {
+      r.pos += len;
+      return hit;
+    }
+  }
   const bytes = r.bytes(len, 'atom text');
   let name: string;
   if (tag === T.ATOM_EXT || tag === T.SMALL_ATOM_EXT) {
@@ -377,9 +423,9 @@ function listBody(r: Reader): Term[] | ImproperList {
   for (let i = 0; i < len; i++) elements[i] = readTerm(r);
   const tail = readTerm(r);
   r.depth--;
-  if (Array.isArray(tail)) {
+  if (Array.isArray(tail) || tail instanceof Charlist) {
     // [a | [b]] is [a, b]: the BEAM never writes it so, but it is the same term.
-    for (const t of tail) elements.push(t);
+    for (const t of Array.isArray(tail) ? tail : tail.codePoints()) elements.push(t);
     return elements;
   }
   if (tail instanceof ImproperList) return new ImproperList(elements.concat(tail.elements), tail.tail);

@@ -13,7 +13,7 @@
 import { deflateSync } from 'node:zlib';
 import { EtfEncodeError } from './errors.js';
 import * as T from './tags.js';
-import { Atom, BitString, ExportFun, Float, Fun, ImproperList, Pid, Port, Reference, Tuple, type Term } from './terms.js';
+import { Atom, BitString, Charlist, ExportFun, Float, Fun, ImproperList, Pid, Port, Reference, Tuple, type Term } from './terms.js';
 
 export interface EncodeOptions {
   /** 1 or 2, as `term_to_binary(T, [{minor_version, N}])`. Default 2. */
@@ -25,7 +25,7 @@ export interface EncodeOptions {
 const SCRATCH_SIZE = 64 * 1024;
 // One scratch buffer serves every small encode (encoding is synchronous, so never
 // re-entered); results are copied out of it, larger ones get a buffer of their own.
-const scratch = Buffer.allocUnsafe(SCRATCH_SIZE);
+let scratch = Buffer.allocUnsafe(SCRATCH_SIZE);
 
 const MAX_U32 = 0xffffffff;
 // Port ids above this did not exist before V4_PORT_EXT; the BEAM writes them with it.
@@ -33,9 +33,14 @@ const MAX_OLD_PORT_ID = (1n << 28n) - 1n;
 const TWO_64 = 1n << 64n;
 
 class Writer {
-  buf: Buffer = scratch;
+  buf: Buffer;
   pos = 0;
-  constructor(readonly latin1Atoms: boolean) {}
+  constructor(
+    readonly latin1Atoms: boolean,
+    size?: number,
+  ) {
+    this.buf = size === undefined || size <= SCRATCH_SIZE / 4 ? scratch : Buffer.allocUnsafe(size);
+  }
 
   ensure(n: number): void {
     if (this.pos + n <= this.buf.length) return;
@@ -78,6 +83,11 @@ class Writer {
 
   /** The written bytes, detached from the scratch buffer. */
   take(): Buffer {
+    if (this.buf === scratch && this.pos > SCRATCH_SIZE / 4) {
+      // Cheaper to give this scratch away than to copy a large result out of it.
+      scratch = Buffer.allocUnsafe(SCRATCH_SIZE);
+      return this.buf.subarray(0, this.pos);
+    }
     if (this.buf === scratch) {
       const out = Buffer.allocUnsafe(this.pos);
       scratch.copy(out, 0, 0, this.pos);
@@ -89,7 +99,7 @@ class Writer {
 
 /** `term_to_binary(Term)`: the version byte followed by the term. */
 export function encode(term: Term, options: EncodeOptions = {}): Buffer {
-  const w = new Writer(options.minorVersion === 1);
+  const w = new Writer(options.minorVersion === 1, exactSize(term));
   w.u8(T.VERSION);
   writeTerm(w, term);
   const plain = w.take();
@@ -102,6 +112,13 @@ export function encodeWithoutVersion(term: Term, options: Omit<EncodeOptions, 'c
   const w = new Writer(options.minorVersion === 1);
   writeTerm(w, term);
   return w.take();
+}
+
+/** The encoded size (version byte included) of a large flat term, known without walking it. */
+function exactSize(term: Term): number | undefined {
+  if (term instanceof Uint8Array) return 6 + term.length;
+  if (term instanceof Charlist && term.text.length <= 0xffff && !NOT_LATIN1.test(term.text)) return 4 + term.text.length;
+  return undefined;
 }
 
 function compress(plain: Buffer, level: number): Buffer {
@@ -139,6 +156,7 @@ function writeTerm(w: Writer, term: Term): void {
     return;
   }
   if (term instanceof Map) return writeMap(w, term);
+  if (term instanceof Charlist) return writeCharlist(w, term);
   if (term instanceof Float) return writeFloat(w, term.value);
   if (term instanceof Pid) return writePid(w, term);
   if (term instanceof Reference) return writeReference(w, term);
@@ -297,6 +315,20 @@ function writeList(w: Writer, list: Term[]): void {
   w.tagU32(T.LIST_EXT, n);
   writeElements(w, list);
   w.u8(T.NIL_EXT);
+}
+
+const NOT_LATIN1 = /[^\x00-\xff]/;
+
+function writeCharlist(w: Writer, list: Charlist): void {
+  const text = list.text;
+  // A regex rather than a charCodeAt loop: V8 answers it at once for one-byte strings.
+  if (text.length > 0xffff || NOT_LATIN1.test(text)) return writeList(w, list.codePoints());
+  if (text.length === 0) return w.u8(T.NIL_EXT);
+  w.ensure(3 + text.length);
+  w.buf[w.pos++] = T.STRING_EXT;
+  w.buf[w.pos++] = text.length >> 8;
+  w.buf[w.pos++] = text.length & 0xff;
+  w.pos += w.buf.write(text, w.pos, text.length, 'latin1');
 }
 
 function writeElements(w: Writer, list: Term[]): void {

@@ -8,6 +8,7 @@ export { EtfDecodeError, EtfEncodeError } from './errors.js';
 export {
   Atom,
   BitString,
+  Charlist,
   ExportFun,
   Float,
   Fun,

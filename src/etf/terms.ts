@@ -8,7 +8,7 @@
  * | atom              | `Atom` (interned: `atom('ok') === atom('ok')`)            |
  * | binary            | `Buffer` (any `Uint8Array` is accepted when encoding)     |
  * | bitstring         | `BitString`                                               |
- * | proper list       | `Term[]` (a charlist is an array of code points)          |
+ * | proper list       | `Term[]`, or `Charlist` for a list of character codes     |
  * | improper list     | `ImproperList`                                            |
  * | tuple             | `Tuple`                                                   |
  * | map               | `Map<Term, Term>` (wire order kept, so re-encoding is exact) |
@@ -29,6 +29,7 @@ export type Term =
   | Uint8Array
   | BitString
   | Term[]
+  | Charlist
   | ImproperList
   | Tuple
   | Map<Term, Term>
@@ -234,15 +235,47 @@ export class ExportFun {
   }
 }
 
-/** A charlist (Erlang string) from a JS string: an array of its code points. */
-export function charlist(text: string): number[] {
-  const out: number[] = [];
-  for (const ch of text) out.push(ch.codePointAt(0)!);
-  return out;
+/**
+ * A proper list of character codes (an Erlang string) held as JS text: what the BEAM
+ * sends as STRING_EXT decodes to this, so `"hello"` from `io_lib:format/2` reads as
+ * text. It is a list all the same: it equals the array of its code points.
+ */
+export class Charlist {
+  private points: number[] | undefined;
+
+  constructor(readonly text: string) {}
+
+  /** The elements of the list. */
+  codePoints(): number[] {
+    if (this.points === undefined) {
+      const out: number[] = [];
+      for (const ch of this.text) out.push(ch.codePointAt(0)!);
+      this.points = out;
+    }
+    return this.points;
+  }
+
+  get length(): number {
+    return this.codePoints().length;
+  }
+
+  toString(): string {
+    return this.text;
+  }
+
+  [inspect.custom](): string {
+    return JSON.stringify(this.text);
+  }
+}
+
+/** A charlist (Erlang string) from a JS string. */
+export function charlist(text: string): Charlist {
+  return new Charlist(text);
 }
 
 /** The JS string a charlist spells, or `undefined` when the term is not a list of code points. */
 export function charlistToString(term: Term): string | undefined {
+  if (term instanceof Charlist) return term.text;
   if (!Array.isArray(term)) return undefined;
   let out = '';
   for (const c of term) {
@@ -273,6 +306,12 @@ export function termEquals(a: Term, b: Term): boolean {
   }
   if (a instanceof Float) return b instanceof Float && Object.is(a.value, b.value);
   if (a instanceof Atom || b instanceof Atom) return false; // interned
+  if (a instanceof Charlist || b instanceof Charlist) {
+    if (a instanceof Charlist && b instanceof Charlist) return a.text === b.text;
+    const list = a instanceof Charlist ? b : a;
+    const chars = a instanceof Charlist ? a : (b as Charlist);
+    return Array.isArray(list) && termEquals(chars.codePoints(), list);
+  }
   if (Array.isArray(a)) {
     if (!Array.isArray(b) || a.length !== b.length) return false;
     for (let i = 0; i < a.length; i++) if (!termEquals(a[i]!, b[i]!)) return false;

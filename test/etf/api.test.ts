@@ -5,6 +5,7 @@ import {
   Atom,
   atom,
   BitString,
+  Charlist,
   charlist,
   charlistToString,
   decode,
@@ -61,13 +62,27 @@ describe('term constructors', () => {
     const back = terms.map((t) => decode(encode(t)));
     expect(back[0]).toBe(atom('abc'));
     expect(Buffer.isBuffer(back[1])).toBe(true);
-    expect(back[2]).toEqual([97, 98, 99]);
+    expect(back[2]).toBeInstanceOf(Charlist);
+    expect(termEquals(back[2]!, [97, 98, 99])).toBe(true);
     expect(termEquals(back[0]!, back[1]!)).toBe(false);
     expect(termEquals(back[1]!, back[2]!)).toBe(false);
   });
 
+  it('reads STRING_EXT as a Charlist that is the same list as its code points', () => {
+    const fromBeam = decode(encode([104, 105]));
+    expect(fromBeam).toBeInstanceOf(Charlist);
+    expect(String(fromBeam)).toBe('hi');
+    expect(termEquals(fromBeam, charlist('hi'))).toBe(true);
+    expect(encode(charlist('hi'))).toEqual(encode([104, 105]));
+    expect(decode(encode(charlist('')))).toEqual([]);
+    expect(inspect(fromBeam)).toBe('"hi"');
+  });
+
   it('turns JS strings into charlists of code points and back', () => {
-    expect(charlist('hé€😀')).toEqual([104, 233, 8364, 0x1f600]);
+    expect(charlist('hé€😀').codePoints()).toEqual([104, 233, 8364, 0x1f600]);
+    expect(charlist('hé€😀').length).toBe(4);
+    // Code points above 255 cannot be a STRING_EXT: they go as a list of integers.
+    expect(decode(encode(charlist('hé€😀')))).toEqual([104, 233, 8364, 0x1f600]);
     expect(charlistToString(decode(encode(charlist('hé€😀'))))).toBe('hé€😀');
     expect(charlistToString([atom('a')])).toBeUndefined();
     expect(charlistToString(Buffer.from('x'))).toBeUndefined();

@@ -28,6 +28,8 @@ const MAX_ATOM_CHARS = 255;
 const MAX_REF_WORDS = 5;
 
 const utf8 = new TextDecoder('utf-8', { fatal: true });
+// Shared default, so a call without options allocates nothing for them.
+const NO_OPTIONS: DecodeOptions = Object.freeze({});
 
 class Reader {
   pos: number;
@@ -67,9 +69,10 @@ class Reader {
 
   u32(): number {
     this.need(4, 'a 32-bit field');
-    const v = this.buf.readUInt32BE(this.pos);
-    this.pos += 4;
-    return v;
+    const b = this.buf;
+    const p = this.pos;
+    this.pos = p + 4;
+    return b[p]! * 0x1000000 + ((b[p + 1]! << 16) | (b[p + 2]! << 8) | b[p + 3]!);
   }
 
   bytes(n: number, what: string): Buffer {
@@ -89,7 +92,7 @@ function readerFor(input: Uint8Array, offset: number, options: DecodeOptions): R
 }
 
 /** Decodes `input`, which must be exactly one term with its version byte (what `term_to_binary/1` returns). */
-export function decode(input: Uint8Array, options: DecodeOptions = {}): Term {
+export function decode(input: Uint8Array, options: DecodeOptions = NO_OPTIONS): Term {
   const r = readerFor(input, 0, options);
   const term = versioned(r, options);
   if (r.pos !== r.buf.length) r.fail(`${r.buf.length - r.pos} bytes left after the term`);
@@ -100,7 +103,7 @@ export function decode(input: Uint8Array, options: DecodeOptions = {}): Term {
  * Decodes one versioned term starting at `offset` and returns where it ended: a
  * distribution frame holds a control message and a payload back to back.
  */
-export function decodeFrom(input: Uint8Array, offset: number, options: DecodeOptions = {}): { term: Term; offset: number } {
+export function decodeFrom(input: Uint8Array, offset: number, options: DecodeOptions = NO_OPTIONS): { term: Term; offset: number } {
   const r = readerFor(input, offset, options);
   const term = versioned(r, options);
   return { term, offset: r.pos };
@@ -121,7 +124,7 @@ function versioned(r: Reader, options: DecodeOptions): Term {
 export function decodeWithoutVersion(
   input: Uint8Array,
   offset = 0,
-  options: DecodeOptions = {},
+  options: DecodeOptions = NO_OPTIONS,
 ): { term: Term; offset: number } {
   const r = readerFor(input, offset, options);
   const term = guarded(r);

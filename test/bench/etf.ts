@@ -33,6 +33,7 @@ interface ErlangJs {
   OtpErlangAtom: new (name: string) => unknown;
   OtpErlangList: new (items: unknown[]) => unknown;
   OtpErlangBinary: new (b: Buffer) => unknown;
+  OtpErlangMap: new (m: Map<unknown, unknown>) => unknown;
   OtpErlangPid: new (node: unknown, id: Buffer, serial: Buffer, creation: Buffer) => unknown;
   OtpErlangReference: new (node: unknown, id: Buffer, creation: Buffer) => unknown;
 }
@@ -120,13 +121,13 @@ function corpus(): Entry[] {
     }
     return m;
   };
-  const ejsNested = (depth: number): Map<unknown, unknown> => {
+  const ejsNested = (depth: number): unknown => {
     const m = new Map<unknown, unknown>();
     for (let i = 0; i < 8; i++) {
       m.set(A(`key_${i}`), depth > 0 ? ejsNested(depth - 1) : i);
       m.set(new E!.OtpErlangBinary(Buffer.from(`bin_${i}`)), new E!.OtpErlangList([i, A('v')]));
     }
-    return m;
+    return new E!.OtpErlangMap(m);
   };
 
   const text = 'the quick brown fox jumps over the lazy dog. '.repeat(1400).slice(0, 60_000);
@@ -174,9 +175,11 @@ function usable(label: string, run: () => unknown, check: (result: unknown) => b
   }
 }
 
+/** args: [rounds = 5] [substring of the entries to run] */
 export async function run(args: string[]): Promise<void> {
   const rounds = Number(args[0] ?? 5);
-  const entries = corpus();
+  const only = args[1];
+  const entries = corpus().filter((e) => only === undefined || e.name.includes(only));
   console.log(`ETF throughput, ops/s (median of ${rounds} interleaved rounds); ratio = baton / fastest other library`);
   if (!E) console.log('erlang_js is not installed: its columns show n/a');
   if (!erlpack) console.log('erlpack (a native addon, optional) did not build: its columns show n/a');

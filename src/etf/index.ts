@@ -17,6 +17,7 @@ export {
   Port,
   Reference,
   Tuple,
+  asList,
   atom,
   charlist,
   charlistToString,

@@ -268,6 +268,17 @@ export class Charlist {
   }
 }
 
+/**
+ * The elements of a proper list, or `undefined` when the term is not one. Use it where
+ * Erlang code would match a list: the BEAM sends a list of small integers (`[1, 2]`,
+ * `"ok"`) as STRING_EXT, which decodes to a `Charlist`, not an array.
+ */
+export function asList(term: Term): Term[] | undefined {
+  if (Array.isArray(term)) return term;
+  if (term instanceof Charlist) return term.codePoints();
+  return undefined;
+}
+
 /** A charlist (Erlang string) from a JS string. */
 export function charlist(text: string): Charlist {
   return new Charlist(text);

@@ -3,6 +3,7 @@ import { inspect } from 'node:util';
 import { describe, expect, it } from 'vitest';
 import {
   Atom,
+  asList,
   atom,
   BitString,
   Charlist,
@@ -76,6 +77,14 @@ describe('term constructors', () => {
     expect(encode(charlist('hi'))).toEqual(encode([104, 105]));
     expect(decode(encode(charlist('')))).toEqual([]);
     expect(inspect(fromBeam)).toBe('"hi"');
+  });
+
+  it('gives the elements of any proper list with asList, STRING_EXT ones included', () => {
+    expect(asList(decode(encode([1, 2])))).toEqual([1, 2]);
+    expect(asList(decode(encode([atom('a')])))).toEqual([atom('a')]);
+    expect(asList(decode(encode([])))).toEqual([]);
+    expect(asList(tuple(1))).toBeUndefined();
+    expect(asList(improperList([1], 2))).toBeUndefined();
   });
 
   it('turns JS strings into charlists of code points and back', () => {

@@ -1,0 +1,88 @@
+/**
+ * Getting a tarball's bytes from where a layer says they are — a key in the store,
+ * a `file://` path or an `https://` URL — and extracting them with verification.
+ * Nothing is buffered whole: the bytes stream into `extractTarball`.
+ */
+import { createReadStream } from 'node:fs';
+import { stat } from 'node:fs/promises';
+import { rmSync } from 'node:fs';
+import { Readable } from 'node:stream';
+import type { ReadableStream as WebReadableStream } from 'node:stream/web';
+import { fileURLToPath } from 'node:url';
+import type { Layer, Store } from '../store/index.js';
+import { FetchError } from './errors.js';
+import { extractTarball, type ExtractLimits, type ExtractResult } from './extract.js';
+import { checkRelease, type ReleaseInfo, type ReleaseKind } from './inspect.js';
+
+export interface OpenedTarball {
+  stream: Readable;
+  size: number | undefined;
+}
+
+const LOOPBACK = new Set(['127.0.0.1', 'localhost', '[::1]']);
+
+/** `file://`, `https://` (plain `http://` only on loopback), or a store key such as `releases/app/1.0.tar.gz`. */
+export async function openTarball(source: string, store?: Store): Promise<OpenedTarball> {
+  if (source.startsWith('file://')) {
+    const path = fileURLToPath(source);
+    try {
+      const size = (await stat(path)).size;
+      return { stream: createReadStream(path, { highWaterMark: 256 * 1024 }), size };
+    } catch (err) {
+      throw new FetchError(source, (err as Error).message);
+    }
+  }
+  if (source.startsWith('https://') || source.startsWith('http://')) {
+    const url = new URL(source);
+    if (url.protocol === 'http:' && !LOOPBACK.has(url.hostname)) throw new FetchError(source, 'plain http is only allowed on loopback; use https');
+    let res: Response;
+    try {
+      res = await fetch(url);
+    } catch (err) {
+      throw new FetchError(source, (err as Error).message);
+    }
+    if (!res.ok || res.body === null) throw new FetchError(source, `HTTP ${res.status}`);
+    const len = Number(res.headers.get('content-length'));
+    return { stream: Readable.fromWeb(res.body as unknown as WebReadableStream<Uint8Array>), size: Number.isFinite(len) && len > 0 ? len : undefined };
+  }
+  if (store === undefined) throw new FetchError(source, 'not a file:// or https:// URL, and no store to look it up in');
+  return store.openTarball(source);
+}
+
+export interface FetchOptions {
+  sha256?: string;
+  /** What the tarball must be: `full` for blue-green layers. */
+  expect?: ReleaseKind | 'any';
+  store?: Store;
+  limits?: Partial<ExtractLimits>;
+  onProgress?: (bytes: number, total: number | undefined) => void;
+}
+
+export interface FetchedRelease extends ExtractResult {
+  info: ReleaseInfo;
+}
+
+/** Fetches, verifies and extracts into `dest` (which must not exist), then checks the layout. */
+export async function fetchRelease(source: string, dest: string, opts: FetchOptions = {}): Promise<FetchedRelease> {
+  const { stream, size } = await openTarball(source, opts.store);
+  const extractOpts: Parameters<typeof extractTarball>[2] = { source };
+  if (opts.sha256 !== undefined) extractOpts.sha256 = opts.sha256;
+  if (size !== undefined) extractOpts.expectedSize = size;
+  if (opts.limits !== undefined) extractOpts.limits = opts.limits;
+  if (opts.onProgress !== undefined) {
+    const cb = opts.onProgress;
+    extractOpts.onProgress = (n) => cb(n, size);
+  }
+  const result = await extractTarball(stream, dest, extractOpts);
+  try {
+    return { ...result, info: checkRelease(dest, opts.expect ?? 'any') };
+  } catch (err) {
+    rmSync(dest, { recursive: true, force: true });
+    throw err;
+  }
+}
+
+/** A layer of current.json: its tarball from the store, held to its recorded sha256 and size. */
+export function fetchLayer(store: Store, layer: Layer, dest: string, kind: 'hot' | 'blue-green', opts: Omit<FetchOptions, 'store' | 'sha256' | 'expect'> = {}): Promise<FetchedRelease> {
+  return fetchRelease(layer.tarball, dest, { ...opts, store, sha256: layer.sha256, expect: kind === 'blue-green' ? 'full' : 'any' });
+}

@@ -71,8 +71,10 @@ export async function publish(opts: PublishOptions): Promise<PublishResult> {
     let mode: UpgradeMode;
     let decision: ModeDecision | undefined;
     const reasons: string[] = [];
+    // The published blue-green release: what auto compares with, and what a hot
+    // tarball built from a directory needs to carry only the changed applications.
+    const baseline = opts.mode === 'blue-green' ? undefined : await publishedBaseline(store, app, work);
     if (opts.mode === 'auto') {
-      const baseline = await publishedBaseline(store, app, work);
       if (baseline === undefined) {
         mode = info.kind === 'full' ? 'blue-green' : 'hot';
         if (mode === 'blue-green') reasons.push('no blue-green release is published yet to compare with');
@@ -84,6 +86,7 @@ export async function publish(opts: PublishOptions): Promise<PublishResult> {
       log(`auto: ${mode}${reasons.length > 0 ? `\n  - ${reasons.join('\n  - ')}` : ''}`);
     } else {
       mode = opts.mode;
+      if (baseline !== undefined) decision = decideMode(baseline, info);
     }
     if (mode === 'blue-green' && info.kind !== 'full') {
       throw new ReleaseLayoutError('a blue-green release needs releases/<vsn>/sys.config and this tarball has none', opts.input);

@@ -113,6 +113,8 @@ async function listIntents(backend: Backend, app: string, now: number): Promise<
 async function withIntents(backend: Backend, app: string, op: CurrentOp, opts: UpdateOptions): Promise<CurrentDoc> {
   const key = currentKey(app);
   const now = (): Date => opts.now?.() ?? new Date();
+  // A document nobody can read stops here, before the intent is recorded.
+  await readCurrent(backend, app);
   const stamp = now().getTime().toString().padStart(15, '0');
   await backend.put(`${intentPrefix(app)}${stamp}-${randomBytes(4).toString('hex')}.json`, Buffer.from(JSON.stringify(op)));
   for (let round = 1; round <= MAX_ROUNDS; round++) {

@@ -11,6 +11,8 @@ export interface S3Fixture {
   bucket: string;
   open(prefix: string, opts?: StoreOptions): Store;
   stop(): Promise<void>;
+  /** Starts again on the same port and files. */
+  restart(): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -18,7 +20,7 @@ export const fastRetry: RetryPolicy = { attempts: 3, baseDelayMs: 20, maxDelayMs
 
 export async function startS3(bucket = 'baton'): Promise<S3Fixture> {
   const dir = mkdtempSync(join(tmpdir(), 'baton-s3rver-'));
-  const server = new S3rver({ address: '127.0.0.1', port: 0, silent: true, directory: dir, configureBuckets: [{ name: bucket, configs: [] }] });
+  let server = new S3rver({ address: '127.0.0.1', port: 0, silent: true, directory: dir, configureBuckets: [{ name: bucket, configs: [] }] });
   const addr = (await server.run()) as { port: number };
   const endpoint = `http://127.0.0.1:${addr.port}`;
   let running = true;
@@ -42,6 +44,11 @@ export async function startS3(bucket = 'baton'): Promise<S3Fixture> {
         server.httpServer?.closeAllConnections();
         await closed;
       }
+    },
+    restart: async () => {
+      server = new S3rver({ address: '127.0.0.1', port: addr.port, silent: true, directory: dir, configureBuckets: [{ name: bucket, configs: [] }] });
+      await server.run();
+      running = true;
     },
     close: async () => {
       await fixture.stop();

@@ -88,7 +88,7 @@ export class S3Backend implements Backend {
       requestChecksumCalculation: 'WHEN_REQUIRED',
       responseChecksumValidation: 'WHEN_REQUIRED',
       maxAttempts: 1,
-      requestHandler: { requestTimeout: opts.requestTimeoutMs ?? 30_000, connectionTimeout: 5_000 },
+      requestHandler: { requestTimeout: opts.requestTimeoutMs ?? 30_000, connectionTimeout: 5_000, throwOnRequestTimeout: true },
     };
     if (opts.endpoint !== undefined) config.endpoint = opts.endpoint;
     if (opts.credentials !== undefined) config.credentials = opts.credentials;

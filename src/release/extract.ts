@@ -75,6 +75,11 @@ class EntryWriter {
 
   write(entry: ReadEntry, fail: Fail): void {
     const raw = entry.path;
+    // `tar czf x.tgz -C dir .` starts with `./`: the root itself, already there.
+    if (entry.type === 'Directory' && raw.split('/').every((p) => p === '' || p === '.')) {
+      entry.resume();
+      return;
+    }
     const parts = entryComponents(raw, this.limits);
     const key = parts.join('/');
     this.refuseBelowSymlink(parts, raw);

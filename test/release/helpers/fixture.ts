@@ -19,6 +19,8 @@ export interface TinyRelease {
   /** A second application in the release. */
   withExtraApp?: boolean;
   appEnvExtra?: string;
+  /** Adds module tiny_extra (a modules-list-only change of tiny.app). */
+  extraModule?: boolean;
 }
 
 export function buildTinyRelease(base: string, name: string, o: TinyRelease = {}): string {
@@ -44,6 +46,7 @@ export function buildTinyRelease(base: string, name: string, o: TinyRelease = {}
     `-module(tiny_sup).\n-behaviour(supervisor).\n-export([start_link/0, init/1]).\nstart_link() -> supervisor:start_link({local, ?MODULE}, ?MODULE, []).\ninit([]) -> {ok, {#{}, [${o.supChildren ?? ''}]}}.\n`,
   );
   writeFileSync(join(dir, 'apps/tiny/src/tiny_worker.erl'), `-module(tiny_worker).\n-export([hello/0]).\nhello() -> ${o.hello ?? 'hello'}.\n`);
+  if (o.extraModule) writeFileSync(join(dir, 'apps/tiny/src/tiny_extra.erl'), `-module(tiny_extra).\n-export([y/0]).\ny() -> 2.\n`);
   if (o.withExtraApp) {
     mkdirSync(join(dir, 'apps/extra/src'), { recursive: true });
     writeFileSync(join(dir, 'apps/extra/src/extra.app.src'), `{application, extra, [{vsn, "1.0.0"}, {registered, []}, {applications, [kernel, stdlib]}, {env, []}]}.\n`);

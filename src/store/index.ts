@@ -20,3 +20,4 @@ export { defaultRetry, withRetry, type RetryPolicy } from './retry.js';
 export { S3Backend, s3OptionsFromUrl, type S3Options } from './s3-backend.js';
 export { Store, openStore, storeUrlFromEnv, type PollResult, type ReleaseObject, type StoreOptions } from './store.js';
 export { INTENT_TTL_MS, readCurrent, updateCurrent, type ReadDoc } from './update.js';
+export { fleetOutcome, waitForFleet, type FleetOutcome, type WaitOptions } from './fleet.js';

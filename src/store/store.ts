@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { checkKey, checkSegment, type Backend, type ObjectInfo } from './backend.js';
 import { currentKey, parseDoc, type CurrentDoc, type Layer } from './current.js';
-import { StoreConfigError, VersionConflictError } from './errors.js';
+import { CurrentDocumentError, StoreConfigError, VersionConflictError } from './errors.js';
 import { FileBackend } from './file-backend.js';
 import { type CurrentOp } from './layers.js';
 import { parseResult, resultsPrefix, type MachineResult } from './results.js';
@@ -73,7 +73,14 @@ export class Store {
     const key = currentKey(checkSegment('app', app));
     const r = await this.backend.get(key, etag === undefined ? {} : { ifNoneMatch: etag });
     if (r.status !== 'ok') return r;
-    return { status: 'changed', doc: parseDoc(r.body, key), etag: r.etag };
+    try {
+      return { status: 'changed', doc: parseDoc(r.body, key), etag: r.etag };
+    } catch (err) {
+      // Maybe a torn read of a write in progress: the full read settles it.
+      if (!(err instanceof CurrentDocumentError)) throw err;
+      const { doc, etag: now } = await readCurrent(this.backend, app);
+      return doc === undefined || now === undefined ? { status: 'missing' } : { status: 'changed', doc, etag: now };
+    }
   }
 
   update(app: string, op: CurrentOp): Promise<CurrentDoc> {

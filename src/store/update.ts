@@ -22,11 +22,24 @@
 import { randomBytes } from 'node:crypto';
 import type { Backend } from './backend.js';
 import { currentKey, parseDoc, serializeDoc, type CurrentDoc } from './current.js';
-import { PreconditionFailedError, StoreContentionError } from './errors.js';
+import { CurrentDocumentError, PreconditionFailedError, StoreContentionError } from './errors.js';
 import { LOG_LIMIT, applyOp, isApplied, type CurrentOp } from './layers.js';
 import { sleep } from './retry.js';
 
 export const INTENT_TTL_MS = 10 * 60_000;
+const PAD_TO = 32 * 1024;
+
+/**
+ * Servers that ignore conditions can also interleave two writes of one object: s3rver
+ * truncates and writes in place, so a shorter document written over a longer one
+ * keeps the longer one's tail. Documents of the same length cannot mix that way, so
+ * in this mode current.json is padded with trailing whitespace (valid JSON) to a
+ * multiple of 32 KiB.
+ */
+function padded(body: Buffer): Buffer {
+  const size = Math.ceil(body.length / PAD_TO) * PAD_TO;
+  return Buffer.concat([body, Buffer.alloc(size - body.length, 0x20)]);
+}
 const MAX_ROUNDS = 50;
 
 export interface ReadDoc {
@@ -34,12 +47,24 @@ export interface ReadDoc {
   etag: string | undefined;
 }
 
+/**
+ * Reads and parses current.json. A document that does not parse is read twice more
+ * before it is refused: some S3 emulators (s3rver) serve a write in progress, torn;
+ * garbage that stays garbage is a `CurrentDocumentError`.
+ */
 export async function readCurrent(backend: Backend, app: string): Promise<ReadDoc> {
   const key = currentKey(app);
-  const r = await backend.get(key);
-  if (r.status === 'missing') return { doc: undefined, etag: undefined };
-  if (r.status === 'unchanged') throw new Error('unreachable: unconditional GET answered 304');
-  return { doc: parseDoc(r.body, key), etag: r.etag };
+  for (let attempt = 1; ; attempt++) {
+    const r = await backend.get(key);
+    if (r.status === 'missing') return { doc: undefined, etag: undefined };
+    if (r.status === 'unchanged') throw new Error('unreachable: unconditional GET answered 304');
+    try {
+      return { doc: parseDoc(r.body, key), etag: r.etag };
+    } catch (err) {
+      if (!(err instanceof CurrentDocumentError) || attempt >= 3) throw err;
+      await sleep(50 * attempt);
+    }
+  }
 }
 
 export interface UpdateOptions {
@@ -138,7 +163,7 @@ async function withIntents(backend: Backend, app: string, op: CurrentOp, opts: U
       }
     }
     if (!changed && next !== undefined && isApplied(next, op.id)) return next;
-    if (next !== undefined) await backend.put(key, serializeDoc(next));
+    if (next !== undefined) await backend.put(key, padded(serializeDoc(next)));
     await sleep(Math.random() * 20 * Math.min(round, 10));
   }
   throw new StoreContentionError(key, MAX_ROUNDS);

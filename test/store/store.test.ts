@@ -156,6 +156,21 @@ describe.each(backends)('$name store', (b) => {
     }
   });
 
+  it('two publishes racing on current.json: both applied, in some order', async () => {
+    seq++;
+    const [a, c] = [fresh(), fresh()];
+    const [bg, hot] = await Promise.all([
+      publish({ store: a, app: 'tiny', input: rel1, mode: 'blue-green', version: 'race-bg' }),
+      publish({ store: c, app: 'tiny', input: rel2, mode: 'hot', version: 'race-hot' }),
+    ]);
+    const { doc } = await a.readCurrent('tiny');
+    const order = doc!.log.map((e) => e.id);
+    expect([...order].sort()).toEqual([bg.upgradeId, hot.upgradeId].sort());
+    // Hot after blue-green keeps both; blue-green after hot clears hot.
+    const expected = order[0] === bg.upgradeId ? [bg.upgradeId, hot.upgradeId] : [bg.upgradeId, null];
+    expect([doc!.blue_green_upgrade?.upgrade_id, doc!.hot_upgrade?.upgrade_id ?? null]).toEqual(expected);
+  });
+
   it('retention keeps the newest N tarballs and every one current.json references', async () => {
     seq++;
     const s = fresh();

@@ -209,7 +209,7 @@ export async function extractTarball(input: Readable | AsyncIterable<Buffer>, de
       }
       writer.write(entry, fail);
     } catch (err) {
-      fail(err);
+      fail(asEntryError(err, entry.path));
       entry.resume();
     }
   });
@@ -291,6 +291,15 @@ export async function extractTarball(input: Readable | AsyncIterable<Buffer>, de
     rmSync(staging, { recursive: true, force: true });
     throw err;
   }
+}
+
+/** An entry colliding with an earlier one (a file where a directory is, and so on) is the archive's fault. */
+function asEntryError(err: unknown, path: string): unknown {
+  const code = (err as NodeJS.ErrnoException).code;
+  if (code === 'EEXIST' || code === 'ENOTDIR' || code === 'EISDIR' || code === 'ELOOP') {
+    return new UnsafeEntryError('duplicate-entry', path, `conflicts with an earlier entry (${code})`);
+  }
+  return err;
 }
 
 /** zlib's errors become "corrupt gzip"; errors from the source (a store, a socket) pass through. */

@@ -12,7 +12,7 @@ import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { checkSegment, type CurrentDoc, type Layer, type Store } from '../store/index.js';
 import { decideMode, type ModeDecision, type UpgradeMode } from './auto.js';
-import { ReleaseLayoutError } from './errors.js';
+import { FetchError, ReleaseLayoutError } from './errors.js';
 import { fetchLayer, fetchRelease } from './fetch.js';
 import { checkRelease, type ReleaseInfo } from './inspect.js';
 import { buildBeamTarball, buildFullTarball, type BuiltTarball } from './tarball.js';
@@ -54,7 +54,12 @@ export async function publish(opts: PublishOptions): Promise<PublishResult> {
   const work = mkdtempSync(join(tmpdir(), 'baton-publish-'));
   try {
     const input = resolve(opts.input);
-    const isDir = statSync(input).isDirectory();
+    let isDir: boolean;
+    try {
+      isDir = statSync(input).isDirectory();
+    } catch (err) {
+      throw new FetchError(opts.input, (err as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file or directory' : (err as Error).message);
+    }
     let info: ReleaseInfo;
     let givenSha256 = '';
     if (isDir) {

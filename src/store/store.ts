@@ -8,7 +8,7 @@ import { checkKey, checkSegment, type Backend, type ObjectInfo } from './backend
 import { currentKey, parseDoc, type CurrentDoc, type Layer } from './current.js';
 import { CurrentDocumentError, StoreConfigError, VersionConflictError } from './errors.js';
 import { FileBackend } from './file-backend.js';
-import { type CurrentOp } from './layers.js';
+import { layersFor, type CurrentOp } from './layers.js';
 import { parseResult, resultsPrefix, type MachineResult } from './results.js';
 import { DEFAULT_KEEP, chooseForDeletion } from './retention.js';
 import type { RetryPolicy } from './retry.js';
@@ -87,6 +87,20 @@ export class Store {
     const o: { warn?: (m: string) => void } = {};
     if (this.opts.warn !== undefined) o.warn = this.opts.warn;
     return updateCurrent(this.backend, checkSegment('app', app), op, o);
+  }
+
+  /**
+   * What a machine booted from `imageRef` runs: its baked release plus these layers.
+   * A different image than the recorded one is a cold deploy: both layers are reset
+   * in the store (compare-and-swap, like any write) and none is returned.
+   */
+  async startupLayers(app: string, imageRef: string | undefined, machineId: string): Promise<{ blueGreen: Layer | null; hot: Layer | null; coldDeploy: boolean; doc: CurrentDoc | undefined }> {
+    let { doc } = await this.readCurrent(app);
+    const seen = layersFor(doc, imageRef);
+    if (imageRef !== undefined && doc?.image_ref !== imageRef) {
+      doc = await this.update(app, { kind: 'cold-deploy', id: `cold-${checkSegment('machine id', machineId)}-${Date.now()}`, image_ref: imageRef });
+    }
+    return { ...seen, doc };
   }
 
   tarballKey(app: string, version: string): string {

@@ -82,6 +82,12 @@ describe('extractTarball', () => {
       { path: 'l', type: 'SymbolicLink', linkpath: 'd/..' },
     ]);
     await expect(extractTarball(fromBuffer(climb), dest())).rejects.toThrow(/'\.\.' after a name/);
+    const clash = tgz([
+      { path: 'lib/a', type: 'Directory' },
+      { path: 'lib/a/x', body: 'x' },
+      { path: 'lib/a/x/y', body: 'y' },
+    ]);
+    await expect(extractTarball(fromBuffer(clash), dest())).rejects.toMatchObject({ code: 'UNSAFE_ENTRY', kind: 'duplicate-entry', entry: 'lib/a/x/y' });
   });
 
   it('refuses past the byte limit, the entry limit, the path length, and the size the store recorded', async () => {

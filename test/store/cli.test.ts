@@ -114,7 +114,7 @@ it('usage errors exit 2, failures exit 1 with the cause', async () => {
   expect(u.err).toMatch(/--mode must be hot, blue-green or auto/);
   const f = await baton(['publish', join(work, 'nope'), '--mode', 'hot', '--app', 'tiny']);
   expect(f.code).toBe(1);
-  expect(f.err).toMatch(/baton publish: ENOENT/);
+  expect(f.err).toMatch(/baton publish: cannot fetch .*\/nope: no such file or directory/);
   const s = await baton(['status', '--app', 'tiny']);
   expect(s.code).toBe(2);
 });

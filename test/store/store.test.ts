@@ -189,6 +189,20 @@ describe.each(backends)('$name store', (b) => {
     expect(objects.map((o) => o.key).sort()).toEqual(['r00', 'r03', 'r04'].flatMap((v) => [`releases/tiny/${v}.tar.gz`, `releases/tiny/${v}.tar.gz.sha256`]));
   });
 
+  it('startup: same image keeps the layers; another image is a cold deploy that resets both, once', async () => {
+    seq++;
+    const s = fresh();
+    expect(await s.startupLayers('cold', 'img:1', 'm1')).toMatchObject({ coldDeploy: false, blueGreen: null, hot: null });
+    await s.update('cold', { kind: 'blue-green', id: 'c-b1', layer: layer('c-b1') });
+    await s.update('cold', { kind: 'hot', id: 'c-h1', layer: layer('c-h1') });
+    expect(await s.startupLayers('cold', 'img:1', 'm1')).toMatchObject({ coldDeploy: false, blueGreen: { upgrade_id: 'c-b1' }, hot: { upgrade_id: 'c-h1' } });
+    const [a, c] = await Promise.all([fresh().startupLayers('cold', 'img:2', 'm1'), fresh().startupLayers('cold', 'img:2', 'm2')]);
+    expect([a.coldDeploy, c.coldDeploy]).toEqual([true, true]);
+    const { doc } = await s.readCurrent('cold');
+    expect(doc).toMatchObject({ image_ref: 'img:2', blue_green_upgrade: null, hot_upgrade: null });
+    expect(await s.startupLayers('cold', 'img:2', 'm3')).toMatchObject({ coldDeploy: false, blueGreen: null, hot: null });
+  });
+
   it('per-machine results', async () => {
     await store.writeResult('tiny', { machine_id: 'm1', upgrade_id: 'u1', state: 'completed', timings: { total: 12 }, updated_at: new Date().toISOString() });
     await store.writeResult('tiny', { machine_id: 'm2', upgrade_id: 'u1', state: 'failed', error: 'boom', timings: {}, updated_at: new Date().toISOString() });

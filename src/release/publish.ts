@@ -92,6 +92,9 @@ export async function publish(opts: PublishOptions): Promise<PublishResult> {
     } else {
       mode = opts.mode;
       if (baseline !== undefined) decision = decideMode(baseline, info);
+      if (mode === 'hot' && decision?.mode === 'blue-green') {
+        log(`warning: hot requested, but auto would choose blue-green:\n  - ${decision.reasons.join('\n  - ')}`);
+      }
     }
     if (mode === 'blue-green' && info.kind !== 'full') {
       throw new ReleaseLayoutError('a blue-green release needs releases/<vsn>/sys.config and this tarball has none', opts.input);
@@ -104,8 +107,12 @@ export async function publish(opts: PublishOptions): Promise<PublishResult> {
     } else if (mode === 'blue-green') {
       tarball = await buildFullTarball(input, join(work, 'full.tar.gz'));
     } else {
+      // Against a published release only the changed applications travel; without one, all do.
       const apps = decision !== undefined ? [...decision.changedModules.keys()] : undefined;
-      tarball = await buildBeamTarball(input, join(work, 'beams.tar.gz'), apps !== undefined && apps.length > 0 ? apps : undefined, info);
+      if (apps !== undefined && apps.length === 0) {
+        throw new ReleaseLayoutError('no module differs from the published blue-green release: nothing to hot-load', opts.input);
+      }
+      tarball = await buildBeamTarball(input, join(work, 'beams.tar.gz'), apps, info);
     }
 
     const version = opts.version ?? (mode === 'hot' ? `${info.version ?? 'beams'}-hot-${stamp(now)}` : info.version);

@@ -36,7 +36,7 @@ beforeAll(() => {
   store = openStore(storeUrl);
   rel1 = buildTinyRelease(work, 'v1');
   rel2 = buildTinyRelease(work, 'v2', { hello: 'again' });
-  rel3 = buildTinyRelease(work, 'v3', { hello: 'again', vmArgsExtra: '+P 100000\n' });
+  rel3 = buildTinyRelease(work, 'v3', { hello: 'again3', vmArgsExtra: '+P 100000\n' });
 });
 afterAll(() => rmSync(work, { recursive: true, force: true }));
 

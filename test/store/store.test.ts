@@ -103,6 +103,18 @@ describe.each(backends)('$name store', (b) => {
     expect(listed.map((r) => [r.version, r.inUse])).toEqual(expect.arrayContaining([['0.1.0', []], ['0.1.0-config', ['blue-green']], [hot.layer.version, []]]));
   });
 
+  it('a forced hot publish says what auto would object to, and one without code changes is refused', async () => {
+    const lines: string[] = [];
+    const forced = await publish({ store, app: 'tiny', input: rel1, mode: 'hot', log: (l) => lines.push(l) });
+    expect(forced.mode).toBe('hot');
+    expect(lines.join('\n')).toMatch(/warning: hot requested, but auto would choose blue-green:\n {2}- sys\.config changed/);
+    const before = (await store.backend.list('')).map((o) => o.key);
+    const err = await publish({ store, app: 'tiny', input: rel3, mode: 'hot' }).catch((e: unknown) => e);
+    expect(err).toMatchObject({ code: 'RELEASE_LAYOUT' });
+    expect((err as Error).message).toMatch(/no module differs from the published blue-green release/);
+    expect((await store.backend.list('')).map((o) => o.key)).toEqual(before);
+  });
+
   it('a republish of identical bytes is a no-op; other bytes under a published version are refused', async () => {
     const again = await publish({ store, app: 'tiny', input: rel1, mode: 'blue-green' });
     expect(again.uploaded).toBe(false);

@@ -16,7 +16,7 @@ import { closeSync, constants, linkSync, mkdirSync, openSync, renameSync, rmSync
 import { dirname, join } from 'node:path';
 import { Transform, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { createGunzip } from 'node:zlib';
+import { createGunzip, type ZlibOptions } from 'node:zlib';
 import { Parser, type ReadEntry } from 'tar';
 import { defaultPathLimits, entryComponents, hardlinkDestination, symlinkDestination, type PathLimits } from './entry-rules.js';
 import { ArchiveCorruptError, ArchiveLimitError, ChecksumMismatchError, UnsafeEntryError } from './errors.js';
@@ -248,7 +248,10 @@ export async function extractTarball(input: Readable | AsyncIterable<Buffer>, de
       cb(null, chunk);
     },
   });
-  const gunzip = createGunzip({ chunkSize: 64 * 1024 });
+  // zlib passes stream options through (not in its typings): a deeper buffer lets
+  // inflating run ahead while the main thread creates files.
+  const zlibOptions: ZlibOptions & { highWaterMark: number } = { chunkSize: 256 * 1024, highWaterMark: 4 * 1024 * 1024 };
+  const gunzip = createGunzip(zlibOptions);
 
   try {
     try {

@@ -11,14 +11,32 @@ import { gzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { fetchLayer, publish } from '../../src/release/index.js';
 import { openStore, type Layer, type Store } from '../../src/store/index.js';
+import { startS3, type S3Fixture } from '../store/helpers/s3.js';
 import { tarBytes, tgz, sha256, type CraftEntry } from './helpers/craft.js';
 import { buildTinyRelease, compileModule } from './helpers/fixture.js';
 
 let work: string;
 let storeRoot: string;
-let store: Store;
-let goodLayer: Layer;
+let s3: S3Fixture;
 let beamPath: string;
+
+interface Backend {
+  name: string;
+  store: Store;
+  goodLayer: Layer;
+  /** Every object and its content hash (for the directory, every file, temp and lock files included). */
+  snapshot: () => Promise<Record<string, string>>;
+}
+const backends: Backend[] = [];
+
+async function objectSnapshot(store: Store): Promise<Record<string, string>> {
+  const out: Record<string, string> = {};
+  for (const o of await store.backend.list('')) {
+    const r = await store.backend.get(o.key);
+    out[o.key] = r.status === 'ok' ? sha256(r.body) : r.status;
+  }
+  return out;
+}
 
 function snapshot(dir: string): Record<string, string> {
   const out: Record<string, string> = {};
@@ -37,14 +55,22 @@ function snapshot(dir: string): Record<string, string> {
 beforeAll(async () => {
   work = mkdtempSync(join(tmpdir(), 'baton-bad-input-'));
   storeRoot = join(work, 'store');
-  store = openStore(`file://${storeRoot}`);
+  s3 = await startS3();
   const rel = buildTinyRelease(work, 'rel');
-  const r = await publish({ store, app: 'tiny', input: rel, mode: 'blue-green' });
-  goodLayer = r.layer;
   beamPath = compileModule(join(work, 'beams'), 'tiny_worker');
+  const fileStore = openStore(`file://${storeRoot}`);
+  const s3Store = s3.open('bad');
+  for (const [name, store, snap] of [
+    ['file', fileStore, async () => snapshot(storeRoot)],
+    ['s3', s3Store, () => objectSnapshot(s3Store)],
+  ] as const) {
+    const r = await publish({ store, app: 'tiny', input: rel, mode: 'blue-green' });
+    backends.push({ name, store, goodLayer: r.layer, snapshot: snap });
+  }
 });
 
-afterAll(() => {
+afterAll(async () => {
+  await s3?.close();
   rmSync(work, { recursive: true, force: true });
 });
 
@@ -219,9 +245,10 @@ const cases: Case[] = [
   },
 ];
 
-describe('bad tarballs', () => {
+describe.each(['file', 's3'])('bad tarballs, %s store', (backendName) => {
   for (const c of cases) {
     it(`refuses a ${c.name}`, async () => {
+      const { store, goodLayer, snapshot: storeSnapshot } = backends.find((b) => b.name === backendName)!;
       const dir = mkdtempSync(join(work, 'case-'));
       const bytes = c.bytes(dir);
       const file = join(dir, 'input.tar.gz');
@@ -229,25 +256,25 @@ describe('bad tarballs', () => {
       const tmpBefore = readdirSync(tmpdir()).filter((n) => n.startsWith('baton-publish-') || n.startsWith('escaped')).sort();
 
       if (c.publishMode !== undefined) {
-        const before = snapshot(storeRoot);
+        const before = await storeSnapshot();
         const err = await publish({ store, app: 'tiny', input: file, mode: c.publishMode }).catch((e: unknown) => e);
         expect(err).toMatchObject(c.expected);
         expect((err as Error).message).toMatch(c.message);
-        expect(snapshot(storeRoot)).toEqual(before);
+        expect(await storeSnapshot()).toEqual(before);
       }
 
       // A tampered object in the store, referenced by a layer: the fetching side.
       const key = `releases/tiny/bad-${c.name.replace(/[^a-z0-9]+/gi, '-')}.tar.gz`;
       await store.backend.putFile(key, file);
       const layer: Layer = { ...goodLayer, tarball: key, sha256: c.layerSha ?? sha256(bytes), size: bytes.length };
-      const before = snapshot(storeRoot);
+      const before = await storeSnapshot();
       const machine = join(dir, 'machine');
       mkdirSync(machine);
       const err = await fetchLayer(store, layer, join(machine, 'release'), c.kind).catch((e: unknown) => e);
       expect(err).toMatchObject(c.expected);
       expect((err as Error).message).toMatch(c.message);
       expect(readdirSync(machine)).toEqual([]);
-      expect(snapshot(storeRoot)).toEqual(before);
+      expect(await storeSnapshot()).toEqual(before);
 
       expect(readdirSync(dir).sort()).toEqual(['input.tar.gz', 'machine']);
       for (const e of c.escapes ?? []) expect(existsSync(join(dir, e))).toBe(false);

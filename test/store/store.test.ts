@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { fetchLayer, inspectRelease, publish } from '../../src/release/index.js';
-import { applyOp, openStore, type CurrentDoc, type CurrentOp, type Layer, type Store } from '../../src/store/index.js';
+import { Store, applyOp, openStore, type Backend as BackendApi, type CurrentDoc, type CurrentOp, type Layer } from '../../src/store/index.js';
 import { buildTinyRelease } from '../release/helpers/fixture.js';
 import { startS3, type S3Fixture } from './helpers/s3.js';
 
@@ -166,6 +166,41 @@ describe.each(backends)('$name store', (b) => {
     } else {
       expect(warnings).toEqual([]);
     }
+  });
+
+  it('a writer that read before another wrote still loses nothing (forced interleaving)', async () => {
+    seq++;
+    const a = fresh();
+    const real = fresh();
+    // Writer B has read current.json and is about to write it back, then stalls until
+    // A has finished a whole update: B's document lacks A's change.
+    let release!: () => void;
+    const gate = new Promise<void>((r) => (release = r));
+    let aboutToWrite!: () => void;
+    const bHasRead = new Promise<void>((r) => (aboutToWrite = r));
+    let paused = false;
+    const stalling: BackendApi = Object.create(real.backend) as BackendApi;
+    stalling.put = async (key, body, cond) => {
+      if (key.endsWith('-current.json') && !paused) {
+        paused = true;
+        aboutToWrite();
+        await gate;
+      }
+      return real.backend.put(key, body, cond);
+    };
+    const b = new Store(stalling);
+    await a.update('inter', { kind: 'blue-green', id: 'i-b0', layer: layer('i-b0') });
+    const bDone = b.update('inter', { kind: 'hot', id: 'i-h1', layer: layer('i-h1') });
+    await bHasRead;
+    await a.update('inter', { kind: 'blue-green', id: 'i-b1', layer: layer('i-b1') });
+    release();
+    await bDone;
+    const { doc } = await a.readCurrent('inter');
+    const ids = doc!.log.map((e) => e.id);
+    expect([...ids].sort()).toEqual(['i-b0', 'i-b1', 'i-h1']);
+    // In log order: b1 then h1 keeps both; h1 then b1 (the order the intents were recorded in) clears h1.
+    const expected = ids.indexOf('i-b1') < ids.indexOf('i-h1') ? ['i-b1', 'i-h1'] : ['i-b1', null];
+    expect([doc!.blue_green_upgrade?.upgrade_id, doc!.hot_upgrade?.upgrade_id ?? null]).toEqual(expected);
   });
 
   it('two publishes racing on current.json: both applied, in some order', async () => {

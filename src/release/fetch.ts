@@ -6,8 +6,9 @@
 import { createReadStream } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import { rmSync } from 'node:fs';
-import { Readable } from 'node:stream';
-import type { ReadableStream as WebReadableStream } from 'node:stream/web';
+import { get as httpGetPlain } from 'node:http';
+import { get as httpsGet } from 'node:https';
+import type { Readable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import type { Layer, Store } from '../store/index.js';
 import { FetchError } from './errors.js';
@@ -22,7 +23,7 @@ export interface OpenedTarball {
 const LOOPBACK = new Set(['127.0.0.1', 'localhost', '[::1]']);
 
 /** `file://`, `https://` (plain `http://` only on loopback), or a store key such as `releases/app/1.0.tar.gz`. */
-export async function openTarball(source: string, store?: Store): Promise<OpenedTarball> {
+export async function openTarball(source: string, store?: Store, ca?: string | Buffer): Promise<OpenedTarball> {
   if (source.startsWith('file://')) {
     const path = fileURLToPath(source);
     try {
@@ -35,21 +36,44 @@ export async function openTarball(source: string, store?: Store): Promise<Opened
   if (source.startsWith('https://') || source.startsWith('http://')) {
     const url = new URL(source);
     if (url.protocol === 'http:' && !LOOPBACK.has(url.hostname)) throw new FetchError(source, 'plain http is only allowed on loopback; use https');
-    let res: Response;
-    try {
-      res = await fetch(url);
-    } catch (err) {
-      throw new FetchError(source, (err as Error).message);
-    }
-    if (!res.ok || res.body === null) throw new FetchError(source, `HTTP ${res.status}`);
-    const len = Number(res.headers.get('content-length'));
-    return { stream: Readable.fromWeb(res.body as unknown as WebReadableStream<Uint8Array>), size: Number.isFinite(len) && len > 0 ? len : undefined };
+    return httpGet(url, source, ca);
   }
   if (store === undefined) throw new FetchError(source, 'not a file:// or https:// URL, and no store to look it up in');
   return store.openTarball(source);
 }
 
+/** node:https rather than fetch(): the response is a Node stream, and a private CA can be given. */
+function httpGet(url: URL, source: string, ca: string | Buffer | undefined, redirects = 5): Promise<OpenedTarball> {
+  return new Promise((resolve, reject) => {
+    const get = url.protocol === 'https:' ? httpsGet : httpGetPlain;
+    const req = get(url, ca === undefined ? {} : { ca }, (res) => {
+      const status = res.statusCode ?? 0;
+      if (status >= 300 && status < 400 && res.headers.location !== undefined && redirects > 0) {
+        res.resume();
+        const next = new URL(res.headers.location, url);
+        if (next.protocol !== url.protocol) {
+          reject(new FetchError(source, `redirect to ${next.protocol} refused`));
+          return;
+        }
+        resolve(httpGet(next, source, ca, redirects - 1));
+        return;
+      }
+      if (status !== 200) {
+        res.resume();
+        reject(new FetchError(source, `HTTP ${status}`));
+        return;
+      }
+      const len = Number(res.headers['content-length']);
+      resolve({ stream: res, size: Number.isFinite(len) && len > 0 ? len : undefined });
+    });
+    req.setTimeout(30_000, () => req.destroy(new Error('no response within 30 s')));
+    req.on('error', (err) => reject(new FetchError(source, err.message)));
+  });
+}
+
 export interface FetchOptions {
+  /** Extra CA certificate(s) for https sources (PEM). */
+  ca?: string | Buffer;
   sha256?: string;
   /** What the tarball must be: `full` for blue-green layers. */
   expect?: ReleaseKind | 'any';
@@ -64,7 +88,7 @@ export interface FetchedRelease extends ExtractResult {
 
 /** Fetches, verifies and extracts into `dest` (which must not exist), then checks the layout. */
 export async function fetchRelease(source: string, dest: string, opts: FetchOptions = {}): Promise<FetchedRelease> {
-  const { stream, size } = await openTarball(source, opts.store);
+  const { stream, size } = await openTarball(source, opts.store, opts.ca);
   const extractOpts: Parameters<typeof extractTarball>[2] = { source };
   if (opts.sha256 !== undefined) extractOpts.sha256 = opts.sha256;
   if (size !== undefined) extractOpts.expectedSize = size;

@@ -10,7 +10,7 @@ import { get as httpGetPlain } from 'node:http';
 import { get as httpsGet } from 'node:https';
 import type { Readable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
-import type { Layer, Store } from '../store/index.js';
+import { ObjectNotFoundError, type Layer, type Store } from '../store/index.js';
 import { FetchError } from './errors.js';
 import { extractTarball, type ExtractLimits, type ExtractResult } from './extract.js';
 import { checkRelease, type ReleaseInfo, type ReleaseKind } from './inspect.js';
@@ -39,7 +39,12 @@ export async function openTarball(source: string, store?: Store, ca?: string | B
     return httpGet(url, source, ca);
   }
   if (store === undefined) throw new FetchError(source, 'not a file:// or https:// URL, and no store to look it up in');
-  return store.openTarball(source);
+  try {
+    return await store.openTarball(source);
+  } catch (err) {
+    if (err instanceof ObjectNotFoundError) throw new FetchError(source, err.message);
+    throw err;
+  }
 }
 
 /** node:https rather than fetch(): the response is a Node stream, and a private CA can be given. */

@@ -66,3 +66,15 @@ export class VersionConflictError extends Error {
     this.name = 'VersionConflictError';
   }
 }
+
+/** An object the store was asked for is not there. */
+export class ObjectNotFoundError extends Error {
+  readonly code = 'OBJECT_NOT_FOUND';
+  constructor(
+    readonly store: string,
+    readonly key: string,
+  ) {
+    super(`${key} is not in the store ${store}`);
+    this.name = 'ObjectNotFoundError';
+  }
+}

@@ -12,7 +12,7 @@ import { dirname, join, relative, sep } from 'node:path';
 import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { checkKey, type Backend, type GetResult, type ObjectInfo, type PutCondition } from './backend.js';
-import { PreconditionFailedError, StoreContentionError } from './errors.js';
+import { ObjectNotFoundError, PreconditionFailedError, StoreContentionError } from './errors.js';
 
 const LOCK_STALE_MS = 10_000;
 const TMP_MARK = '.baton-tmp-';
@@ -131,7 +131,9 @@ export class FileBackend implements Backend {
 
   async open(key: string): Promise<{ stream: ReturnType<typeof createReadStream>; size: number }> {
     const p = this.path(key);
-    const fh = await open(p, 'r');
+    const fh = await open(p, 'r').catch((err: NodeJS.ErrnoException) => {
+      throw err.code === 'ENOENT' ? new ObjectNotFoundError(this.url, key) : err;
+    });
     const size = (await fh.stat()).size;
     return { stream: fh.createReadStream({ highWaterMark: 256 * 1024 }), size };
   }

@@ -6,6 +6,7 @@ export { checkKey, checkSegment, type Backend, type GetResult, type ObjectInfo, 
 export { SCHEMA_VERSION, currentKey, emptyDoc, parseDoc, serializeDoc, type CurrentDoc, type Layer, type LogEntry, type LogKind } from './current.js';
 export {
   CurrentDocumentError,
+  ObjectNotFoundError,
   PreconditionFailedError,
   StoreConfigError,
   StoreContentionError,

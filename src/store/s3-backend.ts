@@ -24,7 +24,7 @@ import {
   type S3ClientConfig,
 } from '@aws-sdk/client-s3';
 import { checkKey, type Backend, type GetResult, type ObjectInfo, type PutCondition } from './backend.js';
-import { PreconditionFailedError, StoreConfigError, StoreUnreachableError } from './errors.js';
+import { ObjectNotFoundError, PreconditionFailedError, StoreConfigError, StoreUnreachableError } from './errors.js';
 import { defaultRetry, withRetry, type RetryPolicy } from './retry.js';
 
 export interface S3Options {
@@ -66,8 +66,9 @@ function status(err: unknown): number | undefined {
   return (err as SdkError).$metadata?.httpStatusCode;
 }
 
-/** Network failures, timeouts, throttling and server errors; not 4xx answers. */
+/** Network failures, timeouts, throttling and server errors; not 4xx answers, nor what they were mapped to. */
 function retryable(err: unknown): boolean {
+  if (err instanceof PreconditionFailedError || err instanceof ObjectNotFoundError) return false;
   const s = status(err);
   if (s !== undefined) return s >= 500 || s === 429;
   return err instanceof Error;
@@ -177,8 +178,13 @@ export class S3Backend implements Backend {
 
   async open(key: string): Promise<{ stream: Readable; size: number }> {
     return this.call(`GET ${key}`, async () => {
-      const r = await this.client.send(new GetObjectCommand({ Bucket: this.opts.bucket, Key: this.key(key) }));
-      return { stream: r.Body as Readable, size: r.ContentLength ?? 0 };
+      try {
+        const r = await this.client.send(new GetObjectCommand({ Bucket: this.opts.bucket, Key: this.key(key) }));
+        return { stream: r.Body as Readable, size: r.ContentLength ?? 0 };
+      } catch (err) {
+        if (status(err) === 404) throw new ObjectNotFoundError(this.url, key);
+        throw err;
+      }
     });
   }
 

@@ -21,7 +21,13 @@ beforeAll(async () => {
     req.resume();
     req.on('end', () => {
       seen.push({ method: req.method ?? '', url: (req.url ?? '').replace(/\?x-id=\w+$/, ''), headers: req.headers });
-      if (req.method === 'PUT') {
+      if (req.headers['if-match'] === '"stale"') {
+        res.writeHead(412).end('<Error><Code>PreconditionFailed</Code></Error>');
+      } else if (req.url?.includes('missing')) {
+        res.writeHead(404, { 'content-type': 'application/xml' }).end('<Error><Code>NoSuchKey</Code></Error>');
+      } else if (req.url?.includes('flaky')) {
+        res.writeHead(503, { 'content-type': 'application/xml' }).end('<Error><Code>SlowDown</Code></Error>');
+      } else if (req.method === 'PUT') {
         res.writeHead(200, { etag: '"e1"' }).end();
       } else if (req.headers['if-none-match'] === '"e1"') {
         res.writeHead(304, { etag: '"e1"' }).end();
@@ -59,6 +65,26 @@ describe('s3 backend on the wire', () => {
     expect(put.headers['if-match']).toBe('"e0"');
     expect(Object.keys(put.headers).filter((h) => h.startsWith('x-amz-checksum') || h === 'x-amz-sdk-checksum-algorithm')).toEqual([]);
     expect(seen[1]!.headers['x-tigris-consistent']).toBeUndefined();
+  });
+});
+
+describe('s3 backend answers', () => {
+  const open = () =>
+    openStore('s3://bkt', { retry: { attempts: 3, baseDelayMs: 5, maxDelayMs: 10 }, s3: { endpoint, region: 'auto', credentials: { accessKeyId: 'k', secretAccessKey: 's' } } });
+
+  it('412 on a conditional write is a lost race, reported at once (not retried)', async () => {
+    seen.length = 0;
+    await expect(open().backend.put('releases/a-current.json', Buffer.from('{}'), { ifMatch: '"stale"' })).rejects.toMatchObject({ code: 'PRECONDITION_FAILED' });
+    expect(seen.length).toBe(1);
+  });
+
+  it('404 on a tarball is "not in the store", not retried; 503 is retried, then unreachable', async () => {
+    seen.length = 0;
+    await expect(open().backend.open('releases/a/missing.tar.gz')).rejects.toMatchObject({ code: 'OBJECT_NOT_FOUND' });
+    expect(seen.length).toBe(1);
+    seen.length = 0;
+    await expect(open().backend.open('releases/a/flaky.tar.gz')).rejects.toMatchObject({ code: 'STORE_UNREACHABLE', attempts: 3, message: expect.stringMatching(/HTTP 503 SlowDown/) });
+    expect(seen.length).toBe(3);
   });
 });
 

@@ -99,6 +99,10 @@ describe.each(backends)('$name store', (b) => {
     expect(lines.join('\n')).toMatch(/auto: blue-green\n {2}- sys\.config changed/);
     expect(cfg.doc.hot_upgrade).toBeNull();
 
+    const gone = await fetchLayer(store, { ...bg.layer, tarball: 'releases/tiny/0.0.9.tar.gz' }, join(work, `${b.name}-gone`), 'blue-green').catch((e: unknown) => e);
+    expect(gone).toMatchObject({ code: 'FETCH_FAILED' });
+    expect((gone as Error).message).toMatch(/cannot fetch releases\/tiny\/0\.0\.9\.tar\.gz: releases\/tiny\/0\.0\.9\.tar\.gz is not in the store/);
+
     const listed = await store.listReleases('tiny');
     expect(listed.map((r) => [r.version, r.inUse])).toEqual(expect.arrayContaining([['0.1.0', []], ['0.1.0-config', ['blue-green']], [hot.layer.version, []]]));
   });

@@ -99,7 +99,7 @@ class EntryWriter {
       case 'SymbolicLink': {
         const linkpath = entry.linkpath ?? '';
         symlinkDestination(parts, linkpath, raw);
-        this.replaceable(target, key);
+        this.makeRoom(target, key);
         symlinkSync(linkpath, target);
         this.symlinks.add(key);
         entry.resume();
@@ -112,7 +112,7 @@ class EntryWriter {
         if (!this.files.has(destKey)) {
           throw new UnsafeEntryError('hardlink-outside', raw, `hardlink target '${linkpath}' is not a file extracted earlier from this archive`);
         }
-        this.replaceable(target, key);
+        this.makeRoom(target, key);
         linkSync(join(this.root, ...dest), target);
         this.files.add(key);
         entry.resume();
@@ -134,8 +134,7 @@ class EntryWriter {
   }
 
   private writeFile(entry: ReadEntry, target: string, key: string, fail: Fail): void {
-    this.replaceable(target, key);
-    mkdirSync(dirname(target), { recursive: true, mode: 0o755 });
+    this.makeRoom(target, key);
     // Keep execute bits (erts binaries, start scripts); drop setuid/setgid/sticky and group/other write.
     const mode = ((entry.mode ?? 0o644) & 0o755) | 0o600;
     const fd = openSync(target, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, mode);
@@ -155,8 +154,11 @@ class EntryWriter {
     });
   }
 
-  /** A later entry may replace an earlier file (tar appends do that), never a link or a directory. */
-  private replaceable(target: string, key: string): void {
+  /**
+   * Readies `target` for a new entry: its directory exists, and an earlier file there
+   * is removed (appended archives repeat paths); links and directories are never replaced.
+   */
+  private makeRoom(target: string, key: string): void {
     if (this.files.has(key)) {
       unlinkSync(target);
       this.files.delete(key);

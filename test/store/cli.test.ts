@@ -7,6 +7,7 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { openStore, type Store } from '../../src/store/index.js';
 import { buildTinyRelease } from '../release/helpers/fixture.js';
+import { startS3 } from './helpers/s3.js';
 
 const root = fileURLToPath(new URL('../..', import.meta.url));
 let work: string;
@@ -117,4 +118,25 @@ it('usage errors exit 2, failures exit 1 with the cause', async () => {
   expect(f.err).toMatch(/baton publish: cannot fetch .*\/nope: no such file or directory/);
   const s = await baton(['status', '--app', 'tiny']);
   expect(s.code).toBe(2);
+});
+
+it('reads an s3:// store from the environment (endpoint, credentials, path style) and says when conditions are ignored', async () => {
+  const s3 = await startS3('fleet');
+  try {
+    const env = {
+      BATON_STORE: 's3://fleet/cli',
+      AWS_ENDPOINT_URL_S3: s3.endpoint,
+      AWS_ACCESS_KEY_ID: 'S3RVER',
+      AWS_SECRET_ACCESS_KEY: 'S3RVER',
+      AWS_REGION: 'us-east-1',
+    };
+    const p = await baton(['publish', rel1, '--app', 'tiny', '--mode', 'blue-green'], env);
+    expect(p.code).toBe(0);
+    expect(p.err).toMatch(/baton: warning: store s3:\/\/fleet\/cli \(http:\/\/127\.0\.0\.1:\d+\) ignores conditional writes/);
+    const ls = await baton(['releases', '--json'], env);
+    expect(ls.code).toBe(0);
+    expect(JSON.parse(ls.out)).toMatchObject([{ app: 'tiny', version: '0.1.0', key: 'releases/tiny/0.1.0.tar.gz', inUse: ['blue-green'] }]);
+  } finally {
+    await s3.close();
+  }
 });

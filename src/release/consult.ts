@@ -73,12 +73,17 @@ class Reader {
       this.pos += 2;
       const parts: Buffer[] = [];
       if (!this.eat('>>')) {
+        // Segments are strings (`<<"x"/utf8>>`) or bytes (`<<104,105>>`, what releases write).
         do {
           this.skip();
-          if (this.text[this.pos] !== '"') this.fail('only binaries of strings are supported');
-          parts.push(Buffer.from(this.quoted('"')));
-          // `<<"x"/utf8>>` is common in sys.config.
-          this.eat('/utf8');
+          if (this.text[this.pos] === '"') {
+            parts.push(Buffer.from(this.quoted('"')));
+            this.eat('/utf8');
+          } else {
+            const byte = this.term();
+            if (typeof byte !== 'number' || !Number.isInteger(byte) || byte < 0 || byte > 255) this.fail('binary segments must be strings or bytes');
+            parts.push(Buffer.from([byte]));
+          }
         } while (this.eat(','));
         this.expect('>>');
       }

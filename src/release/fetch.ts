@@ -20,6 +20,7 @@ export interface OpenedTarball {
   size: number | undefined;
 }
 
+const OWN_CODES = /^(ARCHIVE_|UNSAFE_ENTRY|SHA256_MISMATCH|RELEASE_LAYOUT|FETCH_FAILED|STORE_|OBJECT_NOT_FOUND)/;
 const LOOPBACK = new Set(['127.0.0.1', 'localhost', '[::1]']);
 
 /** `file://`, `https://` (plain `http://` only on loopback), or a store key such as `releases/app/1.0.tar.gz`. */
@@ -102,7 +103,15 @@ export async function fetchRelease(source: string, dest: string, opts: FetchOpti
     const cb = opts.onProgress;
     extractOpts.onProgress = (n) => cb(n, size);
   }
-  const result = await extractTarball(stream, dest, extractOpts);
+  let result: ExtractResult;
+  try {
+    result = await extractTarball(stream, dest, extractOpts);
+  } catch (err) {
+    // The archive's own faults and the store's keep their types; a connection dropping
+    // mid-download is a failed fetch.
+    if (typeof (err as { code?: unknown }).code === 'string' && OWN_CODES.test((err as { code: string }).code)) throw err;
+    throw new FetchError(source, `download interrupted: ${(err as Error).message}`);
+  }
   try {
     return { ...result, info: checkRelease(dest, opts.expect ?? 'any') };
   } catch (err) {

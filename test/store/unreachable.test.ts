@@ -1,9 +1,10 @@
 /** The store going away mid-run: a clear error after retries with backoff, nothing overwritten. */
-import { mkdtempSync, rmSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { publish } from '../../src/release/index.js';
+import { fetchLayer, publish } from '../../src/release/index.js';
 import { openStore, type RetryPolicy } from '../../src/store/index.js';
 import { buildTinyRelease } from '../release/helpers/fixture.js';
 import { startS3, type S3Fixture } from './helpers/s3.js';
@@ -88,4 +89,29 @@ it('a store that accepts connections but never answers times out the same way', 
     for (const s of sockets) s.destroy();
     silent.close();
   }
+});
+
+it('s3rver stopped while a machine downloads a tarball: FETCH_FAILED, nothing extracted', async () => {
+  // Big enough (incompressible) that the transfer is still running when the server goes.
+  const big = buildTinyRelease(work, 'big');
+  mkdirSync(join(big, 'lib/tiny-0.1.0/priv'), { recursive: true });
+  writeFileSync(join(big, 'lib/tiny-0.1.0/priv/blob'), randomBytes(24 * 1024 * 1024));
+  const store = s3.open('download', { retry: { attempts: 2, baseDelayMs: 10, maxDelayMs: 20 } });
+  const r = await publish({ store, app: 'tiny', input: big, mode: 'blue-green' });
+  const machine = join(work, 'machine');
+  mkdirSync(machine);
+  let stopped = false;
+  const err = await fetchLayer(store, r.layer, join(machine, 'release'), 'blue-green', {
+    onProgress: () => {
+      if (!stopped) {
+        stopped = true;
+        void s3.stop();
+      }
+    },
+  }).catch((e: unknown) => e);
+  expect(stopped).toBe(true);
+  expect(err).toMatchObject({ code: 'FETCH_FAILED' });
+  expect((err as Error).message).toMatch(/cannot fetch releases\/tiny\/0\.1\.0\.tar\.gz: download interrupted/);
+  expect(readdirSync(machine)).toEqual([]);
+  expect(existsSync(join(machine, 'release'))).toBe(false);
 });

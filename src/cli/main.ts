@@ -4,13 +4,14 @@
  * Commands arrive with the areas they drive; this file only dispatches.
  */
 import { readFileSync } from 'node:fs';
+import { STORE_USAGE, startStoreCommand } from './store-commands.js';
 
 const USAGE = `usage: baton <command> [options]
 
 commands:
   version     print baton's version
   help        print this text
-`;
+${STORE_USAGE}`;
 
 function version(): string {
   const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
@@ -30,6 +31,10 @@ export function main(argv: string[]): number {
     case '-h':
       process.stdout.write(USAGE);
       return 0;
+    case 'publish':
+    case 'releases':
+    case 'status':
+      return startStoreCommand(command, argv.slice(1));
     default:
       process.stderr.write(`baton: unknown command '${command}'.\n${USAGE}`);
       return 2;

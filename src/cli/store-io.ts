@@ -1,0 +1,28 @@
+/** What the store commands share: their I/O, argument parsing, the store they talk to. */
+import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { openStore, storeUrlFromEnv, type Store } from '../store/index.js';
+
+/** Thrown for bad command lines: exit code 2. */
+export class UsageError extends Error {
+  readonly code = 'USAGE';
+}
+
+export type Out = { out: (s: string) => void; err: (s: string) => void; tty: boolean; env: NodeJS.ProcessEnv };
+
+export function parse(args: string[], options: ParseArgsConfig['options']): ReturnType<typeof parseArgs> {
+  try {
+    return parseArgs({ args, options, allowPositionals: true, strict: true });
+  } catch (err) {
+    throw new UsageError((err as Error).message);
+  }
+}
+
+export function openFrom(values: Record<string, unknown>, io: Out): Store {
+  const url = typeof values.store === 'string' ? values.store : storeUrlFromEnv(io.env);
+  return openStore(url, { env: io.env, warn: (m) => io.err(`baton: warning: ${m}\n`), retry: { attempts: 5, baseDelayMs: 200, maxDelayMs: 5000, onRetry: (n, ms, e) => io.err(`baton: store error (${(e as Error).message}); retry ${n} in ${ms} ms\n`) } });
+}
+
+export function mib(n: number): string {
+  return `${(n / 1024 / 1024).toFixed(1)} MiB`;
+}
+

@@ -1,0 +1,317 @@
+/**
+ * Streaming, bounded extraction of a gzip'd release tarball from bytes nobody vouched
+ * for. One pass: the compressed bytes are hashed and counted as they arrive, inflated
+ * by zlib, parsed by `tar`'s Parser, and each entry is checked (entry-rules.ts) before
+ * anything is created. Everything lands in a fresh staging directory beside `dest`,
+ * renamed into place only once the whole archive was read, its end marker seen and
+ * its sha256 matched; any failure removes the staging directory, so a half-written or
+ * unverified release is never visible and nothing is written elsewhere.
+ *
+ * File bodies are written with synchronous calls from the entry's data events: the
+ * order of creations is then exactly the archive's order (the link rules rely on it),
+ * and inflating still runs on the libuv pool meanwhile.
+ */
+import { createHash, randomBytes } from 'node:crypto';
+import { closeSync, constants, linkSync, mkdirSync, openSync, renameSync, rmSync, symlinkSync, unlinkSync, writeSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { Transform, type Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { createGunzip, type ZlibOptions } from 'node:zlib';
+import { Parser, type ReadEntry } from 'tar';
+import { defaultPathLimits, entryComponents, hardlinkDestination, symlinkDestination, type PathLimits } from './entry-rules.js';
+import { ArchiveCorruptError, ArchiveLimitError, ChecksumMismatchError, UnsafeEntryError } from './errors.js';
+
+export interface ExtractLimits extends PathLimits {
+  /** Bytes after decompression (file bodies and headers). */
+  maxBytes: number;
+  /** Entries of any type. */
+  maxEntries: number;
+  /** Decompressed / compressed bytes, checked once `ratioFloorBytes` have been inflated. */
+  maxRatio: number;
+  ratioFloorBytes: number;
+}
+
+export const defaultExtractLimits: ExtractLimits = {
+  ...defaultPathLimits,
+  maxBytes: 4 * 1024 ** 3,
+  maxEntries: 200_000,
+  // Releases compress 3-10x; 100x only happens on purpose.
+  maxRatio: 100,
+  ratioFloorBytes: 1024 * 1024,
+};
+
+export interface ExtractOptions {
+  /** Lowercase hex; when given, a mismatch refuses the archive. */
+  sha256?: string;
+  /** Refuse as soon as more compressed bytes than this arrive. */
+  expectedSize?: number;
+  limits?: Partial<ExtractLimits>;
+  /** Named in error messages (a URL or a store key). */
+  source?: string;
+  /** Called with the compressed bytes read so far. */
+  onProgress?: (compressedBytes: number) => void;
+}
+
+export interface ExtractResult {
+  dir: string;
+  sha256: string;
+  compressedBytes: number;
+  bytes: number;
+  entries: number;
+}
+
+type Fail = (err: unknown) => void;
+
+/** Where entries go, and what has been created so far (the link rules depend on it). */
+class EntryWriter {
+  private readonly symlinks = new Set<string>();
+  private readonly files = new Set<string>();
+  private openFd: number | undefined;
+
+  constructor(
+    private readonly root: string,
+    private readonly limits: ExtractLimits,
+  ) {}
+
+  write(entry: ReadEntry, fail: Fail): void {
+    const raw = entry.path;
+    // `tar czf x.tgz -C dir .` starts with `./`: the root itself, already there.
+    if (entry.type === 'Directory' && raw.split('/').every((p) => p === '' || p === '.')) {
+      entry.resume();
+      return;
+    }
+    const parts = entryComponents(raw, this.limits);
+    const key = parts.join('/');
+    this.refuseBelowSymlink(parts, raw);
+    if (this.symlinks.has(key)) throw new UnsafeEntryError('duplicate-entry', raw, 'replaces a symlink created earlier in the archive');
+    const target = join(this.root, ...parts);
+    switch (entry.type) {
+      case 'Directory':
+        if (this.files.has(key)) throw new UnsafeEntryError('duplicate-entry', raw, 'directory replaces a file');
+        mkdirSync(target, { recursive: true, mode: 0o755 });
+        entry.resume();
+        return;
+      case 'File':
+      case 'OldFile':
+      case 'ContiguousFile':
+        this.writeFile(entry, target, key, fail);
+        return;
+      case 'SymbolicLink': {
+        const linkpath = entry.linkpath ?? '';
+        symlinkDestination(parts, linkpath, raw);
+        this.makeRoom(target, key);
+        symlinkSync(linkpath, target);
+        this.symlinks.add(key);
+        entry.resume();
+        return;
+      }
+      case 'Link': {
+        const linkpath = entry.linkpath ?? '';
+        const dest = hardlinkDestination(linkpath, raw, this.limits);
+        const destKey = dest.join('/');
+        if (!this.files.has(destKey)) {
+          throw new UnsafeEntryError('hardlink-outside', raw, `hardlink target '${linkpath}' is not a file extracted earlier from this archive`);
+        }
+        this.makeRoom(target, key);
+        linkSync(join(this.root, ...dest), target);
+        this.files.add(key);
+        entry.resume();
+        return;
+      }
+      case 'CharacterDevice':
+      case 'BlockDevice':
+      case 'FIFO':
+        throw new UnsafeEntryError('special-file', raw, `${entry.type} entries are not allowed in a release`);
+      default:
+        throw new UnsafeEntryError('unsupported-type', raw, `unsupported entry type ${entry.type}`);
+    }
+  }
+
+  /** Closes a file left open by a failure part-way through its body. */
+  close(): void {
+    if (this.openFd !== undefined) closeSync(this.openFd);
+    this.openFd = undefined;
+  }
+
+  private writeFile(entry: ReadEntry, target: string, key: string, fail: Fail): void {
+    this.makeRoom(target, key);
+    // Keep execute bits (erts binaries, start scripts); drop setuid/setgid/sticky and group/other write.
+    const mode = ((entry.mode ?? 0o644) & 0o755) | 0o600;
+    const fd = openSync(target, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, mode);
+    this.openFd = fd;
+    this.files.add(key);
+    entry.on('data', (chunk: Buffer) => {
+      if (this.openFd !== fd) return;
+      try {
+        let off = 0;
+        while (off < chunk.length) off += writeSync(fd, chunk, off, chunk.length - off);
+      } catch (err) {
+        fail(err);
+      }
+    });
+    entry.on('end', () => {
+      if (this.openFd === fd) this.close();
+    });
+  }
+
+  /**
+   * Readies `target` for a new entry: its directory exists, and an earlier file there
+   * is removed (appended archives repeat paths); links and directories are never replaced.
+   */
+  private makeRoom(target: string, key: string): void {
+    if (this.files.has(key)) {
+      unlinkSync(target);
+      this.files.delete(key);
+      return;
+    }
+    mkdirSync(dirname(target), { recursive: true, mode: 0o755 });
+  }
+
+  private refuseBelowSymlink(parts: readonly string[], raw: string): void {
+    for (let i = 1; i < parts.length; i++) {
+      if (this.symlinks.has(parts.slice(0, i).join('/'))) {
+        throw new UnsafeEntryError('through-symlink', raw, `'${parts.slice(0, i).join('/')}' is a symlink; nothing is written through links`);
+      }
+    }
+  }
+}
+
+/**
+ * Extracts `input` (gzip'd tar bytes) into `dest`, which must not exist yet. Resolves
+ * once `dest` holds the complete, verified tree.
+ */
+export async function extractTarball(input: Readable | AsyncIterable<Buffer>, dest: string, options: ExtractOptions = {}): Promise<ExtractResult> {
+  const limits: ExtractLimits = { ...defaultExtractLimits, ...options.limits };
+  const source = options.source ?? '';
+  const staging = `${dest}.partial-${randomBytes(6).toString('hex')}`;
+  mkdirSync(dirname(staging), { recursive: true });
+  mkdirSync(staging, { mode: 0o755 });
+
+  const hash = createHash('sha256');
+  let compressed = 0;
+  let inflated = 0;
+  let entries = 0;
+  let firstError: unknown;
+  let sawEof = false;
+  const fail: Fail = (err) => {
+    firstError ??= err;
+  };
+
+  const writer = new EntryWriter(staging, limits);
+  const parser = new Parser({ strict: true });
+  parser.on('entry', (entry: ReadEntry) => {
+    if (firstError !== undefined) {
+      entry.resume();
+      return;
+    }
+    entries++;
+    try {
+      if (entries > limits.maxEntries) {
+        throw new ArchiveLimitError('entries', `more than ${limits.maxEntries} entries`);
+      }
+      writer.write(entry, fail);
+    } catch (err) {
+      fail(asEntryError(err, entry.path));
+      entry.resume();
+    }
+  });
+  parser.on('ignoredEntry', (entry: ReadEntry) => {
+    fail(new UnsafeEntryError('unsupported-type', entry.path, `unsupported entry type ${String(entry.type)}`));
+  });
+  parser.on('eof', () => {
+    sawEof = true;
+  });
+  parser.on('error', (err: Error) => fail(new ArchiveCorruptError(`tar: ${err.message}`, source)));
+  const parserIdle = (): Promise<void> =>
+    new Promise((resolve) => {
+      const done = (): void => {
+        parser.off('drain', done);
+        parser.off('error', done);
+        resolve();
+      };
+      parser.once('drain', done);
+      parser.once('error', done);
+    });
+  const check = (): void => {
+    if (firstError !== undefined) throw firstError;
+  };
+
+  const tap = new Transform({
+    transform(chunk: Buffer, _enc, cb) {
+      compressed += chunk.length;
+      hash.update(chunk);
+      if (options.expectedSize !== undefined && compressed > options.expectedSize) {
+        const err = new ArchiveLimitError('bytes', `more than the ${options.expectedSize} bytes the store records for ${source || 'it'}`);
+        fail(err);
+        cb(err);
+        return;
+      }
+      options.onProgress?.(compressed);
+      cb(null, chunk);
+    },
+  });
+  // zlib passes stream options through (not in its typings): a deeper buffer lets
+  // inflating run ahead while the main thread creates files.
+  const zlibOptions: ZlibOptions & { highWaterMark: number } = { chunkSize: 256 * 1024, highWaterMark: 4 * 1024 * 1024 };
+  const gunzip = createGunzip(zlibOptions);
+
+  try {
+    try {
+      await pipeline(input, tap, gunzip, async (inflatedChunks: AsyncIterable<Buffer>) => {
+        for await (const chunk of inflatedChunks) {
+          inflated += chunk.length;
+          // Recorded before throwing: pipeline may report its own AbortError instead.
+          if (inflated > limits.maxBytes) {
+            fail(new ArchiveLimitError('bytes', `more than ${limits.maxBytes} bytes once decompressed`));
+          } else if (inflated > limits.ratioFloorBytes && inflated / compressed > limits.maxRatio) {
+            fail(new ArchiveLimitError(
+              'ratio',
+              `${inflated} bytes inflated from ${compressed} (more than ${limits.maxRatio}x: a decompression bomb?)`,
+            ));
+          }
+          check();
+          if (!sawEof && !parser.write(chunk)) await parserIdle();
+          check();
+        }
+        await new Promise<void>((resolve) => {
+          parser.once('end', resolve);
+          parser.once('error', () => resolve());
+          parser.end();
+        });
+        check();
+      });
+    } catch (err) {
+      throw firstError ?? classify(err, source);
+    }
+    check();
+    if (!sawEof) throw new ArchiveCorruptError('truncated: the tar end-of-archive marker never came', source);
+    const digest = hash.digest('hex');
+    if (options.sha256 !== undefined && digest !== options.sha256.toLowerCase()) {
+      throw new ChecksumMismatchError(options.sha256, digest, source);
+    }
+    renameSync(staging, dest);
+    return { dir: dest, sha256: digest, compressedBytes: compressed, bytes: inflated, entries };
+  } catch (err) {
+    writer.close();
+    rmSync(staging, { recursive: true, force: true });
+    throw err;
+  }
+}
+
+/** An entry colliding with an earlier one (a file where a directory is, and so on) is the archive's fault. */
+function asEntryError(err: unknown, path: string): unknown {
+  const code = (err as NodeJS.ErrnoException).code;
+  if (code === 'EEXIST' || code === 'ENOTDIR' || code === 'EISDIR' || code === 'ELOOP') {
+    return new UnsafeEntryError('duplicate-entry', path, `conflicts with an earlier entry (${code})`);
+  }
+  return err;
+}
+
+/** zlib's errors become "corrupt gzip"; errors from the source (a store, a socket) pass through. */
+function classify(err: unknown, source: string): unknown {
+  const code = (err as { code?: unknown }).code;
+  if (typeof code === 'string' && code.startsWith('Z_')) {
+    return new ArchiveCorruptError(`gzip: ${(err as Error).message}`, source);
+  }
+  return err;
+}

@@ -1,0 +1,126 @@
+/** Extraction of good archives (GNU tar's and ours), and each limit on its own. */
+import { execFileSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { existsSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, readlinkSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, relative } from 'node:path';
+import { Readable } from 'node:stream';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { entryComponents, extractTarball, symlinkDestination } from '../../src/release/index.js';
+import { sha256, tgz } from './helpers/craft.js';
+import { buildTinyRelease } from './helpers/fixture.js';
+
+let work: string;
+let rel: string;
+
+beforeAll(() => {
+  work = mkdtempSync(join(tmpdir(), 'baton-extract-'));
+  rel = buildTinyRelease(work, 'rel');
+});
+afterAll(() => rmSync(work, { recursive: true, force: true }));
+
+function tree(dir: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  const walk = (d: string): void => {
+    for (const n of readdirSync(d)) {
+      const p = join(d, n);
+      const s = lstatSync(p);
+      if (s.isDirectory()) walk(p);
+      else out[relative(dir, p)] = s.isSymbolicLink() ? `-> ${readlinkSync(p)}` : `${(s.mode & 0o111) !== 0 ? 'x' : '-'}${createHash('sha256').update(readFileSync(p)).digest('hex')}`;
+    }
+  };
+  walk(dir);
+  return out;
+}
+
+const fromBuffer = (b: Buffer): Readable => Readable.from([b]);
+let n = 0;
+const dest = (): string => join(work, 'out', `d${n++}`);
+
+describe('extractTarball', () => {
+  it("extracts GNU tar's archive of a release exactly, execute bits and long paths included", async () => {
+    const long = join(rel, 'lib/tiny-0.1.0/priv', 'a'.repeat(120), 'b'.repeat(120));
+    mkdirSync(long, { recursive: true });
+    writeFileSync(join(long, 'asset.css'), 'body{}');
+    const file = join(work, 'gnu.tar.gz');
+    execFileSync('tar', ['czf', file, '-C', rel, '.']);
+    const d = dest();
+    const r = await extractTarball(Readable.from(readFileSync(file)), d, { sha256: sha256(readFileSync(file)) });
+    expect(r.sha256).toBe(sha256(readFileSync(file)));
+    expect(r.compressedBytes).toBe(statSync(file).size);
+    expect(tree(d)).toEqual(tree(rel));
+    expect(statSync(join(d, 'bin/tiny')).mode & 0o111).not.toBe(0);
+    expect(readdirSync(join(d, '..')).filter((x) => x.includes('.partial-'))).toEqual([]);
+  });
+
+  it('allows symlinks and hardlinks that stay inside', async () => {
+    const d = dest();
+    await extractTarball(
+      fromBuffer(
+        tgz([
+          { path: 'lib/a/ebin/x.beam', body: 'x' },
+          { path: 'lib/current', type: 'SymbolicLink', linkpath: 'a' },
+          { path: 'bin/x', type: 'SymbolicLink', linkpath: '../lib/a/ebin/x.beam' },
+          { path: 'lib/a/ebin/y.beam', type: 'Link', linkpath: 'lib/a/ebin/x.beam' },
+        ]),
+      ),
+      d,
+    );
+    expect(readFileSync(join(d, 'bin/x'), 'utf8')).toBe('x');
+    expect(readFileSync(join(d, 'lib/current/ebin/x.beam'), 'utf8')).toBe('x');
+    expect(statSync(join(d, 'lib/a/ebin/y.beam')).ino).toBe(statSync(join(d, 'lib/a/ebin/x.beam')).ino);
+  });
+
+  it('never writes through a symlink, nor lets a link climb after a name', async () => {
+    const through = tgz([
+      { path: 'lib', type: 'SymbolicLink', linkpath: 'real' },
+      { path: 'lib/x', body: 'x' },
+    ]);
+    await expect(extractTarball(fromBuffer(through), dest())).rejects.toMatchObject({ code: 'UNSAFE_ENTRY', kind: 'through-symlink' });
+    const climb = tgz([
+      { path: 'd', type: 'SymbolicLink', linkpath: '.' },
+      { path: 'l', type: 'SymbolicLink', linkpath: 'd/..' },
+    ]);
+    await expect(extractTarball(fromBuffer(climb), dest())).rejects.toThrow(/'\.\.' after a name/);
+    const clash = tgz([
+      { path: 'lib/a', type: 'Directory' },
+      { path: 'lib/a/x', body: 'x' },
+      { path: 'lib/a/x/y', body: 'y' },
+    ]);
+    await expect(extractTarball(fromBuffer(clash), dest())).rejects.toMatchObject({ code: 'UNSAFE_ENTRY', kind: 'duplicate-entry', entry: 'lib/a/x/y' });
+  });
+
+  it('refuses past the byte limit, the entry limit, the path length, and the size the store recorded', async () => {
+    const big = tgz([{ path: 'f', body: Buffer.alloc(300_000, 1) }]);
+    await expect(extractTarball(fromBuffer(big), dest(), { limits: { maxBytes: 100_000 } })).rejects.toMatchObject({ code: 'ARCHIVE_LIMIT', limit: 'bytes' });
+    const many = tgz(Array.from({ length: 30 }, (_, i) => ({ path: `f${i}`, body: 'x' })));
+    await expect(extractTarball(fromBuffer(many), dest(), { limits: { maxEntries: 10 } })).rejects.toThrow(/exceeds the entries limit: more than 10 entries/);
+    const deep = tgz([{ path: `${'d/'.repeat(40)}f`, body: 'x' }]);
+    await expect(extractTarball(fromBuffer(deep), dest(), { limits: { maxPathBytes: 50 } })).rejects.toMatchObject({ code: 'UNSAFE_ENTRY', kind: 'path-too-long' });
+    await expect(extractTarball(fromBuffer(big), dest(), { expectedSize: 100 })).rejects.toThrow(/more than the 100 bytes the store records/);
+    expect(readdirSync(join(work, 'out')).filter((x) => x.includes('.partial-'))).toEqual([]);
+  });
+
+  it('passes a failing source through and leaves nothing behind', async () => {
+    const good = tgz([{ path: 'f', body: Buffer.alloc(100_000, 3) }]);
+    async function* failing(): AsyncGenerator<Buffer> {
+      yield good.subarray(0, 200);
+      throw new Error('socket hang up');
+    }
+    const d = dest();
+    await expect(extractTarball(failing(), d)).rejects.toThrow(/socket hang up/);
+    expect(existsSync(d)).toBe(false);
+    expect(readdirSync(join(work, 'out')).filter((x) => x.includes('.partial-'))).toEqual([]);
+  });
+});
+
+describe('entry rules', () => {
+  it('normalises harmless spellings and refuses the rest', () => {
+    expect(entryComponents('./lib//a/')).toEqual(['lib', 'a']);
+    expect(() => entryComponents('a/../../b')).toThrow(/'\.\.'/);
+    expect(() => entryComponents('C:/x')).toThrow(/absolute/);
+    expect(() => entryComponents(`${'x'.repeat(256)}/y`)).toThrow(/longer than 255 bytes/);
+    expect(symlinkDestination(['lib', 'a', 'link'], '../../bin/x', 'e')).toEqual(['bin', 'x']);
+    expect(() => symlinkDestination(['link'], '../x', 'e')).toThrow(/points outside/);
+  });
+});

@@ -1,0 +1,448 @@
+%% Hot upgrade inside a peer (DESIGN.md, "Hot upgrade inside the peer").
+%%
+%% baton loads this module into the user's release with code:load_binary/3, so it may
+%% use kernel and stdlib only, and must not assume the modules it replaces have files.
+%%
+%% Phases, each one the answer to something that went wrong elsewhere:
+%%  1. diff: only modules whose md5 differs from the loaded one are reloaded, so an
+%%     unchanged module never disturbs a process running it;
+%%  2. prepare: every binary goes through erlang:prepare_loading (code:prepare_loading)
+%%     before any process is touched, so a corrupt beam aborts with nothing changed;
+%%  3. suspend, in parallel, with one timeout per process, only the processes running a
+%%     changed module (current function, initial call, proc_lib's $initial_call);
+%%     a process that does not answer in time aborts the upgrade with all resumed;
+%%  4. finish_loading: all new code becomes current at once;
+%%  5. sys:change_code on each suspended process whose callback module changed; if one
+%%     crashes, the saved old binaries are loaded back and the states that had already
+%%     been migrated are put back as they were;
+%%  6. resume, in an `after`, so no process is ever left suspended.
+%% The suspend window (first suspend sent to last resume answered) is reported in µs.
+%%
+%% Suspend, get_state, change_code and resume are the messages sys:suspend/2 etc. send
+%% ({system, From, Msg}, answered through gen:reply/2), sent to all processes at once and
+%% collected against one deadline: the same protocol as sys, without a round trip (or a
+%% process) per target.
+-module(baton_upgrader).
+
+-export([upgrade/1, upgrade/2]).
+
+-export_type([beam/0, opts/0, result/0, proc/0]).
+
+-type beam() :: {module(), file:filename(), binary()}.
+-type opts() :: #{suspend_timeout => timeout(),
+                  change_code_timeout => timeout(),
+                  extra => term()}.
+-type proc() :: #{pid := pid(), name := atom(), initial_call := mfa() | undefined}.
+-type result() :: #{status := ok | error,
+                    reason => term(),
+                    reloaded := [module()],
+                    added := [module()],
+                    unchanged := [module()],
+                    suspended := [proc()],
+                    timed_out := [proc()],
+                    change_code_failed := [{proc(), term()}],
+                    rolled_back := boolean(),
+                    not_rolled_back := [module()],
+                    old_code_kept := [module()],
+                    suspend_us := non_neg_integer(),
+                    total_us := non_neg_integer()}.
+
+%% A process found running a changed module; Callback is the module sys:change_code
+%% is called with, when the process's behaviour callback module changed.
+-record(target, {pid :: pid(),
+                 name :: atom(),
+                 initial_call :: mfa() | undefined,
+                 callback :: module() | undefined}).
+
+-define(DEFAULT_TIMEOUT, 5000).
+
+-spec upgrade([beam()]) -> result().
+upgrade(Beams) ->
+    upgrade(Beams, #{}).
+
+%% The work runs in a process of its own, not linked to the caller: if the caller dies
+%% (an erpc timeout, baton's connection dropping), the upgrade still finishes and
+%% resumes every process it suspended.
+-spec upgrade([beam()], opts()) -> result().
+upgrade(Beams, Opts) when is_list(Beams), is_map(Opts) ->
+    Caller = self(),
+    Tag = make_ref(),
+    {Pid, Mref} = spawn_monitor(fun() -> Caller ! {Tag, run(Beams, Opts)} end),
+    receive
+        {Tag, Result} ->
+            erlang:demonitor(Mref, [flush]),
+            Result;
+        {'DOWN', Mref, process, Pid, Reason} ->
+            error({upgrader_crashed, Reason})
+    end.
+
+%% ---------------------------------------------------------------------------
+
+-spec run([beam()], opts()) -> result().
+run(Beams, Opts) ->
+    T0 = now_us(),
+    SuspendTimeout = maps:get(suspend_timeout, Opts, ?DEFAULT_TIMEOUT),
+    CodeTimeout = maps:get(change_code_timeout, Opts, ?DEFAULT_TIMEOUT),
+    Extra = maps:get(extra, Opts, []),
+    Base = #{status => ok, reloaded => [], added => [], unchanged => [], suspended => [],
+             timed_out => [], change_code_failed => [], rolled_back => false,
+             not_rolled_back => [], old_code_kept => [], suspend_us => 0, total_us => 0},
+    R = case diff(Beams) of
+            {error, Reason} ->
+                Base#{status => error, reason => Reason};
+            {ok, Changed, Added, Unchanged} ->
+                Base1 = Base#{reloaded => mods(Changed), added => mods(Added),
+                              unchanged => Unchanged},
+                load(Changed, Added, SuspendTimeout, CodeTimeout, Extra, Base1)
+        end,
+    R#{total_us => now_us() - T0}.
+
+%% Changed: loaded modules whose md5 differs; Added: modules not loaded at all (a
+%% module not loaded yet may still have an old file on the code path, so it is loaded
+%% now rather than left to a lazy load that would find the old file).
+-spec diff([beam()]) -> {ok, [beam()], [beam()], [module()]} | {error, term()}.
+diff(Beams) ->
+    Checked = [check_beam(B) || B <- Beams],
+    case [E || {error, E} <- Checked] of
+        [_ | _] = Errors ->
+            {error, {prepare_failed, Errors}};
+        [] ->
+            Ms = [M || {M, _, _} <- Beams],
+            case Ms -- lists:usort(Ms) of
+                [] ->
+                    {ok, [B || {changed, B} <- Checked], [B || {added, B} <- Checked],
+                     [M || {unchanged, M} <- Checked]};
+                Dups ->
+                    {error, {prepare_failed, [{M, duplicated} || M <- lists:usort(Dups)]}}
+            end
+    end.
+
+check_beam({M, File, Bin}) when is_atom(M), is_binary(Bin) ->
+    case is_filename(File) andalso beam_lib:md5(Bin) of
+        false ->
+            {error, {M, bad_filename}};
+        {ok, {M, MD5}} ->
+            case erlang:module_loaded(M) of
+                false -> {added, {M, File, Bin}};
+                true ->
+                    case M:module_info(md5) of
+                        MD5 -> {unchanged, M};
+                        _ -> {changed, {M, File, Bin}}
+                    end
+            end;
+        {ok, {Other, _}} ->
+            {error, {M, {module_name_mismatch, Other}}};
+        {error, beam_lib, _} ->
+            {error, {M, badfile}}
+    end;
+check_beam(Other) ->
+    {error, {Other, badarg}}.
+
+is_filename(F) ->
+    try unicode:characters_to_list(F) of
+        L when is_list(L) -> true;
+        _ -> false
+    catch
+        _:_ -> false
+    end.
+
+load([], [], _ST, _CT, _Extra, R) ->
+    R;
+load(Changed, Added, SuspendTimeout, CodeTimeout, Extra, R) ->
+    case prepare(Changed ++ Added) of
+        {error, Errors} ->
+            R#{status => error, reason => {prepare_failed, Errors}};
+        {ok, Prepared} ->
+            ChangedMods = mods(Changed),
+            %% Saved before anything moves: the files behind code:which/1 may be gone,
+            %% rewritten or never have existed.
+            OldBins = [{M, old_binary(M)} || M <- ChangedMods],
+            Vsns = maps:from_list([{M, vsn(M)} || M <- ChangedMods]),
+            case purge_before_load(ChangedMods) of
+                {error, Reason} ->
+                    R#{status => error, reason => Reason};
+                ok ->
+                    Targets = find_targets(maps:from_list([{M, true} || M <- ChangedMods])),
+                    swap(Prepared, Targets, OldBins, Vsns, mods(Added),
+                         SuspendTimeout, CodeTimeout, Extra, R)
+            end
+    end.
+
+-spec prepare([beam()]) -> {ok, term()} | {error, term()}.
+prepare(Beams) ->
+    try code:prepare_loading([{M, to_list(F), B} || {M, F, B} <- Beams]) of
+        {ok, Prepared} -> {ok, Prepared};
+        {error, Errors} -> {error, Errors}
+    catch
+        error:Reason -> {error, Reason}
+    end.
+
+to_list(F) when is_list(F) -> F;
+to_list(F) -> unicode:characters_to_list(F).
+
+%% The binary of the loaded code, found through code:which/1 or the code path, and
+%% only trusted when its md5 is the loaded one's.
+-spec old_binary(module()) -> {ok, beam()} | none.
+old_binary(M) ->
+    MD5 = M:module_info(md5),
+    Candidates = case code:which(M) of
+                     W when is_list(W), W =/= "" -> [W];
+                     _ -> []
+                 end,
+    Found = lists:foldl(
+              fun(_, {ok, _} = Hit) -> Hit;
+                 (File, none) ->
+                      case erl_prim_loader:get_file(File) of
+                          {ok, Bin, _} -> match_md5(M, File, Bin, MD5);
+                          error -> none
+                      end
+              end, none, Candidates),
+    case Found of
+        {ok, _} -> Found;
+        none ->
+            case code:get_object_code(M) of
+                {M, Bin, File} -> match_md5(M, File, Bin, MD5);
+                error -> none
+            end
+    end.
+
+match_md5(M, File, Bin, MD5) ->
+    case beam_lib:md5(Bin) of
+        {ok, {M, MD5}} -> {ok, {M, File, Bin}};
+        _ -> none
+    end.
+
+%% As release_handler does: the vsn attribute of the code being replaced is the OldVsn
+%% that code_change/3 receives.
+vsn(M) ->
+    try proplists:get_value(vsn, M:module_info(attributes))
+    catch _:_ -> undefined
+    end.
+
+%% finish_loading refuses a module that still has old code, so old code left by an
+%% earlier upgrade goes now: softly if nothing runs it, else by killing what lingers
+%% in it (what code:purge/1 and c:l/1 do), but never this process.
+-spec purge_before_load([module()]) -> ok | {error, term()}.
+purge_before_load(Mods) ->
+    Stuck = [M || M <- Mods, erlang:check_old_code(M), not code:soft_purge(M)],
+    case [M || M <- Stuck, erlang:check_process_code(self(), M)] of
+        [] ->
+            _ = [code:purge(M) || M <- Stuck],
+            ok;
+        Mine ->
+            {error, {not_purged, Mine}}
+    end.
+
+%% Processes running a changed module: by current function, initial call, and
+%% proc_lib's $initial_call (which names the behaviour's callback module:
+%% {Mod, init, 1} for gen_server/gen_statem, {supervisor, Mod, 1} for supervisors).
+-spec find_targets(#{module() => true}) -> [#target{}].
+find_targets(Changed) ->
+    Self = self(),
+    lists:filtermap(
+      fun(Pid) when Pid =:= Self -> false;
+         (Pid) -> target(Pid, Changed)
+      end, erlang:processes()).
+
+target(Pid, Changed) ->
+    case erlang:process_info(Pid, [current_function, initial_call, registered_name]) of
+        undefined ->
+            false;
+        [{current_function, Cur}, {initial_call, Init}, {registered_name, Reg}] ->
+            ProcLib = case Init of
+                          {proc_lib, init_p, 5} -> proc_lib_initial_call(Pid);
+                          _ -> undefined
+                      end,
+            Callback = case ProcLib of
+                           {supervisor, SupMod, 1} -> changed(SupMod, Changed);
+                           {CbMod, _, _} -> changed(CbMod, Changed);
+                           undefined -> undefined
+                       end,
+            Running = Callback =/= undefined
+                orelse is_changed(Cur, Changed) orelse is_changed(Init, Changed),
+            Running andalso
+                {true, #target{pid = Pid,
+                               name = case Reg of [] -> undefined; _ -> Reg end,
+                               initial_call = case ProcLib of
+                                                  undefined -> mfa_or_undefined(Init);
+                                                  _ -> ProcLib
+                                              end,
+                               callback = Callback}}
+    end.
+
+proc_lib_initial_call(Pid) ->
+    case erlang:process_info(Pid, dictionary) of
+        {dictionary, D} ->
+            case lists:keyfind('$initial_call', 1, D) of
+                {_, {M, F, A}} when is_atom(M), is_atom(F), is_integer(A) -> {M, F, A};
+                _ -> undefined
+            end;
+        undefined ->
+            undefined
+    end.
+
+changed(M, Changed) ->
+    case maps:is_key(M, Changed) of
+        true -> M;
+        false -> undefined
+    end.
+
+is_changed({M, _, _}, Changed) -> maps:is_key(M, Changed);
+is_changed(_, _) -> false.
+
+mfa_or_undefined({M, F, A}) when is_atom(M), is_atom(F), is_integer(A) -> {M, F, A};
+mfa_or_undefined(_) -> undefined.
+
+%% Phases 3 to 6. Everything from the first suspend on runs under `after`, which
+%% resumes every process a suspend was sent to, answered or not: sys handles system
+%% messages in order, so one that suspends late is resumed right after.
+swap(Prepared, Targets, OldBins, Vsns, Added, SuspendTimeout, CodeTimeout, Extra, R0) ->
+    Pids = [T#target.pid || T <- Targets],
+    S0 = now_us(),
+    R = try
+            suspended(Prepared, Targets, OldBins, Vsns, Added, SuspendTimeout,
+                      CodeTimeout, Extra, R0)
+        after
+            _ = sys_multi([{P, resume} || P <- Pids], SuspendTimeout)
+        end,
+    %% The window closes when the last resume is answered.
+    S1 = now_us(),
+    keep_old_code(R#{suspend_us => S1 - S0}).
+
+suspended(Prepared, Targets, OldBins, Vsns, Added, SuspendTimeout, CodeTimeout, Extra, R0) ->
+    ByPid = maps:from_list([{T#target.pid, T} || T <- Targets]),
+    Suspend = sys_multi([{T#target.pid, suspend} || T <- Targets], SuspendTimeout),
+    TimedOut = [maps:get(P, ByPid) || {P, timeout} <- maps:to_list(Suspend)],
+    %% A process that exited meanwhile runs nothing any more.
+    Suspended = [maps:get(P, ByPid) || {P, {reply, ok}} <- maps:to_list(Suspend)],
+    R1 = R0#{suspended => [proc(T) || T <- Suspended],
+             timed_out => [proc(T) || T <- TimedOut]},
+    case TimedOut of
+        [_ | _] ->
+            R1#{status => error, reason => suspend_timeout};
+        [] ->
+            Migrate = [T || T <- Suspended, T#target.callback =/= undefined],
+            %% Taken while suspended, so that a failed migration can be undone.
+            Snapshots = sys_multi([{T#target.pid, get_state} || T <- Migrate], CodeTimeout),
+            case code:finish_loading(Prepared) of
+                ok ->
+                    change_code(Migrate, Snapshots, OldBins, Vsns, Added, Extra,
+                                CodeTimeout, R1);
+                {error, Errors} ->
+                    R1#{status => error, reason => {finish_loading_failed, Errors}}
+            end
+    end.
+
+change_code(Migrate, Snapshots, OldBins, Vsns, Added, Extra, Timeout, R) ->
+    Reqs = [{T#target.pid, {change_code, T#target.callback,
+                            maps:get(T#target.callback, Vsns), Extra}} || T <- Migrate],
+    Replies = sys_multi(Reqs, Timeout),
+    Failed = [{T, Why} || T <- Migrate,
+                          Why <- [change_code_failure(maps:get(T#target.pid, Replies))],
+                          Why =/= none],
+    case Failed of
+        [] ->
+            R;
+        _ ->
+            Migrated = [T || T <- Migrate, not lists:keymember(T, 1, Failed)],
+            NotRolledBack = rollback(OldBins, Added, Migrated, Snapshots, Timeout),
+            R#{status => error,
+               reason => change_code_failed,
+               change_code_failed => [{proc(T), W} || {T, W} <- Failed],
+               rolled_back => true,
+               not_rolled_back => NotRolledBack}
+    end.
+
+change_code_failure({reply, ok}) -> none;
+change_code_failure({reply, Other}) -> Other;
+change_code_failure(timeout) -> timeout;
+change_code_failure({down, noproc}) -> none;
+change_code_failure({down, Reason}) -> {exited, Reason}.
+
+%% Puts the old binaries back as current code, removes the modules the upgrade
+%% added, and gives the processes already migrated their pre-upgrade state back.
+%% Returns the modules that could not be restored (no binary of theirs was found).
+rollback(OldBins, Added, Migrated, Snapshots, Timeout) ->
+    Restorable = [B || {_, {ok, B}} <- OldBins],
+    Missing = [M || {M, none} <- OldBins],
+    %% The slot for old code holds the very code being restored and must be emptied
+    %% for the reload; the suspended processes sit in sys, not in it.
+    _ = purge_before_load(mods(Restorable)),
+    Failed = case prepare(Restorable) of
+                 {ok, P} ->
+                     case code:finish_loading(P) of
+                         ok -> [];
+                         {error, Errors} -> [M || {M, _} <- Errors]
+                     end;
+                 {error, _} ->
+                     mods(Restorable)
+             end,
+    _ = [{code:delete(M), code:soft_purge(M)} || M <- Added],
+    _ = sys_multi([{T#target.pid, {replace_state, restore(State)}}
+                   || T <- Migrated,
+                      {ok, State} <- [snapshot(maps:get(T#target.pid, Snapshots, none))]],
+                  Timeout),
+    Missing ++ Failed.
+
+%% sys answers get_state with the state itself, or with this error.
+snapshot({reply, {error, {callback_failed, _, _}}}) -> none;
+snapshot({reply, State}) -> {ok, State};
+snapshot(_) -> none.
+
+restore(State) ->
+    fun(_) -> State end.
+
+%% The previous code stays loaded as old code while processes still run it (a
+%% connection process in the middle of a call); the next upgrade purges it.
+keep_old_code(#{reloaded := Mods} = R) ->
+    R#{old_code_kept => [M || M <- Mods, erlang:check_old_code(M), not code:soft_purge(M)]}.
+
+proc(#target{pid = P, name = N, initial_call = I}) ->
+    #{pid => P, name => N, initial_call => I}.
+
+mods(Beams) -> [M || {M, _, _} <- Beams].
+
+now_us() -> erlang:monotonic_time(microsecond).
+
+%% The system-message call sys:suspend/2 and friends make (gen:call(P, system, Msg,
+%% Timeout)), made to every process at once: each reply arrives through an alias, so
+%% one that comes after the deadline is dropped by the VM rather than left in our
+%% mailbox. Returns Pid => {reply, Reply} | timeout | {down, Reason}.
+-spec sys_multi([{pid(), term()}], timeout()) ->
+    #{pid() => {reply, term()} | timeout | {down, term()}}.
+sys_multi([], _Timeout) ->
+    #{};
+sys_multi(Reqs, Timeout) ->
+    Deadline = case Timeout of
+                   infinity -> infinity;
+                   _ -> erlang:monotonic_time(millisecond) + Timeout
+               end,
+    Pending = lists:foldl(
+                fun({Pid, Msg}, Acc) ->
+                        Mref = erlang:monitor(process, Pid, [{alias, demonitor}]),
+                        Pid ! {system, {self(), [alias | Mref]}, Msg},
+                        Acc#{Mref => Pid}
+                end, #{}, Reqs),
+    collect(Pending, Deadline, #{}).
+
+collect(Pending, _Deadline, Acc) when map_size(Pending) =:= 0 ->
+    Acc;
+collect(Pending, Deadline, Acc) ->
+    Wait = case Deadline of
+               infinity -> infinity;
+               _ -> max(0, Deadline - erlang:monotonic_time(millisecond))
+           end,
+    receive
+        {[alias | Mref], Reply} when is_map_key(Mref, Pending) ->
+            erlang:demonitor(Mref, [flush]),
+            {Pid, Rest} = maps:take(Mref, Pending),
+            collect(Rest, Deadline, Acc#{Pid => {reply, Reply}});
+        {'DOWN', Mref, process, _, Reason} when is_map_key(Mref, Pending) ->
+            {Pid, Rest} = maps:take(Mref, Pending),
+            collect(Rest, Deadline, Acc#{Pid => {down, Reason}})
+    after Wait ->
+            maps:fold(fun(Mref, Pid, A) ->
+                              erlang:demonitor(Mref, [flush]),
+                              A#{Pid => timeout}
+                      end, Acc, Pending)
+    end.

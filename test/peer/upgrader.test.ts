@@ -1,0 +1,248 @@
+/**
+ * baton_upgrader inside a real demo_erl 1.0.0 release, upgraded to 1.0.1 (and to
+ * broken variants of it). The upgrader and a probe are loaded into the peer from
+ * binaries, as baton will load them; a hidden control node drives them over erpc.
+ */
+import { join } from 'node:path';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { fixtures, type Fixtures } from '../support/fixtures.js';
+import { Control, getJson, newCookie, startDemoErl, type Started } from '../support/nodes.js';
+
+interface Proc {
+  pid: string;
+  name: string | null;
+  initial_call: [string, string, number] | null;
+}
+interface UpgradeResult {
+  status: 'ok' | 'error';
+  reason?: unknown;
+  reloaded: string[];
+  added: string[];
+  unchanged: string[];
+  suspended: Proc[];
+  timed_out: Proc[];
+  change_code_failed: Array<[Proc, unknown]>;
+  rolled_back: boolean;
+  not_rolled_back: string[];
+  old_code_kept: string[];
+  suspend_us: number;
+  total_us: number;
+}
+
+let fx: Fixtures;
+let ctl: Control;
+const cookie = newCookie();
+let peer: Started | undefined;
+let ebin101: string;
+
+beforeAll(async () => {
+  fx = await fixtures();
+  ctl = new Control(fx.erlEbin, cookie);
+  ebin101 = join(fx.demoErl['1.0.1'], 'lib', 'demo_erl-1.0.1', 'ebin');
+});
+
+afterAll(async () => {
+  await peer?.stop();
+  await ctl?.close();
+});
+
+// A fresh 1.0.0 peer per test: every test starts from the same code and state.
+beforeEach(async () => {
+  peer = await startDemoErl(fx.demoErl['1.0.0'], { cookie });
+  await ctl.eval(`baton_test_ctl:load('${peer.node}', [baton_upgrader, baton_test_probe])`);
+});
+
+afterEach(async () => {
+  await peer?.stop();
+  peer = undefined;
+});
+
+function node(): string {
+  if (peer === undefined) throw new Error('no peer');
+  return peer.node;
+}
+
+/** An Erlang expression calling Fun on the peer. */
+function on(fun: string, args: string): string {
+  const [m, f] = fun.split(':');
+  return `erpc:call('${node()}', ${m}, ${f}, [${args}], 60000)`;
+}
+
+function upgrade(beamsExpr: string, opts = '#{}'): Promise<UpgradeResult> {
+  return ctl.eval<UpgradeResult>(on('baton_upgrader:upgrade', `${beamsExpr}, ${opts}`), 90_000);
+}
+
+const md5 = (mod: string): Promise<string> => ctl.eval<string>(on('baton_test_probe:md5', mod));
+const names = (ps: Proc[]): Array<string | null> => ps.map((p) => p.name).sort();
+
+async function bump(times: number): Promise<unknown> {
+  let last: unknown;
+  for (let i = 0; i < times; i++) last = await getJson(peer!.port, '/counter');
+  return last;
+}
+
+describe('baton_upgrader, demo_erl 1.0.0 -> 1.0.1', () => {
+  it('keeps the counter through code_change, reloads only changed modules, suspends only their processes', async () => {
+    expect(await bump(3)).toEqual({ count: 3, state: 'integer' });
+    const before = await ctl.eval<Record<string, string>>(
+      `maps:from_list([{M, ${on('baton_test_probe:md5', 'M')}} || M <- [demo_erl_http, demo_erl_counter]])`,
+    );
+    const tracer = await ctl.eval<string>(on('baton_test_probe:trace_suspends', ''));
+
+    const r = await upgrade(`baton_test_ctl:beams("${ebin101}")`);
+
+    const seen = await ctl.eval<string[]>(on('baton_test_probe:suspends_seen', `list_to_pid("${tracer}")`));
+    expect(r.status).toBe('ok');
+    expect(r.reloaded.sort()).toEqual(['demo_erl_counter', 'demo_erl_vsn']);
+    expect(r.added).toEqual([]);
+    expect(r.unchanged).toEqual(
+      expect.arrayContaining(['demo_erl_acceptor', 'demo_erl_app', 'demo_erl_http', 'demo_erl_listener', 'demo_erl_sup']),
+    );
+    // Only the counter runs a changed module; the sup, listener, acceptors and
+    // connections were not sent a suspend at all (seen from the side, by tracing).
+    expect(names(r.suspended)).toEqual(['demo_erl_counter']);
+    const counterPid = await ctl.eval<string>(on('erlang:whereis', 'demo_erl_counter'));
+    expect(seen).toEqual([counterPid]);
+    expect(r.timed_out).toEqual([]);
+    expect(r.suspend_us).toBeGreaterThan(0);
+    expect(r.suspend_us).toBeLessThan(1_000_000);
+
+    expect(await getJson(peer!.port, '/counter')).toEqual({ count: 4, state: 'map' });
+    expect(await getJson(peer!.port, '/')).toMatchObject({ version: '1.0.1' });
+    // code_change got the vsn attribute of the code it replaced.
+    const state = await ctl.eval<{ count: number; migrated_from: unknown }>(on('sys:get_state', 'demo_erl_counter'));
+    expect(state.count).toBe(4);
+    expect(Array.isArray(state.migrated_from)).toBe(true);
+    expect(await md5('demo_erl_http')).toBe(before['demo_erl_http']);
+    expect(await md5('demo_erl_counter')).not.toBe(before['demo_erl_counter']);
+    expect(await ctl.eval(on('baton_test_probe:sys_state', '[demo_erl_counter]'))).toEqual(['running']);
+  });
+
+  it('upgrades a module loaded from a binary with no file, and loads new modules', async () => {
+    await ctl.eval(on('code:load_binary', `baton_test_hand, "no/such/dir/baton_test_hand.beam", baton_test_ctl:module_binary(baton_test_hand, 1)`));
+    const r = await upgrade(
+      `[{baton_test_hand, "no/such/dir/baton_test_hand.beam", baton_test_ctl:module_binary(baton_test_hand, 2)},
+        {baton_test_new, "no/such/dir/baton_test_new.beam", baton_test_ctl:module_binary(baton_test_new, new)}
+        | baton_test_ctl:beams("${ebin101}")]`,
+    );
+    expect(r.status).toBe('ok');
+    expect(r.reloaded.sort()).toEqual(['baton_test_hand', 'demo_erl_counter', 'demo_erl_vsn']);
+    expect(r.added).toEqual(['baton_test_new']);
+    expect(await ctl.eval(on('baton_test_hand:v', ''))).toBe(2);
+    // Called from a process that did not exist during the upgrade.
+    expect(
+      await ctl.eval(`erpc:call('${node()}', erlang, apply, [fun baton_test_new:v/0, []])`),
+    ).toBe('new');
+    expect(await getJson(peer!.port, '/counter')).toEqual({ count: 1, state: 'map' });
+
+    // Again: the code replaced above is still there as old code and must be purged
+    // first; nothing runs it, so softly.
+    const again = await upgrade(
+      `[{baton_test_hand, "no/such/dir/baton_test_hand.beam", baton_test_ctl:module_binary(baton_test_hand, 3)}]`,
+    );
+    expect(again).toMatchObject({ status: 'ok', reloaded: ['baton_test_hand'], suspended: [] });
+    expect(await ctl.eval(on('baton_test_hand:v', ''))).toBe(3);
+  });
+
+  it('aborts on a corrupt beam before anything is suspended, and keeps serving the old code', async () => {
+    await bump(2);
+    const before = await md5('demo_erl_counter');
+    const tracer = await ctl.eval<string>(on('baton_test_probe:trace_suspends', ''));
+
+    // demo_erl_vsn's Code chunk is garbage but its md5 computes: only the loader,
+    // in prepare_loading, can refuse it.
+    const r = await upgrade(
+      `[case B of
+          {demo_erl_vsn, F, Bin} -> {demo_erl_vsn, F, baton_test_ctl:corrupt_code(Bin)};
+          _ -> B
+        end || B <- baton_test_ctl:beams("${ebin101}")]`,
+    );
+    const seen = await ctl.eval<string[]>(on('baton_test_probe:suspends_seen', `list_to_pid("${tracer}")`));
+    expect(r.status).toBe('error');
+    expect(r.reason).toEqual(['prepare_failed', [['demo_erl_vsn', 'badfile']]]);
+    expect(r.suspended).toEqual([]);
+    expect(seen).toEqual([]);
+    expect(await md5('demo_erl_counter')).toBe(before);
+    expect(await getJson(peer!.port, '/counter')).toEqual({ count: 3, state: 'integer' });
+    expect(await getJson(peer!.port, '/')).toMatchObject({ version: '1.0.0' });
+
+    // A binary that is not a beam at all is refused the same way.
+    const r2 = await upgrade(`[{demo_erl_counter, "x.beam", <<"not a beam">>}]`);
+    expect(r2).toMatchObject({ status: 'error', reason: ['prepare_failed', [['demo_erl_counter', 'badfile']]], suspended: [] });
+  });
+
+  it('a process that cannot be suspended in time: all resumed, old code kept, reported by name', async () => {
+    await bump(1);
+    const before = await md5('demo_erl_counter');
+    const others = await ctl.eval<string[]>(on('baton_test_probe:start_counters', '20'));
+    const holder = await ctl.eval<string>(on('baton_test_probe:hold', 'demo_erl_counter'));
+    try {
+      const r = await upgrade(`baton_test_ctl:beams("${ebin101}")`, '#{suspend_timeout => 300}');
+      expect(r.status).toBe('error');
+      expect(r.reason).toBe('suspend_timeout');
+      expect(names(r.timed_out)).toEqual(['demo_erl_counter']);
+      expect(r.suspended.map((p) => p.pid).sort()).toEqual([...others].sort());
+      expect(await md5('demo_erl_counter')).toBe(before);
+      const pids = others.map((p) => `list_to_pid("${p}")`).join(',');
+      expect(await ctl.eval(on('baton_test_probe:sys_state', `[${pids}]`))).toEqual(others.map(() => 'running'));
+    } finally {
+      await ctl.eval(on('baton_test_probe:release', `list_to_pid("${holder}")`));
+    }
+    // The suspend it got late was followed by a resume: it runs, on the old code.
+    expect(await ctl.eval(on('baton_test_probe:sys_state', '[demo_erl_counter]'))).toEqual(['running']);
+    expect(await getJson(peer!.port, '/counter')).toEqual({ count: 2, state: 'integer' });
+    expect(await getJson(peer!.port, '/')).toMatchObject({ version: '1.0.0' });
+  });
+
+  it('a crashing code_change rolls back to the old binaries and the old states', async () => {
+    await bump(3); // odd: the broken code_change crashes on this one
+    const before = await md5('demo_erl_counter');
+    const others = await ctl.eval<string[]>(on('baton_test_probe:start_counters', '4'));
+    const pids = others.map((p) => `list_to_pid("${p}")`);
+    // Counts 0, 1, 2, 3: the even ones migrate, the odd ones crash.
+    for (const [i, p] of pids.entries()) {
+      for (let k = 0; k < i; k++) await ctl.eval(on('demo_erl_counter:bump', p));
+    }
+    const r = await upgrade(`baton_test_ctl:beams("${fx.brokenCounterDir}")`);
+    expect(r.status).toBe('error');
+    expect(r.reason).toBe('change_code_failed');
+    expect(r.rolled_back).toBe(true);
+    expect(r.not_rolled_back).toEqual([]);
+    const failedPids = r.change_code_failed.map(([p]) => p.pid).sort();
+    expect(failedPids).toEqual(
+      [await ctl.eval<string>(on('erlang:whereis', 'demo_erl_counter')), others[1]!, others[3]!].sort(),
+    );
+    expect(await md5('demo_erl_counter')).toBe(before);
+    // The even ones had been migrated to maps; they are integers again, same counts.
+    expect(await ctl.eval(on('baton_test_probe:counts', `[${pids.join(',')}]`))).toEqual([
+      [0, 'integer'],
+      [1, 'integer'],
+      [2, 'integer'],
+      [3, 'integer'],
+    ]);
+    expect(await ctl.eval(on('baton_test_probe:sys_state', `[demo_erl_counter, ${pids.join(',')}]`))).toEqual(
+      Array(5).fill('running'),
+    );
+    expect(await getJson(peer!.port, '/counter')).toEqual({ count: 4, state: 'integer' });
+  });
+
+  it('a rollback names the modules it could not restore (no binary of the old code anywhere)', async () => {
+    await ctl.eval(on('code:load_binary', `baton_test_hand, "no/such/dir/baton_test_hand.beam", baton_test_ctl:module_binary(baton_test_hand, 1)`));
+    await bump(1);
+    const before = await md5('demo_erl_counter');
+    const r = await upgrade(
+      `[{baton_test_hand, "no/such/dir/baton_test_hand.beam", baton_test_ctl:module_binary(baton_test_hand, 2)}
+        | baton_test_ctl:beams("${fx.brokenCounterDir}")]`,
+    );
+    expect(r).toMatchObject({ status: 'error', reason: 'change_code_failed', rolled_back: true, not_rolled_back: ['baton_test_hand'] });
+    expect(await md5('demo_erl_counter')).toBe(before);
+    expect(await getJson(peer!.port, '/counter')).toEqual({ count: 2, state: 'integer' });
+  });
+
+  it('an unchanged release reloads nothing and suspends nothing', async () => {
+    const same = join(fx.demoErl['1.0.0'], 'lib', 'demo_erl-1.0.0', 'ebin');
+    const r = await upgrade(`baton_test_ctl:beams("${same}")`);
+    expect(r).toMatchObject({ status: 'ok', reloaded: [], added: [], suspended: [], suspend_us: 0 });
+    expect(r.unchanged.length).toBeGreaterThan(5);
+  });
+});

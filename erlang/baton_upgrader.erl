@@ -68,7 +68,7 @@ upgrade(Beams) ->
 upgrade(Beams, Opts) when is_list(Beams), is_map(Opts) ->
     Caller = self(),
     Tag = make_ref(),
-    {Pid, Mref} = spawn_monitor(fun() -> Caller ! {Tag, run(Beams, Opts)} end),
+    {Pid, Mref} = spawn_monitor(fun() -> Caller ! {Tag, single(Caller, Beams, Opts)} end),
     receive
         {Tag, Result} ->
             erlang:demonitor(Mref, [flush]),
@@ -79,15 +79,33 @@ upgrade(Beams, Opts) when is_list(Beams), is_map(Opts) ->
 
 %% ---------------------------------------------------------------------------
 
+%% One upgrade at a time per VM: a second one would suspend processes the first one
+%% is migrating. The registered name goes with the worker when it exits.
+-spec single(pid(), [beam()], opts()) -> result().
+single(Caller, Beams, Opts) ->
+    try register(baton_upgrader_running, self()) of
+        true ->
+            %% code:purge/1 kills what runs old code: neither this process nor the
+            %% caller (which may be application code calling us) may be among them.
+            put(baton_upgrader_protect, [self(), Caller]),
+            run(Beams, Opts)
+    catch
+        error:badarg ->
+            (base())#{status => error, reason => busy}
+    end.
+
+base() ->
+    #{status => ok, reloaded => [], added => [], unchanged => [], suspended => [],
+      timed_out => [], change_code_failed => [], rolled_back => false,
+      not_rolled_back => [], old_code_kept => [], suspend_us => 0, total_us => 0}.
+
 -spec run([beam()], opts()) -> result().
 run(Beams, Opts) ->
     T0 = now_us(),
     SuspendTimeout = maps:get(suspend_timeout, Opts, ?DEFAULT_TIMEOUT),
     CodeTimeout = maps:get(change_code_timeout, Opts, ?DEFAULT_TIMEOUT),
     Extra = maps:get(extra, Opts, []),
-    Base = #{status => ok, reloaded => [], added => [], unchanged => [], suspended => [],
-             timed_out => [], change_code_failed => [], rolled_back => false,
-             not_rolled_back => [], old_code_kept => [], suspend_us => 0, total_us => 0},
+    Base = base(),
     R = case diff(Beams) of
             {error, Reason} ->
                 Base#{status => error, reason => Reason};
@@ -123,13 +141,9 @@ check_beam({M, File, Bin}) when is_atom(M), is_binary(Bin) ->
         false ->
             {error, {M, bad_filename}};
         {ok, {M, MD5}} ->
-            case erlang:module_loaded(M) of
-                false -> {added, {M, File, Bin}};
-                true ->
-                    case M:module_info(md5) of
-                        MD5 -> {unchanged, M};
-                        _ -> {changed, {M, File, Bin}}
-                    end
+            case is_protected(M) of
+                true -> {error, {M, sticky_directory}};
+                false -> diff_loaded(M, File, Bin, MD5)
             end;
         {ok, {Other, _}} ->
             {error, {M, {module_name_mismatch, Other}}};
@@ -138,6 +152,28 @@ check_beam({M, File, Bin}) when is_atom(M), is_binary(Bin) ->
     end;
 check_beam(Other) ->
     {error, {Other, badarg}}.
+
+%% kernel, stdlib and compiler are what code_server makes sticky in interactive mode
+%% (and what this module runs on); a release booted in embedded mode has no sticky
+%% directories, so they are protected here whatever the mode, preloaded modules too.
+%% Refused before anything is suspended, not by finish_loading after.
+is_protected(M) ->
+    code:is_sticky(M)
+        orelse code:is_loaded(M) =:= {file, preloaded}
+        orelse case application:get_application(M) of
+                   {ok, App} -> lists:member(App, [kernel, stdlib, compiler]);
+                   undefined -> false
+               end.
+
+diff_loaded(M, File, Bin, MD5) ->
+    case erlang:module_loaded(M) of
+        false -> {added, {M, File, Bin}};
+        true ->
+            case M:module_info(md5) of
+                MD5 -> {unchanged, M};
+                _ -> {changed, {M, File, Bin}}
+            end
+    end.
 
 is_filename(F) ->
     try unicode:characters_to_list(F) of
@@ -226,7 +262,12 @@ vsn(M) ->
 -spec purge_before_load([module()]) -> ok | {error, term()}.
 purge_before_load(Mods) ->
     Stuck = [M || M <- Mods, erlang:check_old_code(M), not code:soft_purge(M)],
-    case [M || M <- Stuck, erlang:check_process_code(self(), M)] of
+    Protect = case get(baton_upgrader_protect) of
+                  undefined -> [self()];
+                  Ps -> Ps
+              end,
+    case [M || M <- Stuck, P <- Protect, is_process_alive(P),
+               erlang:check_process_code(P, M)] of
         [] ->
             _ = [code:purge(M) || M <- Stuck],
             ok;

@@ -239,6 +239,38 @@ describe('baton_upgrader, demo_erl 1.0.0 -> 1.0.1', () => {
     expect(await getJson(peer!.port, '/counter')).toEqual({ count: 2, state: 'integer' });
   });
 
+  it('refuses a sticky (OTP) module before suspending anything', async () => {
+    const r = await upgrade(`[{lists, "lists.beam", baton_test_ctl:module_binary(lists, 1)} | baton_test_ctl:beams("${ebin101}")]`);
+    expect(r).toMatchObject({ status: 'error', reason: ['prepare_failed', [['lists', 'sticky_directory']]], suspended: [] });
+    expect(await getJson(peer!.port, '/')).toMatchObject({ version: '1.0.0' });
+  });
+
+  it('runs one upgrade at a time: a second one while the first is suspending is refused as busy', async () => {
+    const holder = await ctl.eval<string>(on('baton_test_probe:hold', 'demo_erl_counter'));
+    try {
+      // The first waits 1.5 s for the held counter; the second starts meanwhile, from
+      // a process of the peer's own.
+      const r = await ctl.eval<[UpgradeResult, UpgradeResult]>(
+        `Beams = baton_test_ctl:beams("${ebin101}"),
+         erpc:call('${node()}', erlang, apply, [fun() ->
+           Self = self(),
+           spawn(fun() -> Self ! {first, baton_upgrader:upgrade(Beams, #{suspend_timeout => 1500})} end),
+           timer:sleep(300),
+           Second = baton_upgrader:upgrade(Beams, #{}),
+           receive {first, First} -> [First, Second] end
+         end, []], 30000)`,
+        40_000,
+      );
+      expect(r[0]).toMatchObject({ status: 'error', reason: 'suspend_timeout' });
+      expect(r[1]).toMatchObject({ status: 'error', reason: 'busy', suspended: [] });
+    } finally {
+      await ctl.eval(on('baton_test_probe:release', `list_to_pid("${holder}")`));
+    }
+    // Free again once the first is done.
+    expect((await upgrade(`baton_test_ctl:beams("${ebin101}")`)).status).toBe('ok');
+    expect(await getJson(peer!.port, '/counter')).toEqual({ count: 1, state: 'map' });
+  });
+
   it('an unchanged release reloads nothing and suspends nothing', async () => {
     const same = join(fx.demoErl['1.0.0'], 'lib', 'demo_erl-1.0.0', 'ebin');
     const r = await upgrade(`baton_test_ctl:beams("${same}")`);

@@ -156,10 +156,19 @@ async function cached(
       await writeFile(join(stage, '.complete'), `built in ${Date.now() - started} ms\n`);
       await rm(dest, { recursive: true, force: true });
       await rename(stage, dest);
+      await pruneOthers(name, key);
       return dest;
     } finally {
       await rm(lock, { recursive: true, force: true });
     }
+  }
+}
+
+/** Builds of `name` from older sources: complete ones only, never a live stage or lock. */
+async function pruneOthers(name: string, key: string): Promise<void> {
+  for (const entry of await readdir(cacheRoot)) {
+    if (!entry.startsWith(`${name}-`) || entry === key || entry.includes('.')) continue;
+    await rm(join(cacheRoot, entry), { recursive: true, force: true });
   }
 }
 

@@ -3,7 +3,7 @@
 %% baton loads this module into the user's release with code:load_binary/3, so it may
 %% use kernel and stdlib only, and must not assume the modules it replaces have files.
 %%
-%% Phases, each one the answer to something that went wrong elsewhere:
+%% The phases:
 %%  1. diff: only modules whose md5 differs from the loaded one are reloaded, so an
 %%     unchanged module never disturbs a process running it;
 %%  2. prepare: every binary goes through erlang:prepare_loading (code:prepare_loading)
@@ -21,7 +21,9 @@
 %% Suspend, get_state, change_code and resume are the messages sys:suspend/2 etc. send
 %% ({system, From, Msg}, answered through gen:reply/2), sent to all processes at once and
 %% collected against one deadline: the same protocol as sys, without a round trip (or a
-%% process) per target.
+%% process) per target. A process that is not sys-compliant (a plain receive loop) is
+%% found if it runs a changed module, cannot answer, and so aborts the upgrade: as with
+%% release_handler, such processes need a restart, not a hot upgrade.
 -module(baton_upgrader).
 
 -export([upgrade/1, upgrade/2]).
@@ -280,10 +282,15 @@ purge_before_load(Mods) ->
 %% {Mod, init, 1} for gen_server/gen_statem, {supervisor, Mod, 1} for supervisors).
 -spec find_targets(#{module() => true}) -> [#target{}].
 find_targets(Changed) ->
-    Self = self(),
+    %% Not the caller either: it waits in baton_upgrader:upgrade/2, and sys messages
+    %% mean nothing to it.
+    Skip = case get(baton_upgrader_protect) of
+               undefined -> [self()];
+               Ps -> Ps
+           end,
     lists:filtermap(
-      fun(Pid) when Pid =:= Self -> false;
-         (Pid) -> target(Pid, Changed)
+      fun(Pid) ->
+              not lists:member(Pid, Skip) andalso target(Pid, Changed)
       end, erlang:processes()).
 
 target(Pid, Changed) ->
@@ -408,7 +415,10 @@ migrate(Prepared, CodeReqs, Suspended, States, OldBins, Added, Timeout) ->
                     {ok, Suspended};
                 Failed ->
                     Snapshots = [{P, S} || {{state, P}, R} <- States, {ok, S} <- [snapshot(R)]],
-                    Migrated = [P || {P, _} <- Replies, not lists:keymember(P, 1, Failed)],
+                    %% A process whose change_code timed out may still complete it:
+                    %% its state is put back too, by a message queued behind it.
+                    Migrated = [P || {P, R} <- Replies,
+                                     R =:= timeout orelse not lists:keymember(P, 1, Failed)],
                     NotRolledBack = rollback(OldBins, Added, Migrated, Snapshots, Timeout),
                     {error, Suspended, change_code_failed,
                      #{change_code_failed => Failed, rolled_back => true,

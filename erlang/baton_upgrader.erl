@@ -47,6 +47,8 @@
                     not_rolled_back := [module()],
                     old_code_kept := [module()],
                     suspend_us := non_neg_integer(),
+                    phases_us => #{suspend | load | change_code | resume =>
+                                       non_neg_integer()},
                     total_us := non_neg_integer()}.
 
 %% A process found running a changed module; Callback is the module sys:change_code
@@ -370,6 +372,7 @@ swap(Prepared, Targets, OldBins, Vsns, Added, SuspendTimeout, CodeTimeout, Extra
               end,
     %% The window closes when the last resume is answered.
     S1 = now_us(),
+    Phases = phases(S0, S1),
     ByPid = maps:from_list([{T#target.pid, T} || T <- Targets]),
     Proc = fun(P) -> proc(maps:get(P, ByPid)) end,
     R = case Outcome of
@@ -385,10 +388,30 @@ swap(Prepared, Targets, OldBins, Vsns, Added, SuspendTimeout, CodeTimeout, Extra
                                        [{Proc(P), W} || {P, W} <- maps:get(change_code_failed,
                                                                            Extra1, [])]})
         end,
-    keep_old_code(R#{suspend_us => S1 - S0}).
+    keep_old_code(R#{suspend_us => S1 - S0, phases_us => Phases}).
+
+%% Where the window went, for baton's report: suspend (and snapshot), finish_loading,
+%% change_code (and any rollback), resume. A phase not reached is absent.
+mark(Phase) ->
+    put({baton_upgrader_mark, Phase}, now_us()).
+
+phases(S0, S1) ->
+    Marks = [{P, T} || P <- [suspended, loaded, migrated],
+                       T <- [get({baton_upgrader_mark, P})], T =/= undefined],
+    {Map, Last} = lists:foldl(
+                    fun({P, T}, {Acc, Prev}) ->
+                            Name = case P of
+                                       suspended -> suspend;
+                                       loaded -> load;
+                                       migrated -> change_code
+                                   end,
+                            {Acc#{Name => T - Prev}, T}
+                    end, {#{}, S0}, Marks),
+    Map#{resume => S1 - Last}.
 
 suspended(Prepared, SuspendReqs, CodeReqs, Pids, OldBins, Added, SuspendTimeout, CodeTimeout) ->
     Replies = sys_multi(SuspendReqs, SuspendTimeout),
+    mark(suspended),
     %% The usual case: every one answered ok, and this is one pass.
     case [{P, R} || {P, R} <- Replies, is_pid(P), R =/= {reply, ok}] of
         [] ->
@@ -409,23 +432,29 @@ suspended(Prepared, SuspendReqs, CodeReqs, Pids, OldBins, Added, SuspendTimeout,
 migrate(Prepared, CodeReqs, Suspended, States, OldBins, Added, Timeout) ->
     case code:finish_loading(Prepared) of
         ok ->
+            mark(loaded),
             Replies = sys_multi(CodeReqs, Timeout),
-            case [{P, W} || {P, R} <- Replies, W <- [change_code_failure(R)], W =/= none] of
-                [] ->
-                    {ok, Suspended};
-                Failed ->
-                    Snapshots = [{P, S} || {{state, P}, R} <- States, {ok, S} <- [snapshot(R)]],
-                    %% A process whose change_code timed out may still complete it:
-                    %% its state is put back too, by a message queued behind it.
-                    Migrated = [P || {P, R} <- Replies,
-                                     R =:= timeout orelse not lists:keymember(P, 1, Failed)],
-                    NotRolledBack = rollback(OldBins, Added, Migrated, Snapshots, Timeout),
-                    {error, Suspended, change_code_failed,
-                     #{change_code_failed => Failed, rolled_back => true,
-                       not_rolled_back => NotRolledBack}}
-            end;
+            Outcome = migrated(Replies, Suspended, States, OldBins, Added, Timeout),
+            mark(migrated),
+            Outcome;
         {error, Errors} ->
             {error, Suspended, {finish_loading_failed, Errors}, #{}}
+    end.
+
+migrated(Replies, Suspended, States, OldBins, Added, Timeout) ->
+    case [{P, W} || {P, R} <- Replies, W <- [change_code_failure(R)], W =/= none] of
+        [] ->
+            {ok, Suspended};
+        Failed ->
+            Snapshots = [{P, S} || {{state, P}, R} <- States, {ok, S} <- [snapshot(R)]],
+            %% A process whose change_code timed out may still complete it: its state
+            %% is put back too, by a message queued behind it.
+            Migrated = [P || {P, R} <- Replies,
+                             R =:= timeout orelse not lists:keymember(P, 1, Failed)],
+            NotRolledBack = rollback(OldBins, Added, Migrated, Snapshots, Timeout),
+            {error, Suspended, change_code_failed,
+             #{change_code_failed => Failed, rolled_back => true,
+               not_rolled_back => NotRolledBack}}
     end.
 
 change_code_failure({reply, ok}) -> none;

@@ -3,6 +3,7 @@
  * broken variants of it). The upgrader and a probe are loaded into the peer from
  * binaries, as baton will load them; a hidden control node drives them over erpc.
  */
+import { connect, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { fixtures, type Fixtures } from '../support/fixtures.js';
@@ -26,6 +27,7 @@ interface UpgradeResult {
   not_rolled_back: string[];
   old_code_kept: string[];
   suspend_us: number;
+  phases_us?: Partial<Record<'suspend' | 'load' | 'change_code' | 'resume', number>>;
   total_us: number;
 }
 
@@ -72,6 +74,42 @@ function upgrade(beamsExpr: string, opts = '#{}'): Promise<UpgradeResult> {
   return ctl.eval<UpgradeResult>(on('baton_upgrader:upgrade', `${beamsExpr}, ${opts}`), 90_000);
 }
 
+/** One HTTP/1.1 connection, kept open across requests. */
+class KeepAlive {
+  private readonly sock: Socket;
+  private buf = '';
+  private waiter: (() => void) | undefined;
+
+  constructor(port: number) {
+    this.sock = connect(port, '127.0.0.1');
+    this.sock.setEncoding('latin1');
+    this.sock.on('data', (d: string) => {
+      this.buf += d;
+      this.waiter?.();
+    });
+    this.sock.on('close', () => this.waiter?.());
+    this.sock.on('error', () => this.waiter?.());
+  }
+
+  async get(path: string): Promise<unknown> {
+    this.sock.write(`GET ${path} HTTP/1.1\r\nhost: x\r\n\r\n`);
+    for (;;) {
+      const m = /^HTTP\/1\.1 200 OK\r\n[\s\S]*?content-length: (\d+)\r\n[\s\S]*?\r\n\r\n/.exec(this.buf);
+      if (m !== null && this.buf.length >= m[0].length + Number(m[1])) {
+        const body = this.buf.slice(m[0].length, m[0].length + Number(m[1]));
+        this.buf = this.buf.slice(m[0].length + Number(m[1]));
+        return JSON.parse(body);
+      }
+      if (this.sock.destroyed) throw new Error('connection closed');
+      await new Promise<void>((r) => (this.waiter = r));
+    }
+  }
+
+  close(): void {
+    this.sock.destroy();
+  }
+}
+
 const md5 = (mod: string): Promise<string> => ctl.eval<string>(on('baton_test_probe:md5', mod));
 const names = (ps: Proc[]): Array<string | null> => ps.map((p) => p.name).sort();
 
@@ -87,6 +125,9 @@ describe('baton_upgrader, demo_erl 1.0.0 -> 1.0.1', () => {
     const before = await ctl.eval<Record<string, string>>(
       `maps:from_list([{M, ${on('baton_test_probe:md5', 'M')}} || M <- [demo_erl_http, demo_erl_counter]])`,
     );
+    // A keep-alive connection opened on the old code, used again after the upgrade.
+    const conn = new KeepAlive(peer!.port);
+    expect(await conn.get('/counter')).toEqual({ count: 4, state: 'integer' });
     const tracer = await ctl.eval<string>(on('baton_test_probe:trace_suspends', ''));
 
     const r = await upgrade(`baton_test_ctl:beams("${ebin101}")`);
@@ -106,12 +147,18 @@ describe('baton_upgrader, demo_erl 1.0.0 -> 1.0.1', () => {
     expect(r.timed_out).toEqual([]);
     expect(r.suspend_us).toBeGreaterThan(0);
     expect(r.suspend_us).toBeLessThan(1_000_000);
+    const phases = r.phases_us ?? {};
+    expect(Object.keys(phases).sort()).toEqual(['change_code', 'load', 'resume', 'suspend']);
+    const sum = Object.values(phases).reduce((a, b) => a + b, 0);
+    expect(Math.abs(sum - r.suspend_us)).toBeLessThanOrEqual(1);
 
-    expect(await getJson(peer!.port, '/counter')).toEqual({ count: 4, state: 'map' });
-    expect(await getJson(peer!.port, '/')).toMatchObject({ version: '1.0.1' });
+    expect(await conn.get('/counter')).toEqual({ count: 5, state: 'map' });
+    expect(await conn.get('/')).toMatchObject({ version: '1.0.1' });
+    conn.close();
+    expect(await getJson(peer!.port, '/counter')).toEqual({ count: 6, state: 'map' });
     // code_change got the vsn attribute of the code it replaced.
     const state = await ctl.eval<{ count: number; migrated_from: unknown }>(on('sys:get_state', 'demo_erl_counter'));
-    expect(state.count).toBe(4);
+    expect(state.count).toBe(6);
     expect(Array.isArray(state.migrated_from)).toBe(true);
     expect(await md5('demo_erl_http')).toBe(before['demo_erl_http']);
     expect(await md5('demo_erl_counter')).not.toBe(before['demo_erl_counter']);

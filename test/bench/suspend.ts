@@ -31,6 +31,7 @@ export async function run(args: string[]): Promise<void> {
   const ctl = new Control(fx.erlEbin, cookie);
   const ebin = join(fx.demoErl['1.0.1'], 'lib', 'demo_erl-1.0.1', 'ebin');
   const results: Record<'baton' | 'plain', number[]> = { baton: [], plain: [] };
+  const phases: Record<string, number[]> = {};
 
   const once = async (mode: 'baton' | 'plain'): Promise<number> => {
     let peer: Started | undefined;
@@ -40,13 +41,14 @@ export async function run(args: string[]): Promise<void> {
       await ctl.eval(`baton_test_ctl:load('${n}', [baton_upgrader, baton_test_probe, baton_bench_suspend])`);
       await ctl.eval(`length(erpc:call('${n}', baton_test_probe, start_counters, [${procs}], 120000))`, 120_000);
       if (mode === 'baton') {
-        const r = await ctl.eval<{ status: string; suspend_us: number; suspended: unknown[] }>(
+        const r = await ctl.eval<{ status: string; suspend_us: number; suspended: unknown[]; phases_us: Record<string, number> }>(
           `R = erpc:call('${n}', baton_upgrader, upgrade, [baton_test_ctl:beams("${ebin}"), #{}], 120000),
            R#{suspended := length(maps:get(suspended, R))}`,
           120_000,
         );
         if (r.status !== 'ok') throw new Error(`baton_upgrader failed: ${JSON.stringify(r)}`);
         if ((r.suspended as unknown as number) !== procs + 1) throw new Error(`suspended ${String(r.suspended)}, wanted ${procs + 1}`);
+        for (const [k, v] of Object.entries(r.phases_us)) (phases[k] ??= []).push(v);
         return r.suspend_us;
       }
       const r = await ctl.eval<{ suspend_us: number; processes: number }>(
@@ -77,6 +79,10 @@ export async function run(args: string[]): Promise<void> {
     const p = median(results.plain);
     console.log(`median baton_upgrader: ${(b / 1000).toFixed(2)} ms (${Math.round(b)} µs)`);
     console.log(`median plain script:   ${(p / 1000).toFixed(2)} ms (${Math.round(p)} µs)`);
+    const order = ['suspend', 'load', 'change_code', 'resume'];
+    console.log(
+      `baton_upgrader phases (median): ${order.map((k) => `${k} ${((median(phases[k] ?? [0])) / 1000).toFixed(2)} ms`).join(', ')}`,
+    );
     console.log(`ratio baton/plain: ${(b / p).toFixed(2)}x (target <= 1.0x); window ${b < 50_000 ? '<' : '>='} 50 ms`);
   } finally {
     await ctl.close();

@@ -31,9 +31,14 @@
 -export_type([beam/0, opts/0, result/0, proc/0]).
 
 -type beam() :: {module(), file:filename(), binary()}.
+%% snapshot_states (default true): take each migrated process's state while it is
+%% suspended, so that a failed migration can put it back. It copies every state into
+%% the upgrader; turn it off for processes with very large states, and a rollback
+%% then lists the processes it could not restore (states_not_restored).
 -type opts() :: #{suspend_timeout => timeout(),
                   change_code_timeout => timeout(),
-                  extra => term()}.
+                  extra => term(),
+                  snapshot_states => boolean()}.
 -type proc() :: #{pid := pid(), name := atom(), initial_call := mfa() | undefined}.
 -type result() :: #{status := ok | error,
                     reason => term(),
@@ -45,6 +50,7 @@
                     change_code_failed := [{proc(), term()}],
                     rolled_back := boolean(),
                     not_rolled_back := [module()],
+                    states_not_restored := [proc()],
                     old_code_kept := [module()],
                     suspend_us := non_neg_integer(),
                     phases_us => #{suspend | load | change_code | resume =>
@@ -101,14 +107,16 @@ single(Caller, Beams, Opts) ->
 base() ->
     #{status => ok, reloaded => [], added => [], unchanged => [], suspended => [],
       timed_out => [], change_code_failed => [], rolled_back => false,
-      not_rolled_back => [], old_code_kept => [], suspend_us => 0, total_us => 0}.
+      not_rolled_back => [], states_not_restored => [], old_code_kept => [],
+      suspend_us => 0, total_us => 0}.
 
 -spec run([beam()], opts()) -> result().
 run(Beams, Opts) ->
     T0 = now_us(),
     SuspendTimeout = maps:get(suspend_timeout, Opts, ?DEFAULT_TIMEOUT),
     CodeTimeout = maps:get(change_code_timeout, Opts, ?DEFAULT_TIMEOUT),
-    Extra = maps:get(extra, Opts, []),
+    Cfg = #{extra => maps:get(extra, Opts, []),
+            snapshot_states => maps:get(snapshot_states, Opts, true)},
     Base = base(),
     R = case diff(Beams) of
             {error, Reason} ->
@@ -116,7 +124,7 @@ run(Beams, Opts) ->
             {ok, Changed, Added, Unchanged} ->
                 Base1 = Base#{reloaded => mods(Changed), added => mods(Added),
                               unchanged => Unchanged},
-                load(Changed, Added, SuspendTimeout, CodeTimeout, Extra, Base1)
+                load(Changed, Added, SuspendTimeout, CodeTimeout, Cfg, Base1)
         end,
     R#{total_us => now_us() - T0}.
 
@@ -189,7 +197,7 @@ is_filename(F) ->
 
 load([], [], _ST, _CT, _Extra, R) ->
     R;
-load(Changed, Added, SuspendTimeout, CodeTimeout, Extra, R) ->
+load(Changed, Added, SuspendTimeout, CodeTimeout, Cfg, R) ->
     case prepare(Changed ++ Added) of
         {error, Errors} ->
             R#{status => error, reason => {prepare_failed, Errors}};
@@ -205,7 +213,7 @@ load(Changed, Added, SuspendTimeout, CodeTimeout, Extra, R) ->
                 ok ->
                     Targets = find_targets(maps:from_list([{M, true} || M <- ChangedMods])),
                     swap(Prepared, Targets, OldBins, Vsns, mods(Added),
-                         SuspendTimeout, CodeTimeout, Extra, R)
+                         SuspendTimeout, CodeTimeout, Cfg, R)
             end
     end.
 
@@ -349,7 +357,8 @@ mfa_or_undefined(_) -> undefined.
 %% messages in order, so one that suspends late is resumed right after.
 %% Inside the window the work is on pids and plain lists only (one pass per phase);
 %% what the result reports about the processes is assembled after it.
-swap(Prepared, Targets, OldBins, Vsns, Added, SuspendTimeout, CodeTimeout, Extra, R0) ->
+swap(Prepared, Targets, OldBins, Vsns, Added, SuspendTimeout, CodeTimeout, Cfg, R0) ->
+    #{extra := Extra, snapshot_states := Snapshot} = Cfg,
     Pids = [T#target.pid || T <- Targets],
     %% Each process that will be migrated gets get_state right behind suspend: both
     %% are handled in the same wake-up, and the state it had before any new code is
@@ -357,8 +366,10 @@ swap(Prepared, Targets, OldBins, Vsns, Added, SuspendTimeout, CodeTimeout, Extra
     SuspendReqs = lists:foldr(
                     fun(#target{pid = P, callback = undefined}, Acc) ->
                             [{P, P, suspend} | Acc];
+                       (#target{pid = P}, Acc) when Snapshot ->
+                            [{P, P, suspend}, {{state, P}, P, get_state} | Acc];
                        (#target{pid = P}, Acc) ->
-                            [{P, P, suspend}, {{state, P}, P, get_state} | Acc]
+                            [{P, P, suspend} | Acc]
                     end, [], Targets),
     CodeReqs = [{P, P, {change_code, Cb, maps:get(Cb, Vsns), Extra}}
                 || #target{pid = P, callback = Cb} <- Targets, Cb =/= undefined],
@@ -386,7 +397,10 @@ swap(Prepared, Targets, OldBins, Vsns, Added, SuspendTimeout, CodeTimeout, Extra
                                suspended => lists:map(Proc, Ok)},
                            Extra1#{change_code_failed =>
                                        [{Proc(P), W} || {P, W} <- maps:get(change_code_failed,
-                                                                           Extra1, [])]})
+                                                                           Extra1, [])],
+                                   states_not_restored =>
+                                       lists:map(Proc, maps:get(states_not_restored,
+                                                                Extra1, []))})
         end,
     keep_old_code(R#{suspend_us => S1 - S0, phases_us => Phases}).
 
@@ -454,7 +468,9 @@ migrated(Replies, Suspended, States, OldBins, Added, Timeout) ->
             NotRolledBack = rollback(OldBins, Added, Migrated, Snapshots, Timeout),
             {error, Suspended, change_code_failed,
              #{change_code_failed => Failed, rolled_back => true,
-               not_rolled_back => NotRolledBack}}
+               not_rolled_back => NotRolledBack,
+               states_not_restored => [P || P <- Migrated,
+                                            not lists:keymember(P, 1, Snapshots)]}}
     end.
 
 change_code_failure({reply, ok}) -> none;

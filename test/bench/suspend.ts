@@ -3,7 +3,8 @@
  * 1.0.0 -> 1.0.1 with N processes (default 10,000) running the changed counter
  * module. The suspend window (first suspend sent to last resume answered) through
  * baton_upgrader, against the same four phases run by a plain script inside the VM
- * (test/erl/baton_bench_suspend.erl), each on a fresh peer, alternating, same run.
+ * (test/erl/baton_bench_suspend.erl), each on a fresh peer, in rotating order, same
+ * run; and baton_upgrader with snapshot_states => false (no get_state per process).
  * Target: ratio <= 1.0x, window < 50 ms.
  */
 import { join } from 'node:path';
@@ -30,25 +31,27 @@ export async function run(args: string[]): Promise<void> {
   const cookie = newCookie();
   const ctl = new Control(fx.erlEbin, cookie);
   const ebin = join(fx.demoErl['1.0.1'], 'lib', 'demo_erl-1.0.1', 'ebin');
-  const results: Record<'baton' | 'plain', number[]> = { baton: [], plain: [] };
+  type Mode = 'baton' | 'baton-nosnap' | 'plain';
+  const results: Record<Mode, number[]> = { baton: [], 'baton-nosnap': [], plain: [] };
   const phases: Record<string, number[]> = {};
 
-  const once = async (mode: 'baton' | 'plain'): Promise<number> => {
+  const once = async (mode: Mode): Promise<number> => {
     let peer: Started | undefined;
     try {
       peer = await startDemoErl(fx.demoErl['1.0.0'], { cookie });
       const n = peer.node;
       await ctl.eval(`baton_test_ctl:load('${n}', [baton_upgrader, baton_test_probe, baton_bench_suspend])`);
       await ctl.eval(`length(erpc:call('${n}', baton_test_probe, start_counters, [${procs}], 120000))`, 120_000);
-      if (mode === 'baton') {
+      if (mode !== 'plain') {
+        const opts = mode === 'baton' ? '#{}' : '#{snapshot_states => false}';
         const r = await ctl.eval<{ status: string; suspend_us: number; suspended: unknown[]; phases_us: Record<string, number> }>(
-          `R = erpc:call('${n}', baton_upgrader, upgrade, [baton_test_ctl:beams("${ebin}"), #{}], 120000),
+          `R = erpc:call('${n}', baton_upgrader, upgrade, [baton_test_ctl:beams("${ebin}"), ${opts}], 120000),
            R#{suspended := length(maps:get(suspended, R))}`,
           120_000,
         );
         if (r.status !== 'ok') throw new Error(`baton_upgrader failed: ${JSON.stringify(r)}`);
         if ((r.suspended as unknown as number) !== procs + 1) throw new Error(`suspended ${String(r.suspended)}, wanted ${procs + 1}`);
-        for (const [k, v] of Object.entries(r.phases_us)) (phases[k] ??= []).push(v);
+        if (mode === 'baton') for (const [k, v] of Object.entries(r.phases_us)) (phases[k] ??= []).push(v);
         return r.suspend_us;
       }
       const r = await ctl.eval<{ suspend_us: number; processes: number }>(
@@ -65,8 +68,9 @@ export async function run(args: string[]): Promise<void> {
   try {
     console.log(`suspend window, hot upgrade demo_erl 1.0.0 -> 1.0.1, ${procs + 1} processes running demo_erl_counter`);
     for (let i = 0; i < rounds; i++) {
-      // Alternate which goes first, so drift in the machine's load hits both alike.
-      const order: Array<'baton' | 'plain'> = i % 2 === 0 ? ['baton', 'plain'] : ['plain', 'baton'];
+      // Rotate which goes first, so drift in the machine's load hits all alike.
+      const modes: Mode[] = ['baton', 'plain', 'baton-nosnap'];
+      const order = modes.map((_, k) => modes[(i + k) % modes.length]!);
       const line: string[] = [];
       for (const mode of order) {
         const us = await once(mode);
@@ -76,14 +80,17 @@ export async function run(args: string[]): Promise<void> {
       console.log(`  round ${i + 1}: ${line.join(', ')}`);
     }
     const b = median(results.baton);
+    const bn = median(results['baton-nosnap']);
     const p = median(results.plain);
-    console.log(`median baton_upgrader: ${(b / 1000).toFixed(2)} ms (${Math.round(b)} µs)`);
-    console.log(`median plain script:   ${(p / 1000).toFixed(2)} ms (${Math.round(p)} µs)`);
+    console.log(`median baton_upgrader:                         ${(b / 1000).toFixed(2)} ms (${Math.round(b)} µs)`);
+    console.log(`median baton_upgrader, snapshot_states false:  ${(bn / 1000).toFixed(2)} ms (${Math.round(bn)} µs)`);
+    console.log(`median plain script:                           ${(p / 1000).toFixed(2)} ms (${Math.round(p)} µs)`);
     const order = ['suspend', 'load', 'change_code', 'resume'];
     console.log(
       `baton_upgrader phases (median): ${order.map((k) => `${k} ${((median(phases[k] ?? [0])) / 1000).toFixed(2)} ms`).join(', ')}`,
     );
     console.log(`ratio baton/plain: ${(b / p).toFixed(2)}x (target <= 1.0x); window ${b < 50_000 ? '<' : '>='} 50 ms`);
+    console.log(`ratio baton (snapshot_states false)/plain: ${(bn / p).toFixed(2)}x; window ${bn < 50_000 ? '<' : '>='} 50 ms`);
   } finally {
     await ctl.close();
   }

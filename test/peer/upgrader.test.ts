@@ -25,6 +25,7 @@ interface UpgradeResult {
   change_code_failed: Array<[Proc, unknown]>;
   rolled_back: boolean;
   not_rolled_back: string[];
+  states_not_restored: Proc[];
   old_code_kept: string[];
   suspend_us: number;
   phases_us?: Partial<Record<'suspend' | 'load' | 'change_code' | 'resume', number>>;
@@ -255,6 +256,7 @@ describe('baton_upgrader, demo_erl 1.0.0 -> 1.0.1', () => {
     expect(r.reason).toBe('change_code_failed');
     expect(r.rolled_back).toBe(true);
     expect(r.not_rolled_back).toEqual([]);
+    expect(r.states_not_restored).toEqual([]);
     const failedPids = r.change_code_failed.map(([p]) => p.pid).sort();
     expect(failedPids).toEqual(
       [await ctl.eval<string>(on('erlang:whereis', 'demo_erl_counter')), others[1]!, others[3]!].sort(),
@@ -271,6 +273,17 @@ describe('baton_upgrader, demo_erl 1.0.0 -> 1.0.1', () => {
       Array(5).fill('running'),
     );
     expect(await getJson(peer!.port, '/counter')).toEqual({ count: 4, state: 'integer' });
+  });
+
+  it('without state snapshots, a rollback names the processes whose state it could not put back', async () => {
+    const others = await ctl.eval<string[]>(on('baton_test_probe:start_counters', '2'));
+    await ctl.eval(on('demo_erl_counter:bump', `list_to_pid("${others[1]}")`));
+    // Registered counter at 0 and others[0] at 0 migrate; others[1] at 1 crashes.
+    const r = await upgrade(`baton_test_ctl:beams("${fx.brokenCounterDir}")`, '#{snapshot_states => false}');
+    expect(r).toMatchObject({ status: 'error', reason: 'change_code_failed', rolled_back: true, not_rolled_back: [] });
+    expect(r.change_code_failed.map(([p]) => p.pid)).toEqual([others[1]]);
+    const counter = await ctl.eval<string>(on('erlang:whereis', 'demo_erl_counter'));
+    expect(r.states_not_restored.map((p) => p.pid).sort()).toEqual([counter, others[0]!].sort());
   });
 
   it('a rollback names the modules it could not restore (no binary of the old code anywhere)', async () => {

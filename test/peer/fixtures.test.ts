@@ -161,4 +161,25 @@ describe('demo_ex', () => {
     await expect.poll(() => peer.output(), { timeout: 5000 }).toMatch(/\[info\] GET \/ -> 200/);
     expect(peer.output()).toMatch(/runtime_value=BLUE\/prod/);
   });
+
+  it('follows the same injection contract: BATON_LISTEN_FD (inet6) and BATON_ENDPOINT', async () => {
+    const srv = await listening('::1');
+    const addr = srv.address();
+    if (addr === null || typeof addr === 'string') throw new Error('no address');
+    const url = `http://[::1]:${addr.port}/`;
+    const start = startDemoEx(fx.demoEx, {
+      cookie,
+      port: await freePort(),
+      env: { BATON_LISTEN_FD: '3', BATON_LISTEN_FAMILY: 'inet6', BATON_ENDPOINT: 'ex_endpoint' },
+      fds: [(srv as unknown as { _handle: { fd: number } })._handle.fd],
+      readyUrl: url,
+    });
+    srv.close();
+    const peer = await track(start);
+    expect(await getOnce(url)).toMatchObject({ node: peer.node, runtime_value: 'UNSET/prod' });
+    const acceptors = await ctl.eval<number>(
+      `length(erpc:call('${peer.node}', supervisor, which_children, [ex_endpoint]))`,
+    );
+    expect(acceptors).toBe(4);
+  });
 });

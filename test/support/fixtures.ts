@@ -23,7 +23,7 @@ export const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..', '
 const cacheRoot = process.env['BATON_FIXTURE_CACHE'] ?? join(repoRoot, 'node_modules', '.cache', 'baton-fixtures');
 
 /** Bumped when the recipe below changes in a way the hashed inputs do not show. */
-const RECIPE = 1;
+const RECIPE = 2;
 
 export type DemoErlVersion = '1.0.0' | '1.0.1' | '2.0.0';
 
@@ -34,8 +34,10 @@ export interface Fixtures {
   demoErlWithErts: string;
   /** A directory holding a 1.0.1 demo_erl_counter.beam whose code_change/3 crashes. */
   brokenCounterDir: string;
-  /** The demo_ex `mix release` root (ERTS included, as mix does by default). */
+  /** The demo_ex 0.1.0 `mix release` root (ERTS included, as mix does by default). */
   demoEx: string;
+  /** demo_ex 0.1.1: hot-compatible, its consolidated protocol has one more implementation. */
+  demoExNext: string;
   /** baton's erlang/ modules and the tests' test/erl/ modules, compiled for OTP 25. */
   erlEbin: string;
 }
@@ -75,6 +77,7 @@ async function buildAll(): Promise<Fixtures> {
     demoErlWithErts: join(fixtureDir, 'demo_erl-1.0.0-erts'),
     brokenCounterDir: join(fixtureDir, 'broken-counter'),
     demoEx: join(fixtureDir, 'demo_ex'),
+    demoExNext: join(fixtureDir, 'demo_ex-0.1.1'),
     erlEbin,
   };
 }
@@ -225,9 +228,16 @@ async function buildReleases(stage: string): Promise<void> {
     ['-Werror', '-DCOUNTER_MAP', '-DBROKEN_CODE_CHANGE', '-o', broken, join(erlSrc, 'apps', 'demo_erl', 'src', 'demo_erl_counter.erl')],
     stage,
   );
-  const exSrc = join(src, 'demo_ex');
-  await sh('mix', ['release', '--quiet', '--overwrite'], exSrc, { MIX_ENV: 'prod' });
-  await rename(join(exSrc, '_build', 'prod', 'rel', 'demo_ex'), join(stage, 'demo_ex'));
+  // Each version from a copy of its own: mix would otherwise keep the other's build.
+  for (const [vsn, out] of [
+    ['0.1.0', 'demo_ex'],
+    ['0.1.1', 'demo_ex-0.1.1'],
+  ] as const) {
+    const exSrc = join(src, `demo_ex-${vsn}`);
+    await cp(join(src, 'demo_ex'), exSrc, { recursive: true });
+    await sh('mix', ['release', '--quiet', '--overwrite'], exSrc, { MIX_ENV: 'prod', DEMO_EX_VSN: vsn });
+    await rename(join(exSrc, '_build', 'prod', 'rel', 'demo_ex'), join(stage, out));
+  }
   await rm(src, { recursive: true, force: true });
   await rm(join(stage, '_build'), { recursive: true, force: true });
 }

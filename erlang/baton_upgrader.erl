@@ -57,6 +57,16 @@
                                        non_neg_integer()},
                     total_us := non_neg_integer()}.
 
+-type cfg() :: #{extra := term(), snapshot_states := boolean()}.
+%% A system message to send: {Key, Pid, Msg}, and what came back for a key.
+-type req() :: {term(), pid(), term()}.
+-type answer() :: {reply, term()} | timeout | {down, noproc}.
+-type reply() :: {term(), answer()}.
+%% What the window produced, before it is turned into a result().
+-type outcome() :: {ok, [pid()]}
+                 | {suspend_timeout, [pid()], [pid()]}
+                 | {error, [pid()], term(), map()}.
+
 %% A process found running a changed module; Callback is the module sys:change_code
 %% is called with, when the process's behaviour callback module changed.
 -record(target, {pid :: pid(),
@@ -104,6 +114,7 @@ single(Caller, Beams, Opts) ->
             (base())#{status => error, reason => busy}
     end.
 
+-spec base() -> result().
 base() ->
     #{status => ok, reloaded => [], added => [], unchanged => [], suspended => [],
       timed_out => [], change_code_failed => [], rolled_back => false,
@@ -148,6 +159,8 @@ diff(Beams) ->
             end
     end.
 
+-spec check_beam(term()) ->
+    {changed | added, beam()} | {unchanged, module()} | {error, {term(), term()}}.
 check_beam({M, File, Bin}) when is_atom(M), is_binary(Bin) ->
     case is_filename(File) andalso beam_lib:md5(Bin) of
         false ->
@@ -169,6 +182,7 @@ check_beam(Other) ->
 %% (and what this module runs on); a release booted in embedded mode has no sticky
 %% directories, so they are protected here whatever the mode, preloaded modules too.
 %% Refused before anything is suspended, not by finish_loading after.
+-spec is_protected(module()) -> boolean().
 is_protected(M) ->
     code:is_sticky(M)
         orelse code:is_loaded(M) =:= {file, preloaded}
@@ -177,6 +191,8 @@ is_protected(M) ->
                    undefined -> false
                end.
 
+-spec diff_loaded(module(), file:filename(), binary(), binary()) ->
+    {changed | added, beam()} | {unchanged, module()}.
 diff_loaded(M, File, Bin, MD5) ->
     case erlang:module_loaded(M) of
         false -> {added, {M, File, Bin}};
@@ -187,6 +203,7 @@ diff_loaded(M, File, Bin, MD5) ->
             end
     end.
 
+-spec is_filename(term()) -> boolean().
 is_filename(F) ->
     try unicode:characters_to_list(F) of
         L when is_list(L) -> true;
@@ -195,6 +212,7 @@ is_filename(F) ->
         _:_ -> false
     end.
 
+-spec load([beam()], [beam()], timeout(), timeout(), cfg(), result()) -> result().
 load([], [], _ST, _CT, _Extra, R) ->
     R;
 load(Changed, Added, SuspendTimeout, CodeTimeout, Cfg, R) ->
@@ -226,6 +244,7 @@ prepare(Beams) ->
         error:Reason -> {error, Reason}
     end.
 
+-spec to_list(file:filename()) -> string().
 to_list(F) when is_list(F) -> F;
 to_list(F) -> unicode:characters_to_list(F).
 
@@ -255,6 +274,7 @@ old_binary(M) ->
             end
     end.
 
+-spec match_md5(module(), file:filename(), binary(), binary()) -> {ok, beam()} | none.
 match_md5(M, File, Bin, MD5) ->
     case beam_lib:md5(Bin) of
         {ok, {M, MD5}} -> {ok, {M, File, Bin}};
@@ -263,6 +283,7 @@ match_md5(M, File, Bin, MD5) ->
 
 %% As release_handler does: the vsn attribute of the code being replaced is the OldVsn
 %% that code_change/3 receives.
+-spec vsn(module()) -> term().
 vsn(M) ->
     try proplists:get_value(vsn, M:module_info(attributes))
     catch _:_ -> undefined
@@ -303,6 +324,7 @@ find_targets(Changed) ->
               not lists:member(Pid, Skip) andalso target(Pid, Changed)
       end, erlang:processes()).
 
+-spec target(pid(), #{module() => true}) -> false | {true, #target{}}.
 target(Pid, Changed) ->
     case erlang:process_info(Pid, [current_function, initial_call, registered_name]) of
         undefined ->
@@ -329,6 +351,7 @@ target(Pid, Changed) ->
                                callback = Callback}}
     end.
 
+-spec proc_lib_initial_call(pid()) -> mfa() | undefined.
 proc_lib_initial_call(Pid) ->
     case erlang:process_info(Pid, dictionary) of
         {dictionary, D} ->
@@ -340,15 +363,18 @@ proc_lib_initial_call(Pid) ->
             undefined
     end.
 
+-spec changed(module(), #{module() => true}) -> module() | undefined.
 changed(M, Changed) ->
     case maps:is_key(M, Changed) of
         true -> M;
         false -> undefined
     end.
 
+-spec is_changed(term(), #{module() => true}) -> boolean().
 is_changed({M, _, _}, Changed) -> maps:is_key(M, Changed);
 is_changed(_, _) -> false.
 
+-spec mfa_or_undefined(term()) -> mfa() | undefined.
 mfa_or_undefined({M, F, A}) when is_atom(M), is_atom(F), is_integer(A) -> {M, F, A};
 mfa_or_undefined(_) -> undefined.
 
@@ -357,6 +383,8 @@ mfa_or_undefined(_) -> undefined.
 %% messages in order, so one that suspends late is resumed right after.
 %% Inside the window the work is on pids and plain lists only (one pass per phase);
 %% what the result reports about the processes is assembled after it.
+-spec swap(term(), [#target{}], [{module(), {ok, beam()} | none}], #{module() => term()},
+           [module()], timeout(), timeout(), cfg(), result()) -> result().
 swap(Prepared, Targets, OldBins, Vsns, Added, SuspendTimeout, CodeTimeout, Cfg, R0) ->
     #{extra := Extra, snapshot_states := Snapshot} = Cfg,
     Pids = [T#target.pid || T <- Targets],
@@ -406,9 +434,11 @@ swap(Prepared, Targets, OldBins, Vsns, Added, SuspendTimeout, CodeTimeout, Cfg, 
 
 %% Where the window went, for baton's report: suspend (and snapshot), finish_loading,
 %% change_code (and any rollback), resume. A phase not reached is absent.
+-spec mark(suspended | loaded | migrated) -> term().
 mark(Phase) ->
     put({baton_upgrader_mark, Phase}, now_us()).
 
+-spec phases(integer(), integer()) -> #{atom() => non_neg_integer()}.
 phases(S0, S1) ->
     Marks = [{P, T} || P <- [suspended, loaded, migrated],
                        T <- [get({baton_upgrader_mark, P})], T =/= undefined],
@@ -423,6 +453,8 @@ phases(S0, S1) ->
                     end, {#{}, S0}, Marks),
     Map#{resume => S1 - Last}.
 
+-spec suspended(term(), [req()], [req()], [pid()], [{module(), {ok, beam()} | none}],
+                [module()], timeout(), timeout()) -> outcome().
 suspended(Prepared, SuspendReqs, CodeReqs, Pids, OldBins, Added, SuspendTimeout, CodeTimeout) ->
     Replies = sys_multi(SuspendReqs, SuspendTimeout),
     mark(suspended),
@@ -443,6 +475,8 @@ suspended(Prepared, SuspendReqs, CodeReqs, Pids, OldBins, Added, SuspendTimeout,
             end
     end.
 
+-spec migrate(term(), [req()], [pid()], [reply()], [{module(), {ok, beam()} | none}],
+              [module()], timeout()) -> outcome().
 migrate(Prepared, CodeReqs, Suspended, States, OldBins, Added, Timeout) ->
     case code:finish_loading(Prepared) of
         ok ->
@@ -455,6 +489,8 @@ migrate(Prepared, CodeReqs, Suspended, States, OldBins, Added, Timeout) ->
             {error, Suspended, {finish_loading_failed, Errors}, #{}}
     end.
 
+-spec migrated([reply()], [pid()], [reply()], [{module(), {ok, beam()} | none}],
+               [module()], timeout()) -> outcome().
 migrated(Replies, Suspended, States, OldBins, Added, Timeout) ->
     case [{P, W} || {P, R} <- Replies, W <- [change_code_failure(R)], W =/= none] of
         [] ->
@@ -473,6 +509,7 @@ migrated(Replies, Suspended, States, OldBins, Added, Timeout) ->
                                             not lists:keymember(P, 1, Snapshots)]}}
     end.
 
+-spec change_code_failure(answer()) -> none | term().
 change_code_failure({reply, ok}) -> none;
 change_code_failure({reply, Other}) -> Other;
 change_code_failure(timeout) -> timeout;
@@ -481,6 +518,8 @@ change_code_failure({down, noproc}) -> none.
 %% Puts the old binaries back as current code, removes the modules the upgrade
 %% added, and gives the processes already migrated their pre-upgrade state back.
 %% Returns the modules that could not be restored (no binary of theirs was found).
+-spec rollback([{module(), {ok, beam()} | none}], [module()], [pid()], [{pid(), term()}],
+               timeout()) -> [module()].
 rollback(OldBins, Added, Migrated, Snapshots, Timeout) ->
     Restorable = [B || {_, {ok, B}} <- OldBins],
     Missing = [M || {M, none} <- OldBins],
@@ -504,23 +543,29 @@ rollback(OldBins, Added, Migrated, Snapshots, Timeout) ->
     Missing ++ Failed.
 
 %% sys answers get_state with the state itself, or with this error.
+-spec snapshot(answer() | none) -> {ok, term()} | none.
 snapshot({reply, {error, {callback_failed, _, _}}}) -> none;
 snapshot({reply, State}) -> {ok, State};
 snapshot(_) -> none.
 
+-spec restore(term()) -> fun((term()) -> term()).
 restore(State) ->
     fun(_) -> State end.
 
 %% The previous code stays loaded as old code while processes still run it (a
 %% connection process in the middle of a call); the next upgrade purges it.
+-spec keep_old_code(result()) -> result().
 keep_old_code(#{reloaded := Mods} = R) ->
     R#{old_code_kept => [M || M <- Mods, erlang:check_old_code(M), not code:soft_purge(M)]}.
 
+-spec proc(#target{}) -> proc().
 proc(#target{pid = P, name = N, initial_call = I}) ->
     #{pid => P, name => N, initial_call => I}.
 
+-spec mods([beam()]) -> [module()].
 mods(Beams) -> [M || {M, _, _} <- Beams].
 
+-spec now_us() -> integer().
 now_us() -> erlang:monotonic_time(microsecond).
 
 %% The system-message call sys:suspend/2 and friends make (gen:call(P, system, Msg,
@@ -548,6 +593,8 @@ sys_multi(Reqs, Timeout) ->
                     end, 0, Reqs),
     collect(Reqs, Round, N, Deadline, []).
 
+-spec collect([req()], reference(), non_neg_integer(), integer() | infinity, [reply()]) ->
+    [reply()].
 collect(_Reqs, _Round, 0, _Deadline, Acc) ->
     Acc;
 collect(Reqs, Round, N, Deadline, Acc) ->
@@ -568,5 +615,6 @@ collect(Reqs, Round, N, Deadline, Acc) ->
             end
     end.
 
+-spec wait(integer() | infinity) -> timeout().
 wait(infinity) -> infinity;
 wait(Deadline) -> max(0, Deadline - erlang:monotonic_time(millisecond)).

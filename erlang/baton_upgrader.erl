@@ -30,7 +30,7 @@
 
 -export_type([beam/0, opts/0, result/0, proc/0]).
 
--type beam() :: {module(), file:filename(), binary()}.
+-type beam() :: {module(), file:filename_all(), binary()}.
 %% snapshot_states (default true): take each migrated process's state while it is
 %% suspended, so that a failed migration can put it back. It copies every state into
 %% the upgrader; turn it off for processes with very large states, and a rollback
@@ -191,7 +191,7 @@ is_protected(M) ->
                    undefined -> false
                end.
 
--spec diff_loaded(module(), file:filename(), binary(), binary()) ->
+-spec diff_loaded(module(), file:filename_all(), binary(), binary()) ->
     {changed | added, beam()} | {unchanged, module()}.
 diff_loaded(M, File, Bin, MD5) ->
     case erlang:module_loaded(M) of
@@ -244,7 +244,7 @@ prepare(Beams) ->
         error:Reason -> {error, Reason}
     end.
 
--spec to_list(file:filename()) -> string().
+-spec to_list(file:filename_all()) -> string().
 to_list(F) when is_list(F) -> F;
 to_list(F) -> unicode:characters_to_list(F).
 
@@ -274,7 +274,7 @@ old_binary(M) ->
             end
     end.
 
--spec match_md5(module(), file:filename(), binary(), binary()) -> {ok, beam()} | none.
+-spec match_md5(module(), file:filename_all(), binary(), binary()) -> {ok, beam()} | none.
 match_md5(M, File, Bin, MD5) ->
     case beam_lib:md5(Bin) of
         {ok, {M, MD5}} -> {ok, {M, File, Bin}};

@@ -26,7 +26,7 @@ const median = (xs: number[]): number => {
 
 export async function run(args: string[]): Promise<void> {
   const procs = flag(args, 'procs', 10_000);
-  const rounds = flag(args, 'rounds', 5);
+  const rounds = flag(args, 'rounds', 7);
   const fx = await fixtures();
   const cookie = newCookie();
   const ctl = new Control(fx.erlEbin, cookie);

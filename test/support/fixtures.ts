@@ -155,7 +155,12 @@ async function cached(
       await rm(stage, { recursive: true, force: true });
       await mkdir(stage, { recursive: true });
       const started = Date.now();
-      await build(stage);
+      try {
+        await build(stage);
+      } catch (err) {
+        await rm(stage, { recursive: true, force: true });
+        throw err;
+      }
       await writeFile(join(stage, '.complete'), `built in ${Date.now() - started} ms\n`);
       await rm(dest, { recursive: true, force: true });
       await rename(stage, dest);

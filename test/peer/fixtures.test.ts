@@ -94,6 +94,30 @@ describe('demo_erl', () => {
     expect(await getJson(peer.port, '/counter')).toEqual({ count: 1, state: 'map' });
   });
 
+  it('1.0.1 boots with the counter keeping a map', async () => {
+    const peer = await track(startDemoErl(fx.demoErl['1.0.1'], { cookie }));
+    expect(await getJson(peer.port, '/')).toEqual({ version: '1.0.1', node: peer.node });
+    expect(await getJson(peer.port, '/counter')).toEqual({ count: 1, state: 'map' });
+  });
+
+  it('stops accepting when its endpoint is terminated through its parent, and finishes in-flight requests', async () => {
+    const peer = await track(startDemoErl(fx.demoErl['1.0.0'], { cookie }));
+    const slow = getJson(peer.port, '/slow?ms=800');
+    await new Promise((r) => setTimeout(r, 200));
+    // DESIGN.md's recipe for a plain app: terminate_child on the parent named in the
+    // endpoint's $ancestors.
+    const r = await ctl.eval<string>(
+      `N = '${peer.node}',
+       {dictionary, D} = erpc:call(N, erlang, process_info, [erpc:call(N, erlang, whereis, [demo_erl_endpoint]), dictionary]),
+       [Parent | _] = proplists:get_value('$ancestors', D),
+       erpc:call(N, supervisor, terminate_child, [Parent, endpoint])`,
+    );
+    expect(r).toBe('ok');
+    expect(await slow).toEqual({ slept: 800 });
+    await expect(getOnce(`http://127.0.0.1:${peer.port}/`)).rejects.toThrow(/ECONNREFUSED/);
+    expect(await ctl.eval(`erpc:call('${peer.node}', demo_erl_counter, bump, [])`)).toEqual([1, 'integer']);
+  });
+
   it('registers the endpoint supervisor under BATON_ENDPOINT', async () => {
     const peer = await track(startDemoErl(fx.demoErl['1.0.0'], { cookie, env: { BATON_ENDPOINT: 'my_endpoint' } }));
     const r = await ctl.eval<{ sup: boolean; acceptors: number }>(

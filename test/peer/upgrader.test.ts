@@ -7,7 +7,7 @@ import { connect, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { fixtures, type Fixtures } from '../support/fixtures.js';
-import { Control, getJson, newCookie, startDemoErl, type Started } from '../support/nodes.js';
+import { Control, getJson, newCookie, startDemoErl, startInteractive, type Started } from '../support/nodes.js';
 
 interface Proc {
   pid: string;
@@ -47,17 +47,6 @@ beforeAll(async () => {
 afterAll(async () => {
   await peer?.stop();
   await ctl?.close();
-});
-
-// A fresh 1.0.0 peer per test: every test starts from the same code and state.
-beforeEach(async () => {
-  peer = await startDemoErl(fx.demoErl['1.0.0'], { cookie });
-  await ctl.eval(`baton_test_ctl:load('${peer.node}', [baton_upgrader, baton_test_probe])`);
-});
-
-afterEach(async () => {
-  await peer?.stop();
-  peer = undefined;
 });
 
 function node(): string {
@@ -121,6 +110,17 @@ async function bump(times: number): Promise<unknown> {
 }
 
 describe('baton_upgrader, demo_erl 1.0.0 -> 1.0.1', () => {
+  // A fresh 1.0.0 peer per test: every test starts from the same code and state.
+  beforeEach(async () => {
+    peer = await startDemoErl(fx.demoErl['1.0.0'], { cookie });
+    await ctl.eval(`baton_test_ctl:load('${peer.node}', [baton_upgrader, baton_test_probe])`);
+  });
+
+  afterEach(async () => {
+    await peer?.stop();
+    peer = undefined;
+  });
+
   it('keeps the counter through code_change, reloads only changed modules, suspends only their processes', async () => {
     expect(await bump(3)).toEqual({ count: 3, state: 'integer' });
     const before = await ctl.eval<Record<string, string>>(
@@ -336,5 +336,32 @@ describe('baton_upgrader, demo_erl 1.0.0 -> 1.0.1', () => {
     const r = await upgrade(`baton_test_ctl:beams("${same}")`);
     expect(r).toMatchObject({ status: 'ok', reloaded: [], added: [], suspended: [], suspend_us: 0 });
     expect(r.unchanged.length).toBeGreaterThan(5);
+  });
+});
+
+describe('baton_upgrader in a peer booted as baton boots one (start_clean, interactive code loading)', () => {
+  let ipeer: Started | undefined;
+
+  afterAll(async () => {
+    await ipeer?.stop();
+  });
+
+  it('upgrades 1.0.0 -> 1.0.1; OTP modules are sticky there too', async () => {
+    ipeer = await startInteractive(fx.demoErl['1.0.0'], '1.0.0', 'demo_erl', { cookie });
+    const n = ipeer.node;
+    await ctl.eval(`baton_test_ctl:load('${n}', [baton_upgrader])`);
+    expect(await ctl.eval(`erpc:call('${n}', code, get_mode, [])`)).toBe('interactive');
+    expect(await ctl.eval(`erpc:call('${n}', code, is_sticky, [lists])`)).toBe(true);
+    expect(await getJson(ipeer.port, '/counter')).toEqual({ count: 1, state: 'integer' });
+
+    const r = await ctl.eval<UpgradeResult>(
+      `erpc:call('${n}', baton_upgrader, upgrade, [baton_test_ctl:beams("${ebin101}"), #{}], 60000)`,
+      70_000,
+    );
+    expect(r.status).toBe('ok');
+    expect(r.reloaded.sort()).toEqual(['demo_erl_counter', 'demo_erl_vsn']);
+    expect(names(r.suspended)).toEqual(['demo_erl_counter']);
+    expect(await getJson(ipeer.port, '/counter')).toEqual({ count: 2, state: 'map' });
+    expect(await getJson(ipeer.port, '/')).toEqual({ version: '1.0.1', node: n });
   });
 });

@@ -6,7 +6,7 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { get as httpGet } from 'node:http';
 import { createServer } from 'node:net';
 import { hostname, tmpdir } from 'node:os';
@@ -170,6 +170,39 @@ export async function startDemoEx(releaseRoot: string, o: StartOptions = {}): Pr
     },
     fds: o.fds ?? [],
     ...(o.readyUrl === undefined ? {} : { readyUrl: o.readyUrl }),
+    node: name,
+    port,
+    cookie,
+  });
+}
+
+/**
+ * Boots a relx release the way baton will start a peer (DESIGN.md, "Peer lifecycle"):
+ * plain `erl` with the release's start_clean boot, its sys.config and every ebin under lib
+ * on the path, so code loads lazily (interactive mode), then starts the application.
+ */
+export async function startInteractive(
+  releaseRoot: string,
+  vsn: string,
+  app: string,
+  o: StartOptions = {},
+): Promise<Started> {
+  const name = uniqueName('peer');
+  const cookie = o.cookie ?? newCookie();
+  const port = o.port ?? (await freePort());
+  const rel = join(releaseRoot, 'releases', vsn);
+  const ebins = readdirSync(join(releaseRoot, 'lib')).map((d) => join(releaseRoot, 'lib', d, 'ebin'));
+  return startServing({
+    cmd: 'erl',
+    args: [
+      '-sname', name, '-setcookie', cookie,
+      '-boot', join(rel, 'start_clean'),
+      '-config', join(rel, 'sys.config'),
+      '-pa', ...ebins,
+      '-noinput',
+      '-eval', `{ok, _} = application:ensure_all_started(${app})`,
+    ],
+    env: { PORT: String(port), ...o.env },
     node: name,
     port,
     cookie,

@@ -47,6 +47,7 @@
                     unchanged := [module()],
                     suspended := [proc()],
                     timed_out := [proc()],
+                    not_suspended := [proc()],
                     change_code_failed := [{proc(), term()}],
                     rolled_back := boolean(),
                     not_rolled_back := [module()],
@@ -63,16 +64,30 @@
 -type answer() :: {reply, term()} | timeout | {down, noproc}.
 -type reply() :: {term(), answer()}.
 %% What the window produced, before it is turned into a result().
--type outcome() :: {ok, [pid()]}
-                 | {suspend_timeout, [pid()], [pid()]}
-                 | {error, [pid()], term(), map()}.
+-type outcome() :: #{status => ok | suspend_timeout | change_code_failed
+                               | finish_loading_failed,
+                     suspended := [pid()],
+                     not_suspended := [pid()],
+                     atom() => term()}.
 
-%% A process found running a changed module; Callback is the module sys:change_code
-%% is called with, when the process's behaviour callback module changed.
+%% A process found running a changed module. Callback: the module sys:change_code is
+%% called with, when the module proc_lib started it in changed. Kind:
+%%  required    an OTP behaviour process (gen_server, gen_statem, supervisor) whose
+%%              callback module changed: it must be suspended and migrated, and one
+%%              that does not answer in time aborts the upgrade;
+%%  incidental  any other proc_lib process running a changed module (seen in it right
+%%              now, or a special process looping in it): asked to suspend too, and
+%%              migrated if it is sys-compliant and answers; if it does not answer, it
+%%              goes on running the old code it is in (as any code load leaves it) and
+%%              is reported in not_suspended;
+%%  plain       a process not started by proc_lib: it cannot handle sys messages and is
+%%              sent none (one in its mailbox could confuse its own receive); it is
+%%              reported in not_suspended.
 -record(target, {pid :: pid(),
                  name :: atom(),
                  initial_call :: mfa() | undefined,
-                 callback :: module() | undefined}).
+                 callback :: module() | undefined,
+                 kind :: required | incidental | plain}).
 
 -define(DEFAULT_TIMEOUT, 5000).
 -define(STALL_MS, 50).
@@ -117,7 +132,7 @@ single(Caller, Beams, Opts) ->
 -spec base() -> result().
 base() ->
     #{status => ok, reloaded => [], added => [], unchanged => [], suspended => [],
-      timed_out => [], change_code_failed => [], rolled_back => false,
+      timed_out => [], not_suspended => [], change_code_failed => [], rolled_back => false,
       not_rolled_back => [], states_not_restored => [], old_code_kept => [],
       suspend_us => 0, total_us => 0}.
 
@@ -334,11 +349,18 @@ target(Pid, Changed) ->
                           {proc_lib, init_p, 5} -> proc_lib_initial_call(Pid);
                           _ -> undefined
                       end,
-            Callback = case ProcLib of
-                           {supervisor, SupMod, 1} -> changed(SupMod, Changed);
-                           {CbMod, _, _} -> changed(CbMod, Changed);
-                           undefined -> undefined
-                       end,
+            {Callback, Behaviour} =
+                case ProcLib of
+                    {supervisor, SupMod, 1} -> {changed(SupMod, Changed), true};
+                    {CbMod, init, 1} -> {changed(CbMod, Changed), true};
+                    {CbMod, _, _} -> {changed(CbMod, Changed), false};
+                    undefined -> {undefined, false}
+                end,
+            Kind = if
+                       Callback =/= undefined, Behaviour -> required;
+                       ProcLib =/= undefined -> incidental;
+                       true -> plain
+                   end,
             Running = Callback =/= undefined
                 orelse is_changed(Cur, Changed) orelse is_changed(Init, Changed),
             Running andalso
@@ -348,7 +370,8 @@ target(Pid, Changed) ->
                                                   undefined -> mfa_or_undefined(Init);
                                                   _ -> ProcLib
                                               end,
-                               callback = Callback}}
+                               callback = Callback,
+                               kind = Kind}}
     end.
 
 -spec proc_lib_initial_call(pid()) -> mfa() | undefined.
@@ -387,24 +410,24 @@ mfa_or_undefined(_) -> undefined.
            [module()], timeout(), timeout(), cfg(), result()) -> result().
 swap(Prepared, Targets, OldBins, Vsns, Added, SuspendTimeout, CodeTimeout, Cfg, R0) ->
     #{extra := Extra, snapshot_states := Snapshot} = Cfg,
-    Pids = [T#target.pid || T <- Targets],
-    %% Each process that will be migrated gets get_state right behind suspend: both
+    Asked = [T || T <- Targets, T#target.kind =/= plain],
+    Pids = [T#target.pid || T <- Asked],
+    Required = maps:from_list([{T#target.pid, true} || T <- Asked, T#target.kind =:= required]),
+    %% Each process that may be migrated gets get_state right behind suspend: both
     %% are handled in the same wake-up, and the state it had before any new code is
     %% kept to undo a failed migration. The requests are built before the window.
     SuspendReqs = lists:foldr(
-                    fun(#target{pid = P, callback = undefined}, Acc) ->
-                            [{P, P, suspend} | Acc];
-                       (#target{pid = P}, Acc) when Snapshot ->
+                    fun(#target{pid = P, callback = Cb}, Acc) when Snapshot, Cb =/= undefined ->
                             [{P, P, suspend}, {{state, P}, P, get_state} | Acc];
                        (#target{pid = P}, Acc) ->
                             [{P, P, suspend} | Acc]
-                    end, [], Targets),
+                    end, [], Asked),
     CodeReqs = [{P, P, {change_code, Cb, maps:get(Cb, Vsns), Extra}}
-                || #target{pid = P, callback = Cb} <- Targets, Cb =/= undefined],
+                || #target{pid = P, callback = Cb} <- Asked, Cb =/= undefined],
     ResumeReqs = [{P, P, resume} || P <- Pids],
     S0 = now_us(),
     Outcome = try
-                  suspended(Prepared, SuspendReqs, CodeReqs, Pids, OldBins, Added,
+                  suspended(Prepared, SuspendReqs, CodeReqs, Required, OldBins, Added,
                             SuspendTimeout, CodeTimeout)
               after
                   _ = sys_multi(ResumeReqs, SuspendTimeout)
@@ -414,21 +437,24 @@ swap(Prepared, Targets, OldBins, Vsns, Added, SuspendTimeout, CodeTimeout, Cfg, 
     Phases = phases(S0, S1),
     ByPid = maps:from_list([{T#target.pid, T} || T <- Targets]),
     Proc = fun(P) -> proc(maps:get(P, ByPid)) end,
+    #{suspended := Ok, not_suspended := Busy} = Outcome,
+    Plain = [proc(T) || T <- Targets, T#target.kind =:= plain],
+    R1 = R0#{suspended => lists:map(Proc, Ok),
+             not_suspended => Plain ++ lists:map(Proc, Busy)},
     R = case Outcome of
-            {suspend_timeout, Ok, TimedOut} ->
-                R0#{status => error, reason => suspend_timeout,
-                    suspended => lists:map(Proc, Ok), timed_out => lists:map(Proc, TimedOut)};
-            {Status, Ok} ->
-                R0#{suspended => lists:map(Proc, Ok), status => Status};
-            {error, Ok, Reason, Extra1} ->
-                maps:merge(R0#{status => error, reason => Reason,
-                               suspended => lists:map(Proc, Ok)},
-                           Extra1#{change_code_failed =>
-                                       [{Proc(P), W} || {P, W} <- maps:get(change_code_failed,
-                                                                           Extra1, [])],
-                                   states_not_restored =>
-                                       lists:map(Proc, maps:get(states_not_restored,
-                                                                Extra1, []))})
+            #{status := ok} ->
+                R1;
+            #{status := suspend_timeout, timed_out := TimedOut} ->
+                R1#{status => error, reason => suspend_timeout,
+                    timed_out => lists:map(Proc, TimedOut)};
+            #{status := change_code_failed, failed := Failed, not_rolled_back := NotRB,
+              states_not_restored := NotRestored} ->
+                R1#{status => error, reason => change_code_failed, rolled_back => true,
+                    change_code_failed => [{Proc(P), W} || {P, W} <- Failed],
+                    not_rolled_back => NotRB,
+                    states_not_restored => lists:map(Proc, NotRestored)};
+            #{status := finish_loading_failed, errors := Errors} ->
+                R1#{status => error, reason => {finish_loading_failed, Errors}}
         end,
     keep_old_code(R#{suspend_us => S1 - S0, phases_us => Phases}).
 
@@ -453,48 +479,56 @@ phases(S0, S1) ->
                     end, {#{}, S0}, Marks),
     Map#{resume => S1 - Last}.
 
--spec suspended(term(), [req()], [req()], [pid()], [{module(), {ok, beam()} | none}],
-                [module()], timeout(), timeout()) -> outcome().
-suspended(Prepared, SuspendReqs, CodeReqs, Pids, OldBins, Added, SuspendTimeout, CodeTimeout) ->
+-spec suspended(term(), [req()], [req()], #{pid() => true},
+                [{module(), {ok, beam()} | none}], [module()], timeout(), timeout()) ->
+    outcome().
+suspended(Prepared, SuspendReqs, CodeReqs, Required, OldBins, Added, SuspendTimeout,
+          CodeTimeout) ->
     Replies = sys_multi(SuspendReqs, SuspendTimeout),
     mark(suspended),
     %% The usual case: every one answered ok, and this is one pass.
     case [{P, R} || {P, R} <- Replies, is_pid(P), R =/= {reply, ok}] of
         [] ->
-            migrate(Prepared, CodeReqs, Pids, Replies, OldBins, Added, CodeTimeout);
+            Ok = [P || {P, _} <- Replies, is_pid(P)],
+            migrate(Prepared, CodeReqs, Ok, [], Replies, OldBins, Added, CodeTimeout);
         Bad ->
             Ok = [P || {P, {reply, ok}} <- Replies, is_pid(P)],
-            case [P || {P, timeout} <- Bad] of
-                [_ | _] = TimedOut ->
-                    {suspend_timeout, Ok, TimedOut};
+            TimedOut = [P || {P, timeout} <- Bad],
+            case [P || P <- TimedOut, maps:is_key(P, Required)] of
+                [_ | _] = Stuck ->
+                    #{status => suspend_timeout, suspended => Ok,
+                      not_suspended => TimedOut -- Stuck, timed_out => Stuck};
                 [] ->
-                    %% Some exited meanwhile: they run nothing any more.
-                    Gone = maps:from_list(Bad),
-                    Alive = [R || {P, _, _} = R <- CodeReqs, not maps:is_key(P, Gone)],
-                    migrate(Prepared, Alive, Ok, Replies, OldBins, Added, CodeTimeout)
+                    %% Those that exited run nothing any more; those that did not
+                    %% answer go on in the code they are in, unmigrated.
+                    Skip = maps:from_list(Bad),
+                    Left = [R || {P, _, _} = R <- CodeReqs, not maps:is_key(P, Skip)],
+                    migrate(Prepared, Left, Ok, TimedOut, Replies, OldBins, Added,
+                            CodeTimeout)
             end
     end.
 
--spec migrate(term(), [req()], [pid()], [reply()], [{module(), {ok, beam()} | none}],
-              [module()], timeout()) -> outcome().
-migrate(Prepared, CodeReqs, Suspended, States, OldBins, Added, Timeout) ->
+-spec migrate(term(), [req()], [pid()], [pid()], [reply()],
+              [{module(), {ok, beam()} | none}], [module()], timeout()) -> outcome().
+migrate(Prepared, CodeReqs, Suspended, Busy, States, OldBins, Added, Timeout) ->
+    Base = #{suspended => Suspended, not_suspended => Busy},
     case code:finish_loading(Prepared) of
         ok ->
             mark(loaded),
             Replies = sys_multi(CodeReqs, Timeout),
-            Outcome = migrated(Replies, Suspended, States, OldBins, Added, Timeout),
+            Outcome = migrated(Replies, States, OldBins, Added, Timeout, Base),
             mark(migrated),
             Outcome;
         {error, Errors} ->
-            {error, Suspended, {finish_loading_failed, Errors}, #{}}
+            Base#{status => finish_loading_failed, errors => Errors}
     end.
 
--spec migrated([reply()], [pid()], [reply()], [{module(), {ok, beam()} | none}],
-               [module()], timeout()) -> outcome().
-migrated(Replies, Suspended, States, OldBins, Added, Timeout) ->
+-spec migrated([reply()], [reply()], [{module(), {ok, beam()} | none}], [module()],
+               timeout(), outcome()) -> outcome().
+migrated(Replies, States, OldBins, Added, Timeout, Base) ->
     case [{P, W} || {P, R} <- Replies, W <- [change_code_failure(R)], W =/= none] of
         [] ->
-            {ok, Suspended};
+            Base#{status => ok};
         Failed ->
             Snapshots = [{P, S} || {{state, P}, R} <- States, {ok, S} <- [snapshot(R)]],
             %% A process whose change_code timed out may still complete it: its state
@@ -502,11 +536,10 @@ migrated(Replies, Suspended, States, OldBins, Added, Timeout) ->
             Migrated = [P || {P, R} <- Replies,
                              R =:= timeout orelse not lists:keymember(P, 1, Failed)],
             NotRolledBack = rollback(OldBins, Added, Migrated, Snapshots, Timeout),
-            {error, Suspended, change_code_failed,
-             #{change_code_failed => Failed, rolled_back => true,
-               not_rolled_back => NotRolledBack,
-               states_not_restored => [P || P <- Migrated,
-                                            not lists:keymember(P, 1, Snapshots)]}}
+            Base#{status => change_code_failed, failed => Failed,
+                  not_rolled_back => NotRolledBack,
+                  states_not_restored => [P || P <- Migrated,
+                                               not lists:keymember(P, 1, Snapshots)]}
     end.
 
 -spec change_code_failure(answer()) -> none | term().

@@ -53,11 +53,15 @@ beams(Dir) ->
 beams(Dir, Mods) ->
     [B || {M, _, _} = B <- beams(Dir), lists:member(M, Mods)].
 
-%% A module `Name` with one function, v() -> Value, compiled to a binary here.
+%% A module `Name` compiled to a binary here: v() -> Value, and loop(), a plain
+%% receive loop that is no sys-compliant process (it ends on `stop`).
 -spec module_binary(module(), term()) -> binary().
 module_binary(Name, Value) ->
-    Forms = [{attribute, 1, module, Name}, {attribute, 2, export, [{v, 0}]},
-             {function, 3, v, 0, [{clause, 3, [], [], [erl_parse:abstract(Value)]}]}],
+    Loop = {clause, 4, [], [],
+            [{'receive', 4, [{clause, 4, [{atom, 4, stop}], [], [{atom, 4, ok}]}]}]},
+    Forms = [{attribute, 1, module, Name}, {attribute, 2, export, [{v, 0}, {loop, 0}]},
+             {function, 3, v, 0, [{clause, 3, [], [], [erl_parse:abstract(Value)]}]},
+             {function, 4, loop, 0, [Loop]}],
     {ok, Name, Bin} = compile:forms(Forms, [binary]),
     Bin.
 

@@ -22,6 +22,7 @@ interface UpgradeResult {
   unchanged: string[];
   suspended: Proc[];
   timed_out: Proc[];
+  not_suspended: Proc[];
   change_code_failed: Array<[Proc, unknown]>;
   rolled_back: boolean;
   not_rolled_back: string[];
@@ -190,6 +191,33 @@ describe('baton_upgrader, demo_erl 1.0.0 -> 1.0.1', () => {
     );
     expect(again).toMatchObject({ status: 'ok', reloaded: ['baton_test_hand'], suspended: [] });
     expect(await ctl.eval(on('baton_test_hand:v', ''))).toBe(3);
+  });
+
+  it('does not wait for processes that only happen to run a changed module, and sends plain ones nothing', async () => {
+    await ctl.eval(on('code:load_binary', `baton_test_hand, "no/such/dir/baton_test_hand.beam", baton_test_ctl:module_binary(baton_test_hand, 1)`));
+    // A plain process (spawn) and a proc_lib one, both in a receive loop of a module
+    // the upgrade changes, neither sys-compliant.
+    const plain = await ctl.eval<string>(on('erlang:spawn', 'baton_test_hand, loop, []'));
+    const special = await ctl.eval<string>(on('proc_lib:spawn', 'baton_test_hand, loop, []'));
+    const tracer = await ctl.eval<string>(on('baton_test_probe:trace_suspends', ''));
+    const r = await upgrade(
+      `[{baton_test_hand, "no/such/dir/baton_test_hand.beam", baton_test_ctl:module_binary(baton_test_hand, 2)}
+        | baton_test_ctl:beams("${ebin101}")]`,
+      '#{suspend_timeout => 300}',
+    );
+    const seen = await ctl.eval<string[]>(on('baton_test_probe:suspends_seen', `list_to_pid("${tracer}")`));
+    expect(r.status).toBe('ok');
+    expect(names(r.suspended)).toEqual(['demo_erl_counter']);
+    expect(r.not_suspended.map((p) => p.pid).sort()).toEqual([plain, special].sort());
+    expect(r.timed_out).toEqual([]);
+    // The proc_lib one was asked (and could not answer); the plain one was not.
+    expect(seen).toContain(special);
+    expect(seen).not.toContain(plain);
+    expect(await ctl.eval(on('baton_test_hand:v', ''))).toBe(2);
+    expect(await getJson(peer!.port, '/counter')).toEqual({ count: 1, state: 'map' });
+    // Both still run, in the old code they are in (kept, not purged under them).
+    expect(await ctl.eval(`[erpc:call('${node()}', erlang, is_process_alive, [list_to_pid(P)]) || P <- ["${plain}", "${special}"]]`)).toEqual([true, true]);
+    expect(r.old_code_kept).toContain('baton_test_hand');
   });
 
   it('aborts on a corrupt beam before anything is suspended, and keeps serving the old code', async () => {

@@ -9,8 +9,9 @@
 %%  2. prepare: every binary goes through erlang:prepare_loading (code:prepare_loading)
 %%     before any process is touched, so a corrupt beam aborts with nothing changed;
 %%  3. suspend, in parallel, with one timeout per process, only the processes running a
-%%     changed module (current function, initial call, proc_lib's $initial_call);
-%%     a process that does not answer in time aborts the upgrade with all resumed;
+%%     changed module (current function, initial call, proc_lib's $initial_call); a
+%%     behaviour process whose callback changed that does not answer in time aborts the
+%%     upgrade with all resumed (see #target{} for the others);
 %%  4. finish_loading: all new code becomes current at once;
 %%  5. sys:change_code on each suspended process whose callback module changed; if one
 %%     crashes, the saved old binaries are loaded back and the states that had already
@@ -21,9 +22,9 @@
 %% Suspend, get_state, change_code and resume are the messages sys:suspend/2 etc. send
 %% ({system, From, Msg}, answered through gen:reply/2), sent to all processes at once and
 %% collected against one deadline: the same protocol as sys, without a round trip (or a
-%% process) per target. A process that is not sys-compliant (a plain receive loop) is
-%% found if it runs a changed module, cannot answer, and so aborts the upgrade: as with
-%% release_handler, such processes need a restart, not a hot upgrade.
+%% process) per target. A process that is not sys-compliant (a plain receive loop)
+%% cannot be suspended or migrated: it goes on in the code it runs, as with any code
+%% load, and the result names it (not_suspended).
 -module(baton_upgrader).
 
 -export([upgrade/1, upgrade/2]).

@@ -103,7 +103,19 @@ describe('demo_erl', () => {
   it('stops accepting when its endpoint is terminated through its parent, and finishes in-flight requests', async () => {
     const peer = await track(startDemoErl(fx.demoErl['1.0.0'], { cookie }));
     const slow = getJson(peer.port, '/slow?ms=800');
-    await new Promise((r) => setTimeout(r, 200));
+    // Wait until that request is being served: a connection process sleeps in it.
+    await expect
+      .poll(
+        () =>
+          ctl.eval<number>(
+            `erpc:call('${peer.node}', erlang, apply, [fun() ->
+               length([P || P <- erlang:processes(),
+                            erlang:process_info(P, current_function) =:= {current_function, {timer, sleep, 1}}])
+             end, []])`,
+          ),
+        { timeout: 5000, interval: 20 },
+      )
+      .toBeGreaterThan(0);
     // DESIGN.md's recipe for a plain app: terminate_child on the parent named in the
     // endpoint's $ancestors.
     const r = await ctl.eval<string>(

@@ -203,7 +203,7 @@ describe('baton_upgrader, demo_erl 1.0.0 -> 1.0.1', () => {
     const r = await upgrade(
       `[{baton_test_hand, "no/such/dir/baton_test_hand.beam", baton_test_ctl:module_binary(baton_test_hand, 2)}
         | baton_test_ctl:beams("${ebin101}")]`,
-      '#{suspend_timeout => 300}',
+      '#{suspend_timeout => 1000}',
     );
     const seen = await ctl.eval<string[]>(on('baton_test_probe:suspends_seen', `list_to_pid("${tracer}")`));
     expect(r.status).toBe('ok');
@@ -253,7 +253,7 @@ describe('baton_upgrader, demo_erl 1.0.0 -> 1.0.1', () => {
     const others = await ctl.eval<string[]>(on('baton_test_probe:start_counters', '20'));
     const holder = await ctl.eval<string>(on('baton_test_probe:hold', 'demo_erl_counter'));
     try {
-      const r = await upgrade(`baton_test_ctl:beams("${ebin101}")`, '#{suspend_timeout => 300}');
+      const r = await upgrade(`baton_test_ctl:beams("${ebin101}")`, '#{suspend_timeout => 1000}');
       expect(r.status).toBe('error');
       expect(r.reason).toBe('suspend_timeout');
       expect(names(r.timed_out)).toEqual(['demo_erl_counter']);
@@ -336,14 +336,20 @@ describe('baton_upgrader, demo_erl 1.0.0 -> 1.0.1', () => {
   it('runs one upgrade at a time: a second one while the first is suspending is refused as busy', async () => {
     const holder = await ctl.eval<string>(on('baton_test_probe:hold', 'demo_erl_counter'));
     try {
-      // The first waits 1.5 s for the held counter; the second starts meanwhile, from
-      // a process of the peer's own.
+      // The first waits 1.5 s for the held counter; the second starts once the first
+      // runs, from a process of the peer's own.
       const r = await ctl.eval<[UpgradeResult, UpgradeResult]>(
         `Beams = baton_test_ctl:beams("${ebin101}"),
          erpc:call('${node()}', erlang, apply, [fun() ->
            Self = self(),
            spawn(fun() -> Self ! {first, baton_upgrader:upgrade(Beams, #{suspend_timeout => 1500})} end),
-           timer:sleep(300),
+           WaitRunning = fun W(0) -> error(first_never_started);
+                             W(K) -> case whereis(baton_upgrader_running) of
+                                         undefined -> timer:sleep(10), W(K - 1);
+                                         _ -> ok
+                                     end
+                         end,
+           ok = WaitRunning(500),
            Second = baton_upgrader:upgrade(Beams, #{}),
            receive {first, First} -> [First, Second] end
          end, []], 30000)`,

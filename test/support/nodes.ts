@@ -1,0 +1,289 @@
+/**
+ * Test-side process handling: start a built release with a unique node name and port,
+ * wait until it serves HTTP, and always kill it (its whole process group) afterwards;
+ * and a hidden `erl` control node that evaluates expressions for the tests (erpc into
+ * the peers) until baton's own distribution layer can do it.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { get as httpGet } from 'node:http';
+import { createServer } from 'node:net';
+import { hostname, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+
+export const shortHost = hostname().split('.')[0] ?? 'localhost';
+
+const live = new Set<ChildProcess>();
+// Last resort when a test file dies before its afterAll: no BEAM outlives the run.
+process.on('exit', () => {
+  for (const child of live) killGroup(child, 'SIGKILL');
+});
+
+function killGroup(child: ChildProcess, signal: NodeJS.Signals): void {
+  if (child.pid === undefined) return;
+  try {
+    process.kill(-child.pid, signal);
+  } catch {
+    // Already gone.
+  }
+}
+
+export function uniqueName(prefix: string): string {
+  return `${prefix}-${process.pid}-${randomBytes(3).toString('hex')}`;
+}
+
+export async function freePort(): Promise<number> {
+  return new Promise((resolvePort, reject) => {
+    const srv = createServer();
+    srv.once('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const addr = srv.address();
+      srv.close(() => (typeof addr === 'object' && addr !== null ? resolvePort(addr.port) : reject(new Error('no port'))));
+    });
+  });
+}
+
+export interface Started {
+  node: string;
+  port: number;
+  cookie: string;
+  child: ChildProcess;
+  output(): string;
+  stop(): Promise<void>;
+}
+
+/** Spawns `cmd` in its own process group and waits until GET / on `port` answers. */
+export async function startServing(opts: {
+  cmd: string;
+  args: string[];
+  env: Record<string, string>;
+  node: string;
+  port: number;
+  cookie: string;
+  fds?: number[];
+  readyUrl?: string;
+  bootTimeoutMs?: number;
+}): Promise<Started> {
+  const scratch = mkdtempSync(join(tmpdir(), 'baton-peer-'));
+  const child = spawn(opts.cmd, opts.args, {
+    // The relx script writes vm.args from vm.args.src; here, not into the shared release.
+    env: { ...process.env, RELX_OUT_FILE_PATH: scratch, ...opts.env },
+    detached: true,
+    stdio: ['ignore', 'pipe', 'pipe', ...(opts.fds ?? [])],
+  });
+  live.add(child);
+  let out = '';
+  child.stdout?.on('data', (d: Buffer) => (out += d.toString()));
+  child.stderr?.on('data', (d: Buffer) => (out += d.toString()));
+  const exited = new Promise<void>((r) => child.once('exit', () => r()));
+  let gone = false;
+  void exited.then(() => {
+    gone = true;
+    live.delete(child);
+  });
+  const started: Started = {
+    node: `${opts.node}@${shortHost}`,
+    port: opts.port,
+    cookie: opts.cookie,
+    child,
+    output: () => out,
+    stop: async () => {
+      if (!gone) {
+        killGroup(child, 'SIGTERM');
+        const timer = setTimeout(() => killGroup(child, 'SIGKILL'), 5000);
+        await exited;
+        clearTimeout(timer);
+      }
+      // Children of the group (epmd is started detached by erl and is shared, so it
+      // is not in it) that outlived the leader.
+      killGroup(child, 'SIGKILL');
+      rmSync(scratch, { recursive: true, force: true });
+    },
+  };
+  const deadline = Date.now() + (opts.bootTimeoutMs ?? 30_000);
+  for (;;) {
+    if (gone) {
+      await started.stop();
+      throw new Error(`${opts.cmd} exited before serving:\n${out}`);
+    }
+    try {
+      // A fresh connection, and the answer must come from this node: with a shared
+      // port (SO_REUSEPORT) another peer may answer first.
+      const body = await getOnce(opts.readyUrl ?? `http://127.0.0.1:${opts.port}/`);
+      if (body['node'] === started.node) return started;
+    } catch {
+      // Not listening yet.
+    }
+    if (Date.now() > deadline) {
+      await started.stop();
+      throw new Error(`${opts.cmd} did not serve on ${opts.port} in time:\n${out}`);
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+export interface StartOptions {
+  cookie?: string;
+  port?: number;
+  env?: Record<string, string>;
+  /** File descriptors of ours the child gets as fd 3, 4, ... */
+  fds?: number[];
+  /** Where to wait for a 200 when the app does not serve on PORT (an fd handed over). */
+  readyUrl?: string;
+}
+
+export function newCookie(): string {
+  return randomBytes(8).toString('hex');
+}
+
+export async function startDemoErl(releaseRoot: string, o: StartOptions = {}): Promise<Started> {
+  const name = uniqueName('demo');
+  const cookie = o.cookie ?? newCookie();
+  const port = o.port ?? (await freePort());
+  return startServing({
+    cmd: join(releaseRoot, 'bin', 'demo_erl'),
+    args: ['foreground'],
+    env: { DEMO_NODE: name, DEMO_COOKIE: cookie, PORT: String(port), ...o.env },
+    fds: o.fds ?? [],
+    ...(o.readyUrl === undefined ? {} : { readyUrl: o.readyUrl }),
+    node: name,
+    port,
+    cookie,
+  });
+}
+
+export async function startDemoEx(releaseRoot: string, o: StartOptions = {}): Promise<Started> {
+  const name = uniqueName('demoex');
+  const cookie = o.cookie ?? newCookie();
+  const port = o.port ?? (await freePort());
+  return startServing({
+    cmd: join(releaseRoot, 'bin', 'demo_ex'),
+    args: ['start'],
+    env: {
+      RELEASE_NODE: name,
+      RELEASE_DISTRIBUTION: 'sname',
+      RELEASE_COOKIE: cookie,
+      PORT: String(port),
+      ...o.env,
+    },
+    fds: o.fds ?? [],
+    ...(o.readyUrl === undefined ? {} : { readyUrl: o.readyUrl }),
+    node: name,
+    port,
+    cookie,
+  });
+}
+
+/**
+ * Boots a relx release the way baton will start a peer (DESIGN.md, "Peer lifecycle"):
+ * plain `erl` with the release's start_clean boot, its sys.config and every ebin under lib
+ * on the path, so code loads lazily (interactive mode), then starts the application.
+ */
+export async function startInteractive(
+  releaseRoot: string,
+  vsn: string,
+  app: string,
+  o: StartOptions = {},
+): Promise<Started> {
+  const name = uniqueName('peer');
+  const cookie = o.cookie ?? newCookie();
+  const port = o.port ?? (await freePort());
+  const rel = join(releaseRoot, 'releases', vsn);
+  const ebins = readdirSync(join(releaseRoot, 'lib')).map((d) => join(releaseRoot, 'lib', d, 'ebin'));
+  return startServing({
+    cmd: 'erl',
+    args: [
+      '-sname', name, '-setcookie', cookie,
+      '-boot', join(rel, 'start_clean'),
+      '-config', join(rel, 'sys.config'),
+      '-pa', ...ebins,
+      '-noinput',
+      '-eval', `{ok, _} = application:ensure_all_started(${app})`,
+    ],
+    env: { PORT: String(port), ...o.env },
+    node: name,
+    port,
+    cookie,
+  });
+}
+
+/** A hidden `erl` node running baton_test_ctl: one expression in, one JSON value out. */
+export class Control {
+  private readonly child: ChildProcess;
+  private readonly waiting: Array<(line: string) => void> = [];
+  private queue: Promise<unknown> = Promise.resolve();
+  private output = '';
+
+  constructor(ebin: string, cookie: string) {
+    this.child = spawn(
+      'erl',
+      ['-sname', uniqueName('ctl'), '-hidden', '-noshell', '-setcookie', cookie, '-pa', ebin, '-s', 'baton_test_ctl', 'main'],
+      { detached: true, stdio: ['pipe', 'pipe', 'pipe'] },
+    );
+    live.add(this.child);
+    this.child.once('exit', () => live.delete(this.child));
+    this.child.stderr?.on('data', (d: Buffer) => (this.output += d.toString()));
+    const lines = createInterface({ input: this.child.stdout! });
+    lines.on('line', (line) => {
+      if (line.startsWith('@@')) this.waiting.shift()?.(line.slice(2));
+      else this.output += `${line}\n`;
+    });
+  }
+
+  /** Evaluates `expr` (an Erlang expression sequence, no trailing dot needed). */
+  eval<T = unknown>(expr: string, timeoutMs = 30_000): Promise<T> {
+    const text = `${expr.replace(/\s*\.\s*$/, '').replace(/\n/g, ' ')}.\n`;
+    const next = this.queue.then(
+      () =>
+        new Promise<T>((resolveValue, reject) => {
+          const timer = setTimeout(() => reject(new Error(`eval timed out: ${expr}\n${this.output}`)), timeoutMs);
+          this.waiting.push((line) => {
+            clearTimeout(timer);
+            const reply = JSON.parse(line) as { ok?: T; error?: string };
+            if ('error' in reply) reject(new Error(`${reply.error}\nwhile evaluating: ${expr}`));
+            else resolveValue(reply.ok as T);
+          });
+          this.child.stdin!.write(text);
+        }),
+    );
+    this.queue = next.catch(() => undefined);
+    return next;
+  }
+
+  async close(): Promise<void> {
+    if (this.child.exitCode !== null || this.child.signalCode !== null) return;
+    const exited = new Promise<void>((r) => this.child.once('exit', () => r()));
+    this.child.stdin!.end();
+    const timer = setTimeout(() => killGroup(this.child, 'SIGKILL'), 3000);
+    await exited;
+    clearTimeout(timer);
+  }
+}
+
+/** GET over a new connection (no keep-alive pool), JSON body. */
+export function getOnce(url: string): Promise<Record<string, unknown>> {
+  return new Promise((resolveBody, reject) => {
+    const req = httpGet(url, { agent: false }, (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (d: string) => (body += d));
+      res.on('end', () => {
+        try {
+          if (res.statusCode !== 200) throw new Error(`GET ${url}: ${res.statusCode}`);
+          resolveBody(JSON.parse(body) as Record<string, unknown>);
+        } catch (err) {
+          reject(err as Error);
+        }
+      });
+    });
+    req.on('error', reject);
+  });
+}
+
+export async function getJson<T = Record<string, unknown>>(port: number, path: string): Promise<T> {
+  const res = await fetch(`http://127.0.0.1:${port}${path}`);
+  if (!res.ok) throw new Error(`GET ${path}: ${res.status}`);
+  return (await res.json()) as T;
+}

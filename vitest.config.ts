@@ -5,6 +5,8 @@ export default defineConfig({
     include: ['test/**/*.test.ts'],
     // Each file runs in its own process: tests start real erl nodes and servers.
     pool: 'forks',
+    // Builds the fixture releases once per run (cached by source hash) before any file needs them.
+    globalSetup: ['test/support/fixtures.ts'],
     testTimeout: 60_000,
     hookTimeout: 120_000,
     // The JSON report is what .ci/run counts from; the default reporter is for people.

@@ -7,7 +7,7 @@ import { EventEmitter } from 'node:events';
 import { connect as tcpConnect, createServer, type Server, type Socket } from 'node:net';
 import { hostname } from 'node:os';
 import { randomInt } from 'node:crypto';
-import { Atom, Pid, Reference, Tuple, atom, charlist, tuple, type Term } from '../etf/index.js';
+import { Atom, ImproperList, Pid, Reference, Tuple, atom, charlist, tuple, type Term } from '../etf/index.js';
 import { Connection } from './connection.js';
 import type { Control } from './control.js';
 import { SPAWN_REPLY_LINK, SPAWN_REPLY_MONITOR } from './control.js';
@@ -86,6 +86,11 @@ const UNDEF = atom('undef');
 const ERROR = atom('error');
 const OK = atom('ok');
 const GEN_CALL = atom('$gen_call');
+
+/** gen:reply/2: an `[alias | Ref]` tag is answered through the alias, a plain tag to the caller. */
+function replyDestination(caller: Pid, tag: Term): Pid | Reference {
+  return tag instanceof ImproperList && tag.elements[0] === atom('alias') && tag.tail instanceof Reference ? tag.tail : caller;
+}
 
 export function shortHostname(): string {
   return hostname().split('.')[0]!;
@@ -194,6 +199,7 @@ export class Node extends EventEmitter {
     this.ioServer = this.spawnInternal();
     void this.runIoServer(this.ioServer);
     this.startRex();
+    this.startNetKernel();
   }
 
   /** The port peers reach us on (0 when not listening). */
@@ -877,9 +883,32 @@ export class Node extends EventEmitter {
             }
           } else reply = tuple(atom('badrpc'), tuple(atom('EXIT'), tuple(UNDEF, [tuple(m2 ?? UNDEF, f2 ?? UNDEF, Array.isArray(a2) ? a2.length : 0, [])])));
         }
-        // gen:reply/2: an `[alias | Ref]` tag is answered through the alias.
-        const dest = tag instanceof Object && 'tail' in tag && tag.tail instanceof Reference ? tag.tail : caller;
-        rex.send(dest, tuple(tag, reply));
+        rex.send(replyDestination(caller, tag), tuple(tag, reply));
+      }
+    })();
+  }
+
+  /**
+   * `net_adm:ping/1` ends with `gen_server:call({net_kernel, Node}, {is_auth, Me})`;
+   * without an answer a ping to baton is `pang` although the connection is up.
+   */
+  private startNetKernel(): void {
+    const nk = this.spawnInternal({ name: 'net_kernel' });
+    void (async () => {
+      for (;;) {
+        let m: Term;
+        try {
+          m = await nk.receive();
+        } catch {
+          return;
+        }
+        if (!(m instanceof Tuple) || m.elements[0] !== GEN_CALL || m.length !== 3) continue;
+        const from = m.elements[1];
+        const req = m.elements[2];
+        if (!(from instanceof Tuple) || from.length !== 2 || !(from.elements[0] instanceof Pid)) continue;
+        const [caller, tag] = from.elements as [Pid, Term];
+        const reply = req instanceof Tuple && req.elements[0] === atom('is_auth') ? atom('yes') : tuple(ERROR, atom('not_supported'));
+        nk.send(replyDestination(caller, tag), tuple(tag, reply));
       }
     })();
   }

@@ -86,3 +86,22 @@ export async function eventually(check: () => boolean | Promise<boolean>, timeou
     await new Promise((r) => setTimeout(r, 20));
   }
 }
+
+/** Runs `code` (an expression sequence ending in a value) on a fresh erl node, prints it, halts. */
+export async function runErl(opts: { cookie: string; code: string; prefix?: string; args?: string[]; timeoutMs?: number }): Promise<string> {
+  const base = uniqueName(opts.prefix ?? 'script');
+  const args = [
+    '-sname', base, '-setcookie', opts.cookie, '-noshell', '-pa', ERL_TEST_EBIN, ...(opts.args ?? []),
+    '-eval', `R = begin ${opts.code} end, io:format("RESULT ~0p~n", [R]), halt().`,
+  ];
+  const proc = spawn('erl', args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  proc.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+  proc.stderr!.on('data', (d: Buffer) => (out += d.toString()));
+  const timer = setTimeout(() => proc.kill('SIGKILL'), opts.timeoutMs ?? 30_000);
+  await new Promise((r) => proc.on('exit', r));
+  clearTimeout(timer);
+  const m = /RESULT (.*)/.exec(out);
+  if (!m) throw new Error(`erl script produced no result: ${out}`);
+  return m[1]!;
+}

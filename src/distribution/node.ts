@@ -212,6 +212,17 @@ export class Node extends EventEmitter {
     return this.ioServer.pid;
   }
 
+  /** Counters for tests and metrics. */
+  stats(): { connections: number; pendingHandshakes: number; processes: number; pendingCalls: number; aliases: number } {
+    return {
+      connections: this.connections.size,
+      pendingHandshakes: this.pendingHandshakes,
+      processes: this.processes.size,
+      pendingCalls: this.calls.size,
+      aliases: this.aliasTable.size,
+    };
+  }
+
   /** Names of the nodes we are connected to. */
   connectedNodes(): string[] {
     return [...this.connections.keys()];

@@ -1,0 +1,129 @@
+/**
+ * OTP 26+ obligations that OTP 25 cannot exercise, checked with a scripted peer over a
+ * real socket: UNLINK_ID must be acknowledged, V4 pids/ports/references must pass.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { connect, type Socket } from 'node:net';
+import { Pid, Port, Reference, Tuple, atom, termEquals, tuple, type Term } from '../../src/etf/index.js';
+import type { Node } from '../../src/distribution/index.js';
+import { ClientHandshake } from '../../src/distribution/handshake.js';
+import { runHandshake } from '../../src/distribution/handshake-io.js';
+import { DFLAG, OUR_FLAGS } from '../../src/distribution/flags.js';
+import { FrameReader } from '../../src/distribution/framing.js';
+import { OP, decodeControl, decodeFrame, encodeFrame, type Control } from '../../src/distribution/control.js';
+import { HOST, closeAllBatons, startBaton } from './helpers.js';
+
+const COOKIE = 'otp26_cookie';
+let baton: Node;
+
+beforeAll(async () => {
+  baton = await startBaton({ cookie: COOKIE });
+});
+afterAll(async () => {
+  await closeAllBatons();
+});
+
+/** A scripted OTP 26 peer: handshake, then raw frames both ways. */
+async function fakePeer(name: string) {
+  const s: Socket = await new Promise((resolve, reject) => {
+    const sock = connect({ host: '127.0.0.1', port: baton.port });
+    sock.once('connect', () => resolve(sock));
+    sock.once('error', reject);
+  });
+  const hs = await runHandshake(s, new ClientHandshake({ name, cookie: COOKIE, flags: OUR_FLAGS, creation: 0xfffffff0 }, baton.name), 5000);
+  const reader = new FrameReader(4, 1 << 24);
+  const inbox: { ctl: Term; control: Control }[] = [];
+  let wake: (() => void) | undefined;
+  const onData = (chunk: Buffer): void => {
+    reader.push(chunk);
+    for (let f = reader.next(); f !== undefined; f = reader.next()) {
+      if (f.length === 0) continue;
+      const { ctl, payload } = decodeFrame(f);
+      inbox.push({ ctl, control: decodeControl(ctl, payload) });
+    }
+    wake?.();
+  };
+  s.on('data', onData);
+  if (hs.leftover.length) onData(hs.leftover);
+  return {
+    flags: hs.result.flags,
+    send(ctl: Term, payload?: Term) {
+      for (const b of encodeFrame(ctl, payload)) s.write(b);
+    },
+    async next(pred: (c: Control, ctl: Term) => boolean, timeoutMs = 5000): Promise<{ ctl: Term; control: Control }> {
+      const deadline = Date.now() + timeoutMs;
+      for (;;) {
+        const i = inbox.findIndex((m) => pred(m.control, m.ctl));
+        if (i >= 0) return inbox.splice(i, 1)[0]!;
+        if (Date.now() > deadline) throw new Error('no matching frame');
+        await new Promise<void>((r) => {
+          wake = r;
+          setTimeout(r, 50);
+        });
+      }
+    },
+    close: () => s.destroy(),
+  };
+}
+
+describe('OTP 26 obligations', () => {
+  it('negotiates UNLINK_ID and V4_NC', async () => {
+    const peer = await fakePeer(`otp26a_${process.pid}@${HOST}`);
+    expect(peer.flags & DFLAG.UNLINK_ID).toBe(DFLAG.UNLINK_ID);
+    expect(peer.flags & DFLAG.V4_NC).toBe(DFLAG.V4_NC);
+    peer.close();
+  });
+
+  it('acknowledges UNLINK_ID with UNLINK_ID_ACK {36, Id, To, From} and drops the link', async () => {
+    const name = `otp26b_${process.pid}@${HOST}`;
+    const peer = await fakePeer(name);
+    const ts = baton.spawn({ trapExit: true });
+    const remote = new Pid(atom(name), 0xfffffff0, 0xfffffff1, 0xfffffff0);
+    peer.send(tuple(OP.LINK, remote, ts.pid));
+    const id = 2n ** 63n + 5n;
+    peer.send(tuple(OP.UNLINK_ID, id, remote, ts.pid));
+    const ack = await peer.next((c) => c.kind === 'unlink_id_ack');
+    expect((ack.ctl as Tuple).elements[0]).toBe(OP.UNLINK_ID_ACK);
+    expect(ack.control).toMatchObject({ kind: 'unlink_id_ack', id });
+    if (ack.control.kind !== 'unlink_id_ack') throw new Error('unreachable');
+    expect(termEquals(ack.control.from, ts.pid)).toBe(true);
+    expect(termEquals(ack.control.to, remote)).toBe(true);
+    // The link is gone: an exit from the remote pid no longer reaches the process.
+    peer.send(tuple(OP.EXIT, remote, ts.pid, atom('late')));
+    await new Promise((r) => setTimeout(r, 100));
+    expect(ts.queueLength).toBe(0);
+    expect(ts.isAlive).toBe(true);
+    // Our own unlink uses UNLINK_ID when the peer has it.
+    ts.link(remote);
+    await peer.next((c) => c.kind === 'link');
+    ts.unlink(remote);
+    const ours = await peer.next((c) => c.kind === 'unlink_id');
+    expect((ours.ctl as Tuple).elements[0]).toBe(OP.UNLINK_ID);
+    ts.exit();
+    peer.close();
+  });
+
+  it('delivers messages with V4 pids, 64-bit ports and 5-word references, and replies with them intact', async () => {
+    const name = `otp26c_${process.pid}@${HOST}`;
+    const peer = await fakePeer(name);
+    const ts = baton.spawn({ name: 'v4_box' });
+    const bigPid = new Pid(atom(name), 0xfffffff0, 0xfffffff1, 0xfffffff0);
+    const bigPort = new Port(atom(name), 0xffff_ffff_ffffn, 0xfffffff0);
+    const bigRef = new Reference(atom(name), 0xfffffff0, [1, 2, 3, 4, 0xffffffff]);
+    const msg = tuple(bigPid, bigPort, bigRef);
+    peer.send(tuple(OP.REG_SEND, bigPid, atom(''), atom('v4_box')), msg);
+    const got = await ts.receive(undefined, 5000);
+    expect(termEquals(got, msg)).toBe(true);
+    ts.send(bigPid, got);
+    const back = await peer.next((c) => c.kind === 'send');
+    if (back.control.kind !== 'send') throw new Error('unreachable');
+    expect(termEquals(back.control.message, msg)).toBe(true);
+    // Sending to a remote alias (a five-word reference) goes out as ALIAS_SEND.
+    ts.send(bigRef, atom('to_alias'));
+    const aliased = await peer.next((c) => c.kind === 'alias_send');
+    if (aliased.control.kind !== 'alias_send') throw new Error('unreachable');
+    expect(termEquals(aliased.control.alias, bigRef)).toBe(true);
+    ts.exit();
+    peer.close();
+  });
+});

@@ -1,0 +1,47 @@
+%% The native side of `npm run bench -- erpc`: a hidden erl node calling erpc:call on
+%% the same peer as baton, measured the same way. Prints one line per figure.
+-module(baton_bench).
+-export([main/1]).
+
+main([Peer, N, DurMs]) ->
+    Tiny = ok,
+    Big = binary:copy(<<"x">>, 65536),
+    true = net_kernel:connect_node(Peer),
+    _ = latency(Peer, Tiny, 500),
+    _ = latency(Peer, Big, 100),
+    report(tiny, latency(Peer, Tiny, N)),
+    report(echo64k, latency(Peer, Big, max(1, N div 5))),
+    io:format("BENCH tput1 ~p~n", [throughput(Peer, 1, DurMs)]),
+    io:format("BENCH tput64 ~p~n", [throughput(Peer, 64, DurMs)]),
+    io:format("BENCH done~n"),
+    halt().
+
+call(Peer, Arg) -> erpc:call(Peer, baton_dist_helper, echo, [Arg]).
+
+latency(Peer, Arg, N) ->
+    lists:sort([begin
+                    T0 = erlang:monotonic_time(nanosecond),
+                    _ = call(Peer, Arg),
+                    erlang:monotonic_time(nanosecond) - T0
+                end || _ <- lists:seq(1, N)]).
+
+report(Name, Sorted) ->
+    N = length(Sorted),
+    P50 = lists:nth(max(1, round(N * 0.50)), Sorted),
+    P99 = lists:nth(max(1, round(N * 0.99)), Sorted),
+    io:format("BENCH ~p ~p ~p~n", [Name, P50, P99]).
+
+throughput(Peer, C, DurMs) ->
+    Self = self(),
+    Deadline = erlang:monotonic_time(millisecond) + DurMs,
+    T0 = erlang:monotonic_time(nanosecond),
+    Pids = [spawn_link(fun() -> Self ! {count, loop(Peer, Deadline, 0)} end) || _ <- lists:seq(1, C)],
+    Total = lists:sum([receive {count, K} -> K end || _ <- Pids]),
+    Secs = (erlang:monotonic_time(nanosecond) - T0) / 1.0e9,
+    round(Total / Secs).
+
+loop(Peer, Deadline, K) ->
+    case erlang:monotonic_time(millisecond) < Deadline of
+        true -> _ = call(Peer, ok), loop(Peer, Deadline, K + 1);
+        false -> K
+    end.

@@ -69,8 +69,9 @@ export class Connection {
     this.wroteSinceTick = true;
     if (!this.flushScheduled) {
       this.flushScheduled = true;
-      // Frames produced in the same turn go out in one writev.
-      queueMicrotask(() => this.flush());
+      // Frames produced in the same turn of the event loop (all the callers woken by one
+      // read, say) go out in one writev; setImmediate runs right after the I/O phase.
+      setImmediate(() => this.flush());
     }
     return true;
   }

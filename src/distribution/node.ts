@@ -704,8 +704,10 @@ export class Node extends EventEmitter {
    * rejects with `ErpcError` (throw/exit/error with the remote stack), `NodeDownError`
    * as soon as the connection drops, `TimeoutError` (the remote process is killed).
    */
-  async erpc(peer: string, module: Name, fun: Name, args: Term[], options: ErpcOptions = {}): Promise<Term> {
-    const conn = await this.connection(peer);
+  erpc(peer: string, module: Name, fun: Name, args: Term[], options: ErpcOptions = {}): Promise<Term> {
+    // No await on the hot path: an established connection is used in the same tick.
+    const conn = this.connections.get(peer);
+    if (conn === undefined) return this.connection(peer).then(() => this.erpc(peer, module, fun, args, options));
     return new Promise<Term>((resolve, reject) => {
       const reqId = this.makeRef();
       const res = this.makeRef();

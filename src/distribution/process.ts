@@ -134,7 +134,16 @@ export class Process {
     if (!this.alive) return;
     const w = this.waiter;
     if (w !== undefined) {
-      const v = w.match(message);
+      let v: unknown;
+      try {
+        v = w.match(message);
+      } catch (err) {
+        // A throwing matcher is the receiver's bug: it fails that receive, not the connection.
+        this.mailbox.push(message);
+        this.settle();
+        w.reject(err as Error);
+        return;
+      }
       if (v !== undefined) {
         this.settle();
         w.resolve(v);

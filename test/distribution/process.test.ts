@@ -222,3 +222,17 @@ describe('node monitors', () => {
     void Reference;
   });
 });
+
+describe('receive robustness', () => {
+  it('a matcher that throws fails that receive only; the message stays and the connection lives', async () => {
+    const p = baton.spawn();
+    const pending = p.receive(() => {
+      throw new Error('matcher bug');
+    }, 10_000);
+    await baton.erpc(peer.name, 'baton_dist_helper', 'report_to', [p.pid, atom('kept')]);
+    await expect(pending).rejects.toThrow('matcher bug');
+    expect(await p.receive(undefined, 1000)).toBe(atom('kept'));
+    expect(await baton.erpc(peer.name, 'erlang', 'node', [])).toBe(atom(peer.name));
+    p.exit();
+  });
+});

@@ -70,6 +70,27 @@ describe('peers connecting to baton', () => {
   });
 });
 
+describe('long names', () => {
+  it('baton@127.0.0.1 talks to an erl -name node both ways', async () => {
+    const { spawn } = await import('node:child_process');
+    const base = uniqueName('longpeer');
+    const proc = spawn('erl', ['-name', `${base}@127.0.0.1`, '-setcookie', COOKIE, '-noshell', '-eval', 'receive after infinity -> ok end.'], { stdio: 'ignore' });
+    const local = await startBaton({ cookie: COOKIE, name: `${uniqueName('longbaton')}@127.0.0.1` });
+    try {
+      let value: unknown;
+      await eventually(async () => {
+        value = await local.erpc(`${base}@127.0.0.1`, 'erlang', 'node', []).catch(() => undefined);
+        return value !== undefined;
+      }, 20_000, 'long-name peer');
+      expect(value).toBe(atom(`${base}@127.0.0.1`));
+      expect(await local.eval(`${base}@127.0.0.1`, `net_adm:ping('${local.name}').`)).toBe(atom('pong'));
+    } finally {
+      proc.kill('SIGKILL');
+      await local.close();
+    }
+  });
+});
+
 describe('EPMD', () => {
   it('registers baton (NAMES lists it) and refuses a taken name', async () => {
     const names = await baton.names();

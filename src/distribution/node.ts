@@ -261,12 +261,20 @@ export class Node extends EventEmitter {
     if (!answer.found) throw new NodeDownError(peer, `${alive} is not registered with EPMD on ${host}`);
     const socket = await new Promise<Socket>((resolve, reject) => {
       const s = tcpConnect({ host, port: answer.port });
+      const timer = setTimeout(() => {
+        s.destroy();
+        reject(new NodeDownError(peer, `no answer from ${host}:${answer.port} in ${this.opts.handshakeTimeoutMs} ms`));
+      }, this.opts.handshakeTimeoutMs);
       s.once('connect', () => {
-        s.off('error', reject);
+        clearTimeout(timer);
         resolve(s);
       });
-      s.once('error', (err) => reject(new NodeDownError(peer, `cannot reach ${host}:${answer.port}: ${err.message}`, { cause: err })));
+      s.once('error', (err) => {
+        clearTimeout(timer);
+        reject(new NodeDownError(peer, `cannot reach ${host}:${answer.port}: ${err.message}`, { cause: err }));
+      });
     });
+    socket.on('error', () => {});
     socket.setNoDelay(true);
     const machine = new ClientHandshake(this.identity(), peer);
     let hs;
@@ -275,6 +283,10 @@ export class Node extends EventEmitter {
     } catch (err) {
       if (err instanceof SimultaneousConnectLost) return this.waitForUp(peer, this.opts.handshakeTimeoutMs);
       throw err;
+    }
+    if (this.closed) {
+      socket.destroy();
+      throw new NodeDownError(peer, 'local node closed');
     }
     const raced = this.connections.get(peer);
     if (raced !== undefined) {

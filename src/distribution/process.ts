@@ -193,6 +193,7 @@ export class Process {
     if (to.node === this.host.nodeAtom) {
       const other = this.host.localProcess(to);
       if (other === undefined || !other.isAlive) {
+        this.links.set(key, to);
         this.exitSignal(to, NOPROC, 'link');
         return;
       }
@@ -319,7 +320,8 @@ export class Process {
   exitSignal(from: Pid, reason: Term, via: 'link' | 'exit2'): void {
     if (!this.alive) return;
     if (via === 'link') {
-      if (!this.links.delete(pidKey(from)) && reason !== NOPROC) return;
+      // Not (or no longer) linked: a stale signal, e.g. one that crossed our unlink.
+      if (!this.links.delete(pidKey(from))) return;
     } else if (reason === KILL) {
       this.terminate(KILLED);
       return;

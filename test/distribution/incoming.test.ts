@@ -178,6 +178,27 @@ describe('two baton nodes', () => {
   });
 });
 
+describe('a node that comes back under the same name', () => {
+  it('replaces the connection we still hold (status alive → true)', async () => {
+    const a = await startBaton({ cookie: COOKIE });
+    const name = uniqueName('twin');
+    const b1 = await startBaton({ cookie: COOKIE, name });
+    await b1.connect(a.name);
+    const b1Down = new Promise<string>((r) => b1.once('nodedown', (_n: string, reason: string) => r(reason)));
+    const ups: string[] = [];
+    a.on('nodeup', (n: string) => ups.push(n));
+    // Same name, not registered with EPMD (b1 holds the name there), dialing a.
+    const b2 = new Node({ name: b1.name, cookie: COOKIE, listen: false, log: () => {} });
+    b2.expose('baton', 'which', () => atom('b2'));
+    await b2.connect(a.name);
+    await b1Down;
+    expect(ups).toEqual([b1.name]);
+    expect(a.connectedNodes()).toEqual([b1.name]);
+    expect(await a.erpc(b1.name, 'baton', 'which', [])).toBe(atom('b2'));
+    await b2.close();
+  });
+});
+
 describe('ticks', () => {
   it('an idle connection survives several net_ticktimes (ticks both ways)', async () => {
     const local = await startBaton({ cookie: COOKIE, netTicktime: 2 });

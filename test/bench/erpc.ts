@@ -3,11 +3,14 @@
  * both calling `erpc:call(Peer, baton_dist_helper, echo, [X])` on the same peer in the
  * same run. Latency p50/p99 of a tiny call and of a 64 KiB echo, throughput with 1 and
  * 64 concurrent callers; the table ends with baton/native ratios.
+ *
+ * `npm run bench -- erpc [calls=5000] [durationMs=3000] [rounds=3]`: rounds alternate
+ * native and baton so that load from elsewhere on the machine hits both alike.
  */
 import { spawn } from 'node:child_process';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { atom } from '../../src/etf/index.js';
+import { Tuple, atom, type Term } from '../../src/etf/index.js';
 import { Node, shortHostname } from '../../src/distribution/index.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -89,34 +92,56 @@ async function batonFigures(node: Node, peer: string, n: number, durMs: number):
   };
 }
 
-function parseNative(out: string): Figures {
-  const line = (k: string): number[] => {
-    const m = new RegExp(`BENCH ${k} (.*)`).exec(out);
-    if (!m) throw new Error(`native bench printed no ${k}:\n${out}`);
-    return m[1]!.trim().split(/\s+/).map(Number);
+function nativeFromTerm(t: Term): Figures {
+  const e = (t as Tuple).elements;
+  const pair = (x: Term | undefined): [number, number] => [Number((x as Tuple).elements[0]), Number((x as Tuple).elements[1])];
+  return { tiny: pair(e[0]), echo64k: pair(e[1]), tput1: Number(e[2]), tput64: Number(e[3]) };
+}
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.floor(s.length / 2)]!;
+}
+
+function combine(rounds: Figures[]): Figures {
+  return {
+    tiny: [median(rounds.map((r) => r.tiny[0])), median(rounds.map((r) => r.tiny[1]))],
+    echo64k: [median(rounds.map((r) => r.echo64k[0])), median(rounds.map((r) => r.echo64k[1]))],
+    tput1: median(rounds.map((r) => r.tput1)),
+    tput64: median(rounds.map((r) => r.tput64)),
   };
-  const t = line('tiny');
-  const e = line('echo64k');
-  return { tiny: [t[0]!, t[1]!], echo64k: [e[0]!, e[1]!], tput1: line('tput1')[0]!, tput64: line('tput64')[0]! };
 }
 
 export async function run(args: string[]): Promise<void> {
   const n = Number(args[0] ?? 5000);
   const durMs = Number(args[1] ?? 3000);
+  const rounds = Number(args[2] ?? 3);
   const cookie = `bench_${process.pid}`;
   const host = shortHostname();
   const peerName = `bench_peer_${process.pid}`;
+  const driverName = `bench_native_${process.pid}`;
   const peer = startErl(peerName, cookie, [], 'receive after infinity -> ok end.');
+  // The native side: a hidden erl node that runs the same measurements when asked.
+  const driver = startErl(driverName, cookie, ['-hidden'], 'receive after infinity -> ok end.');
   const node = new Node({ name: `bench_baton_${process.pid}`, cookie, hidden: true, log: () => {} });
   try {
-    await waitForPeer(node, `${peerName}@${host}`);
     const peerFull = `${peerName}@${host}`;
-    // The peer must be able to load the echo module.
+    const driverFull = `${driverName}@${host}`;
+    await waitForPeer(node, peerFull);
+    await waitForPeer(node, driverFull);
     await node.erpc(peerFull, 'code', 'add_patha', [[...EBIN].map((c) => c.charCodeAt(0))]);
-    console.log(`peer ${peerFull}; ${n} latency samples (${Math.floor(n / 5)} for 64 KiB), ${durMs} ms per throughput run`);
-    const nativeRun = startErl(`bench_native_${process.pid}`, cookie, ['-hidden'], `baton_bench:main(['${peerFull}', ${n}, ${durMs}]).`);
-    const native = parseNative(await nativeRun.done);
-    const baton = await batonFigures(node, peerFull, n, durMs);
+    console.log(
+      `peer ${peerFull}; ${rounds} interleaved rounds (native, then baton), medians shown; ` +
+        `${n} latency samples (${Math.floor(n / 5)} for 64 KiB), ${durMs} ms per throughput run`,
+    );
+    const nativeRounds: Figures[] = [];
+    const batonRounds: Figures[] = [];
+    for (let r = 0; r < rounds; r++) {
+      nativeRounds.push(nativeFromTerm(await node.erpc(driverFull, 'baton_bench', 'round', [atom(peerFull), n, durMs], { timeoutMs: 600_000 })));
+      batonRounds.push(await batonFigures(node, peerFull, n, durMs));
+    }
+    const native = combine(nativeRounds);
+    const baton = combine(batonRounds);
     const us = (ns: number): string => (ns / 1000).toFixed(1);
     const rows: [string, string, string, string][] = [
       ['tiny call p50 (µs)', us(native.tiny[0]), us(baton.tiny[0]), (baton.tiny[0] / native.tiny[0]).toFixed(2)],
@@ -135,5 +160,6 @@ export async function run(args: string[]): Promise<void> {
   } finally {
     await node.close();
     peer.kill();
+    driver.kill();
   }
 }

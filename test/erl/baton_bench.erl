@@ -1,7 +1,7 @@
 %% The native side of `npm run bench -- erpc`: a hidden erl node calling erpc:call on
 %% the same peer as baton, measured the same way. Prints one line per figure.
 -module(baton_bench).
--export([main/1]).
+-export([main/1, round/3]).
 
 main([Peer, N, DurMs]) ->
     Tiny = ok,
@@ -24,6 +24,20 @@ latency(Peer, Arg, N) ->
                     _ = call(Peer, Arg),
                     erlang:monotonic_time(nanosecond) - T0
                 end || _ <- lists:seq(1, N)]).
+
+%% One round, returned to the caller (baton drives the rounds so they interleave with its own):
+%% {{TinyP50, TinyP99}, {EchoP50, EchoP99}, Tput1, Tput64}, latencies in ns.
+round(Peer, N, DurMs) ->
+    Big = binary:copy(<<"x">>, 65536),
+    true = net_kernel:connect_node(Peer),
+    _ = latency(Peer, ok, 200),
+    _ = latency(Peer, Big, 50),
+    {pcts(latency(Peer, ok, N)), pcts(latency(Peer, Big, max(1, N div 5))),
+     throughput(Peer, 1, DurMs), throughput(Peer, 64, DurMs)}.
+
+pcts(Sorted) ->
+    N = length(Sorted),
+    {lists:nth(max(1, round(N * 0.50)), Sorted), lists:nth(max(1, round(N * 0.99)), Sorted)}.
 
 report(Name, Sorted) ->
     N = length(Sorted),

@@ -28,8 +28,6 @@ export class Connection {
   private silentTicks = 0;
   private wroteSinceTick = false;
   private closed = false;
-  private outQueue: Buffer[] = [];
-  private flushScheduled = false;
   closeReason = '';
 
   constructor(
@@ -65,30 +63,24 @@ export class Connection {
 
   sendRaw(ctl: Term, payload?: Term): boolean {
     if (this.closed) return false;
-    for (const b of encodeFrame(ctl, payload)) this.outQueue.push(b);
-    this.wroteSinceTick = true;
-    if (!this.flushScheduled) {
-      this.flushScheduled = true;
-      // Frames produced in the same turn of the event loop (all the callers woken by one
-      // read, say) go out in one writev; setImmediate runs right after the I/O phase.
-      setImmediate(() => this.flush());
+    const bufs = encodeFrame(ctl, payload);
+    if (!this.corked) {
+      // Everything sent until the current tick's microtasks have run (all the callers
+      // woken by one read, say) leaves in a single writev, without waiting a loop phase.
+      this.corked = true;
+      this.socket.cork();
+      process.nextTick(this.uncork);
     }
+    for (const b of bufs) this.socket.write(b);
+    this.wroteSinceTick = true;
     return true;
   }
 
-  private flush(): void {
-    this.flushScheduled = false;
-    if (this.closed) return;
-    const q = this.outQueue;
-    this.outQueue = [];
-    if (q.length === 1) {
-      this.socket.write(q[0]!);
-      return;
-    }
-    this.socket.cork();
-    for (const b of q) this.socket.write(b);
+  private corked = false;
+  private readonly uncork = (): void => {
+    this.corked = false;
     this.socket.uncork();
-  }
+  };
 
   private tick(): void {
     if (this.closed) return;
@@ -121,7 +113,6 @@ export class Connection {
     this.closed = true;
     this.closeReason = reason;
     clearInterval(this.ticker);
-    this.outQueue = [];
     this.socket.destroy();
     this.opts.onClose(reason, this);
   }

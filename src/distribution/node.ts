@@ -125,9 +125,10 @@ export class Node extends EventEmitter {
   private readonly aliasTable = new Map<string, Process>();
   private readonly nodeWatchers = new Map<Atom, Set<Process>>();
   private readonly nodeMonitors = new Map<string, Set<(reason: string) => void>>();
-  private readonly calls = new Map<string, PendingCall>();
+  /** Pending erpc calls by `callKey(reqId)`: a number, so the hot path builds no strings. */
+  private readonly calls = new Map<number, PendingCall>();
   /** erpc calls that timed out before the spawn reply: the process is killed when it arrives. */
-  private readonly abandoned = new Map<string, Connection>();
+  private readonly abandoned = new Map<number, Connection>();
   private readonly exposed = new Map<string, ExposedFunction>();
   /** Pid that SPAWN_REQUESTs of erpc calls come from; replies are dispatched by request id. */
   private rpcPid!: Pid;
@@ -425,6 +426,12 @@ export class Node extends EventEmitter {
     return new Pid(this.nodeAtom, this.nextPid++, 0, this.creation);
   }
 
+  /** The key of one of our own references (as made by `makeRef`), or -1 for any other. */
+  private callKey(ref: Reference): number {
+    if (ref.node !== this.nodeAtom || ref.creation !== this.creation || ref.ids.length !== 3 || ref.ids[2] !== this.refSalt) return -1;
+    return ref.ids[0]! + ref.ids[1]! * 0x40000;
+  }
+
   makeRef(): Reference {
     const n = ++this.refCounter;
     return new Reference(this.nodeAtom, this.creation, [n & 0x3ffff, Math.floor(n / 0x40000) >>> 0, this.refSalt]);
@@ -628,7 +635,7 @@ export class Node extends EventEmitter {
         return;
       }
       case 'monitor_exit': {
-        const key = refKey(msg.ref);
+        const key = this.callKey(msg.ref);
         const call = this.calls.get(key);
         if (call !== undefined) {
           this.calls.delete(key);
@@ -642,7 +649,7 @@ export class Node extends EventEmitter {
         return;
       }
       case 'spawn_reply': {
-        const key = refKey(msg.reqId);
+        const key = this.callKey(msg.reqId);
         const call = this.calls.get(key);
         if (call !== undefined) {
           if (msg.result instanceof Pid) call.pid = msg.result;
@@ -723,7 +730,7 @@ export class Node extends EventEmitter {
     return new Promise<Term>((resolve, reject) => {
       const reqId = this.makeRef();
       const res = this.makeRef();
-      const key = refKey(reqId);
+      const key = this.callKey(reqId);
       const call: PendingCall = { conn, reqId, res, resolve, reject };
       const timeoutMs = options.timeoutMs;
       if (timeoutMs !== undefined && Number.isFinite(timeoutMs)) {

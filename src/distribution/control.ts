@@ -3,7 +3,7 @@
  * `{Op, ...}` tuples (plus the payload term some of them carry), and the 'p'
  * pass-through frame that carries them (no atom cache, no fragments).
  */
-import { Atom, Pid, Reference, Tuple, atom, decodeFrom, encode, tuple, type Term } from '../etf/index.js';
+import { Atom, Pid, Reference, Tuple, atom, decodeFrom, encode, encodeWithoutVersion, tuple, type Term } from '../etf/index.js';
 import { ProtocolError } from './errors.js';
 import { DFLAG, hasFlag } from './flags.js';
 
@@ -285,17 +285,84 @@ export function encodeControl(msg: Control, flags: bigint): { ctl: Tuple; payloa
 
 const PASS_THROUGH = 112; // 'p'
 
+/** Binaries at least this large are written to the socket as they are, never copied into an encoding. */
+const ZERO_COPY_BINARY = 16 * 1024;
+const LIST_EXT = 108;
+const NIL_EXT = 106;
+const BINARY_EXT = 109;
+const SMALL_TUPLE_EXT = 104;
+const LARGE_TUPLE_EXT = 105;
+
+/** Whether a large binary sits in the top levels of `term` (erpc args, a message tuple). */
+function hasLargeBinary(term: Term, depth: number): boolean {
+  if (term instanceof Uint8Array) return term.length >= ZERO_COPY_BINARY;
+  if (depth === 0) return false;
+  if (Array.isArray(term)) return term.some((t) => hasLargeBinary(t, depth - 1));
+  if (term instanceof Tuple) return term.elements.some((t) => hasLargeBinary(t, depth - 1));
+  return false;
+}
+
+/**
+ * The external format of `term` (no version byte) as a list of buffers in which large
+ * binaries appear as themselves. Lists and tuples on the way to them are written by
+ * hand (LIST_EXT, never STRING_EXT: a list holding a binary is not a string); every
+ * other term is `encodeWithoutVersion`'s.
+ */
+function encodeChunks(term: Term, out: Buffer[], depth: number): void {
+  if (!hasLargeBinary(term, depth)) {
+    out.push(encodeWithoutVersion(term));
+    return;
+  }
+  if (term instanceof Uint8Array) {
+    const head = Buffer.allocUnsafe(5);
+    head[0] = BINARY_EXT;
+    head.writeUInt32BE(term.length, 1);
+    out.push(head, Buffer.isBuffer(term) ? term : Buffer.from(term.buffer, term.byteOffset, term.byteLength));
+    return;
+  }
+  const elements = Array.isArray(term) ? term : (term as Tuple).elements;
+  if (Array.isArray(term)) {
+    const head = Buffer.allocUnsafe(5);
+    head[0] = LIST_EXT;
+    head.writeUInt32BE(elements.length, 1);
+    out.push(head);
+  } else if (elements.length < 256) {
+    out.push(Buffer.from([SMALL_TUPLE_EXT, elements.length]));
+  } else {
+    const head = Buffer.allocUnsafe(5);
+    head[0] = LARGE_TUPLE_EXT;
+    head.writeUInt32BE(elements.length, 1);
+    out.push(head);
+  }
+  for (const e of elements) encodeChunks(e, out, depth - 1);
+  if (Array.isArray(term)) out.push(Buffer.from([NIL_EXT]));
+}
+
+const VERSION_BYTE = Buffer.from([131]);
+
 /**
  * The bytes of one frame, length header included, as a list of buffers to write
- * together (the payload, possibly megabytes, is not copied again).
+ * together (large binaries in the payload are not copied at all).
  */
 export function encodeFrame(ctl: Term, payload?: Term): Buffer[] {
   const c = encode(ctl);
-  const p = payload === undefined ? undefined : encode(payload);
   const head = Buffer.allocUnsafe(5);
-  head.writeUInt32BE(1 + c.length + (p?.length ?? 0), 0);
   head[4] = PASS_THROUGH;
-  return p === undefined ? [head, c] : [head, c, p];
+  if (payload === undefined) {
+    head.writeUInt32BE(1 + c.length, 0);
+    return [head, c];
+  }
+  if (!hasLargeBinary(payload, 3)) {
+    const p = encode(payload);
+    head.writeUInt32BE(1 + c.length + p.length, 0);
+    return [head, c, p];
+  }
+  const parts: Buffer[] = [head, c, VERSION_BYTE];
+  encodeChunks(payload, parts, 3);
+  let size = 0;
+  for (let i = 1; i < parts.length; i++) size += parts[i]!.length;
+  head.writeUInt32BE(1 + size, 0);
+  return parts;
 }
 
 /** Splits a frame body (after the length) into control term and payload. */

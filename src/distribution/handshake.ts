@@ -189,12 +189,13 @@ export class ServerHandshake {
   private peer = '';
   private peerFlags = 0n;
   private peerCreation = 0;
+  private replacing = false;
 
   constructor(
     readonly self: HandshakeIdentity,
     /** Decides whether the named node may connect now (simultaneous dials, duplicates). */
     private readonly admit: (peerName: string) => Admission,
-    /** Called when the client confirmed it wants to replace the connection we still hold. */
+    /** Called when the client wants to replace the connection we still hold, and proved the cookie. */
     private readonly replace: (peerName: string) => void = () => {},
     private readonly challenge: () => number = newChallenge,
   ) {}
@@ -233,7 +234,9 @@ export class ServerHandshake {
       case 'alive_reply': {
         const st = msg[0] === 0x73 ? msg.subarray(1).toString('latin1') : '';
         if (st === 'true') {
-          this.replace(this.peer);
+          // The old connection goes only once this one has proved the cookie (as
+          // dist_util's wait_pending): a stranger using the name cannot cut it.
+          this.replacing = true;
           return { send: [this.sendChallenge()] };
         }
         this.state = 'refused';
@@ -245,6 +248,7 @@ export class ServerHandshake {
         if (!msg.subarray(5).equals(digest(this.ourChallenge, this.self.cookie))) {
           throw new CookieMismatchError(this.peer, 'incoming');
         }
+        if (this.replacing) this.replace(this.peer);
         const ack = Buffer.allocUnsafe(17);
         ack[0] = 0x61; // a
         digest(theirChallenge, this.self.cookie).copy(ack, 1);

@@ -170,8 +170,19 @@ describe('handshake v6', () => {
     const s = new ServerHandshake(server, () => 'alive', (n) => (replaced = n));
     expect(s.receive(new ClientHandshake(client, 'peer@host').start()).send.map(String)).toEqual(['salive']);
     const step = s.receive(Buffer.from('strue'));
-    expect(replaced).toBe('baton@host');
     expect(step.send[0]![0]).toBe(0x4e);
+    // Not yet: only a correct challenge reply may replace the connection.
+    expect(replaced).toBe('');
+    const challenge = step.send[0]!.readUInt32BE(9);
+    const bad = Buffer.concat([Buffer.from('r'), Buffer.alloc(4), digest(challenge, 'wrong')]);
+    const stranger = new ServerHandshake(server, () => 'alive', (n) => (replaced = `stranger ${n}`), () => challenge);
+    stranger.receive(new ClientHandshake(client, 'peer@host').start());
+    stranger.receive(Buffer.from('strue'));
+    expect(() => stranger.receive(bad)).toThrow(CookieMismatchError);
+    expect(replaced).toBe('');
+    const good = Buffer.concat([Buffer.from('r'), Buffer.alloc(4), digest(challenge, 'secret')]);
+    expect(s.receive(good).done?.peerName).toBe('baton@host');
+    expect(replaced).toBe('baton@host');
   });
   it('refuses peers without the OTP 25 mandatory flags and malformed names', () => {
     const old = new ClientHandshake({ ...client, flags: DFLAG.EXTENDED_REFERENCES }, 'peer@host').start();

@@ -199,6 +199,23 @@ describe('a node that comes back under the same name', () => {
   });
 });
 
+describe('a stranger using a connected node\'s name', () => {
+  it('cannot cut the existing connection without the cookie', async () => {
+    const a = await startBaton({ cookie: COOKIE });
+    const b = await startBaton({ cookie: COOKIE });
+    b.expose('baton', 'which', () => atom('real'));
+    await b.connect(a.name);
+    const downs: string[] = [];
+    a.on('nodedown', (n: string) => downs.push(n));
+    const impostor = new Node({ name: b.name, cookie: 'guessed_wrong', listen: false, log: () => {} });
+    const err = await impostor.connect(a.name).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(CookieMismatchError);
+    expect(downs).toEqual([]);
+    expect(await a.erpc(b.name, 'baton', 'which', [])).toBe(atom('real'));
+    await impostor.close();
+  });
+});
+
 describe('ticks', () => {
   it('an idle connection survives several net_ticktimes (ticks both ways)', async () => {
     const local = await startBaton({ cookie: COOKIE, netTicktime: 2 });

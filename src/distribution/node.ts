@@ -52,6 +52,11 @@ export interface NodeOptions {
   maxFrameBytes?: number;
   /** Most handshakes in flight at once; more are dropped (default 64). */
   maxPendingHandshakes?: number;
+  /**
+   * Distribution flags to offer instead of the default set (tests and interop
+   * experiments only; the handshake still insists on OTP 25's mandatory flags).
+   */
+  distFlags?: bigint;
   /** Where output of remote code (`io:format` via our group leader) goes. Default: stdout, prefixed. */
   log?: (line: string, from: string) => void;
 }
@@ -102,7 +107,7 @@ export class Node extends EventEmitter {
   readonly host: string;
   private readonly cookie: string;
   private readonly opts: Required<Pick<NodeOptions, 'epmdPort' | 'epmdHost' | 'listen' | 'listenHost' | 'netTicktime' | 'handshakeTimeoutMs' | 'maxFrameBytes' | 'maxPendingHandshakes'>> &
-    Pick<NodeOptions, 'port' | 'log'>;
+    Pick<NodeOptions, 'port' | 'log' | 'distFlags'>;
   creation = 0;
   private started: Promise<void> | undefined;
   private server: Server | undefined;
@@ -154,6 +159,7 @@ export class Node extends EventEmitter {
       maxPendingHandshakes: options.maxPendingHandshakes ?? 64,
       port: options.port,
       log: options.log,
+      distFlags: options.distFlags,
     };
   }
 
@@ -316,7 +322,7 @@ export class Node extends EventEmitter {
   }
 
   private identity(): HandshakeIdentity {
-    return { name: this.name, cookie: this.cookie, flags: OUR_FLAGS, creation: this.creation };
+    return { name: this.name, cookie: this.cookie, flags: this.opts.distFlags ?? OUR_FLAGS, creation: this.creation };
   }
 
   private accept(socket: Socket): void {
@@ -683,7 +689,8 @@ export class Node extends EventEmitter {
   private onSpawnRequest(msg: Extract<Control, { kind: 'spawn_request' }>, conn: Connection): void {
     const isErpc = msg.module === erpcMfa.module && msg.fun === erpcMfa.fun && msg.arity === 4;
     const args = msg.args;
-    if (!isErpc || !Array.isArray(args) || args.length !== 4) {
+    // Without SPAWN negotiated the peer has no business spawning here (as the BEAM would refuse).
+    if (!isErpc || !hasFlag(conn.flags, DFLAG.SPAWN) || !Array.isArray(args) || args.length !== 4) {
       conn.send({ kind: 'spawn_reply', reqId: msg.reqId, to: msg.from, flags: 0, result: NOTSUP });
       return;
     }
@@ -727,6 +734,8 @@ export class Node extends EventEmitter {
     // No await on the hot path: an established connection is used in the same tick.
     const conn = this.connections.get(peer);
     if (conn === undefined) return this.connection(peer).then(() => this.erpc(peer, module, fun, args, options));
+    // A peer without SPAWN cannot run erpc; rex can (errors then come as BadRpcError).
+    if (!hasFlag(conn.flags, DFLAG.SPAWN)) return this.rpc(peer, module, fun, args, options);
     return new Promise<Term>((resolve, reject) => {
       const reqId = this.makeRef();
       const res = this.makeRef();

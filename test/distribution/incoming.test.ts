@@ -4,7 +4,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createServer } from 'node:net';
 import { atom, tuple } from '../../src/etf/index.js';
-import { CookieMismatchError, EpmdError, Node, NodeDownError } from '../../src/distribution/index.js';
+import { BadRpcError, CookieMismatchError, DFLAG, EpmdError, Node, NodeDownError, OUR_FLAGS } from '../../src/distribution/index.js';
 import { HOST, closeAllBatons, eventually, killAll, runErl, startBaton, startErl, uniqueName } from './helpers.js';
 
 const COOKIE = 'incoming_test_cookie';
@@ -213,6 +213,17 @@ describe('a stranger using a connected node\'s name', () => {
     expect(downs).toEqual([]);
     expect(await a.erpc(b.name, 'baton', 'which', [])).toBe(atom('real'));
     await impostor.close();
+  });
+});
+
+describe('a peer without SPAWN', () => {
+  it('erpc falls back to rpc through rex', async () => {
+    const a = await startBaton({ cookie: COOKIE });
+    const old = await startBaton({ cookie: COOKIE, distFlags: OUR_FLAGS & ~DFLAG.SPAWN });
+    old.expose('legacy', 'add', (args) => (args[0] as number) + (args[1] as number));
+    expect(await a.erpc(old.name, 'legacy', 'add', [2, 3])).toBe(5);
+    const err = await a.erpc(old.name, 'legacy', 'missing', []).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(BadRpcError);
   });
 });
 

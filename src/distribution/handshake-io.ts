@@ -47,6 +47,11 @@ export function runHandshake(
         for (let msg = reader.next(); msg !== undefined && !finished; msg = reader.next()) {
           const step = machine.receive(msg);
           for (const out of step.send) socket.write(frame2(out));
+          if (step.fail) {
+            socket.end();
+            finish(step.fail);
+            return;
+          }
           if (step.done) {
             finish(undefined, { result: step.done, leftover: reader.remainder() });
             return;

@@ -32,7 +32,8 @@ export interface HandshakeResult {
   flags: bigint;
 }
 
-export type Step = { send: Buffer[]; done?: HandshakeResult };
+/** What to send; then either `done`, or `fail` (after sending), or more messages to come. */
+export type Step = { send: Buffer[]; done?: HandshakeResult; fail?: Error };
 
 export function digest(challenge: number, cookie: string): Buffer {
   // erlang:md5(atom_to_list(Cookie) ++ integer_to_list(Challenge)): a charlist, so Latin-1 bytes.
@@ -99,6 +100,8 @@ export class ClientHandshake {
     readonly self: HandshakeIdentity,
     readonly peerName: string,
     private readonly challenge: () => number = newChallenge,
+    /** Asked when the peer answers `alive`: do we still lack a connection to it? */
+    private readonly stillWanted: () => boolean = () => true,
   ) {}
 
   start(): Buffer {
@@ -120,9 +123,14 @@ export class ClientHandshake {
           return { send: [] };
         }
         if (st === 'alive') {
-          // The peer still holds a connection it believes is ours; we have none, so it is stale.
-          this.state = 'challenge';
-          return { send: [status('true')] };
+          // The peer holds a connection to us. If we hold none it is stale and ours replaces
+          // it; if we do (it dialed us meanwhile), that one is kept and this attempt ends.
+          if (this.stillWanted()) {
+            this.state = 'challenge';
+            return { send: [status('true')] };
+          }
+          this.state = 'done';
+          return { send: [status('false')], fail: new AlreadyConnected(this.peerName) };
         }
         if (st === 'nok') throw new SimultaneousConnectLost(this.peerName);
         if (st === 'not_allowed') throw new HandshakeError(`${this.peerName} does not allow connections from ${this.self.name}`);
@@ -167,6 +175,13 @@ export class ClientHandshake {
       case 'done':
         throw new HandshakeError('handshake already complete');
     }
+  }
+}
+
+/** The peer answered `alive` while we already hold a connection to it: that one is used. */
+export class AlreadyConnected extends HandshakeError {
+  constructor(readonly peerName: string) {
+    super(`already connected to ${peerName}`);
   }
 }
 

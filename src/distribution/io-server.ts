@@ -79,7 +79,7 @@ export function ioAction(message: Term): IoAction | IoAction[] {
   if (req instanceof Tuple && req.elements[0] === atom('requests') && Array.isArray(req.elements[1])) {
     // A batch: every part runs, one reply (the last part's) answers the whole.
     const parts = req.elements[1].map((r) => single(from, replyAs!, r));
-    return parts;
+    return parts.length > 0 ? parts : { kind: 'reply', to: from, replyAs: replyAs!, reply: OK };
   }
   return single(from, replyAs!, req!);
 }

@@ -13,21 +13,18 @@ import type { Control } from './control.js';
 import { SPAWN_REPLY_LINK, SPAWN_REPLY_MONITOR } from './control.js';
 import {
   BadRpcError,
-  CookieMismatchError,
   DistributionError,
-  EpmdError,
   ErpcError,
   EvalSyntaxError,
-  HandshakeError,
   NodeDownError,
   TimeoutError,
 } from './errors.js';
 import { defaultEpmdPort, epmdNames, epmdPortPlease, epmdRegister, type NamesResponse, type Registration } from './epmd.js';
 import { erpcMfa, erpcOutcome, spawnFailure, spawnOptions } from './erpc.js';
 import { DFLAG, OUR_FLAGS, hasFlag } from './flags.js';
-import { ClientHandshake, ServerHandshake, SimultaneousConnectLost, type Admission, type HandshakeIdentity } from './handshake.js';
+import { AlreadyConnected, ClientHandshake, ServerHandshake, SimultaneousConnectLost, type Admission, type HandshakeIdentity } from './handshake.js';
 import { runHandshake } from './handshake-io.js';
-import { chardataToString, ioAction, ioReply, type IoAction } from './io-server.js';
+import { chardataToString, ioAction, ioReply } from './io-server.js';
 import { Process, pidKey, refKey, toAtom, type Destination, type Name, type SpawnOptions } from './process.js';
 
 export interface NodeOptions {
@@ -283,12 +280,13 @@ export class Node extends EventEmitter {
     });
     socket.on('error', () => {});
     socket.setNoDelay(true);
-    const machine = new ClientHandshake(this.identity(), peer);
+    const machine = new ClientHandshake(this.identity(), peer, undefined, () => !this.connections.has(peer) && !this.incomingPending.has(peer));
     let hs;
     try {
       hs = await runHandshake(socket, machine, this.opts.handshakeTimeoutMs);
     } catch (err) {
-      if (err instanceof SimultaneousConnectLost) return this.waitForUp(peer, this.opts.handshakeTimeoutMs);
+      // Either way the peer's own dial is (or becomes) the connection.
+      if (err instanceof SimultaneousConnectLost || err instanceof AlreadyConnected) return this.waitForUp(peer, this.opts.handshakeTimeoutMs);
       throw err;
     }
     if (this.closed) {
@@ -504,10 +502,6 @@ export class Node extends EventEmitter {
 
   unwatchNode(node: Atom, p: Process): void {
     this.nodeWatchers.get(node)?.delete(p);
-  }
-
-  isConnectedAtom(node: Atom): boolean {
-    return this.connections.has(node.name);
   }
 
   route(from: Pid, to: Destination, message: Term): void {
@@ -850,10 +844,8 @@ export class Node extends EventEmitter {
       }
       const actions = ioAction(message);
       const list = Array.isArray(actions) ? actions : [actions];
-      let last: IoAction | undefined;
       for (const action of list) {
         if (action.kind === 'ignore') continue;
-        last = action;
         let text: string | undefined;
         let reply: Term = OK;
         if (action.kind === 'reply') {
@@ -874,7 +866,6 @@ export class Node extends EventEmitter {
         if (text !== undefined && text.length > 0) this.output(text, action.to.node.name);
         if (list.length === 1 || action === list[list.length - 1]) p.send(action.to, ioReply(action.replyAs, reply));
       }
-      void last;
     }
   }
 
@@ -969,4 +960,3 @@ export class Node extends EventEmitter {
   }
 }
 
-export { CookieMismatchError, EpmdError, HandshakeError };

@@ -13,7 +13,7 @@ import {
   encodePortPlease2Req,
 } from '../../src/distribution/epmd.js';
 import { FrameReader, FrameTooLargeError, frame2 } from '../../src/distribution/framing.js';
-import { ClientHandshake, ServerHandshake, SimultaneousConnectLost, digest, type HandshakeIdentity } from '../../src/distribution/handshake.js';
+import { AlreadyConnected, ClientHandshake, ServerHandshake, SimultaneousConnectLost, digest, type HandshakeIdentity } from '../../src/distribution/handshake.js';
 import { CookieMismatchError, HandshakeError, ProtocolError } from '../../src/distribution/errors.js';
 import { DFLAG, MANDATORY_25, OUR_FLAGS, expandFlags, negotiate } from '../../src/distribution/flags.js';
 import { OP, decodeControl, decodeFrame, encodeControl, encodeFrame, type Control } from '../../src/distribution/control.js';
@@ -161,6 +161,10 @@ describe('handshake v6', () => {
   it('statuses: nok loses a simultaneous connect, alive is answered true, not_allowed refuses', () => {
     expect(() => new ClientHandshake(client, 'peer@host').receive(Buffer.from('snok'))).toThrow(SimultaneousConnectLost);
     expect(new ClientHandshake(client, 'peer@host').receive(Buffer.from('salive')).send[0]!.toString()).toBe('strue');
+    // Already connected (the peer dialed us meanwhile): decline, keep that connection.
+    const declined = new ClientHandshake(client, 'peer@host', undefined, () => false).receive(Buffer.from('salive'));
+    expect(declined.send.map(String)).toEqual(['sfalse']);
+    expect(declined.fail).toBeInstanceOf(AlreadyConnected);
     expect(() => new ClientHandshake(client, 'peer@host').receive(Buffer.from('snot_allowed'))).toThrow(HandshakeError);
     const s = new ServerHandshake(server, () => 'nok');
     expect(s.receive(new ClientHandshake(client, 'peer@host').start()).send.map(String)).toEqual(['snok']);
@@ -370,3 +374,7 @@ describe('zero-copy payloads', () => {
 function charlistOf(n: number): number[] {
   return Array.from({ length: n }, (_, i) => 97 + (i % 26));
 }
+
+it('an empty {requests, []} batch is still answered', () => {
+  expect(ioAction(tuple(atom('io_request'), p2, 9, tuple(atom('requests'), [])))).toMatchObject({ kind: 'reply', reply: atom('ok') });
+});

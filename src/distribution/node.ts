@@ -107,6 +107,7 @@ export class Node extends EventEmitter {
     Pick<NodeOptions, 'port' | 'log' | 'distFlags'>;
   creation = 0;
   private started: Promise<void> | undefined;
+  private ready = false;
   private server: Server | undefined;
   private registration: Registration | undefined;
   private listenPort = 0;
@@ -199,6 +200,7 @@ export class Node extends EventEmitter {
       // successive incarnations distinct.
       this.creation = randomInt(1, 0x7fffffff);
     }
+    this.ready = true;
     this.rpcPid = this.allocPid();
     this.ioServer = this.spawnInternal();
     void this.runIoServer(this.ioServer);
@@ -449,7 +451,8 @@ export class Node extends EventEmitter {
 
   /** A new TS process. The node must be started (connect/start) first. */
   spawn(options: SpawnOptions = {}): Process {
-    if (this.started === undefined) throw new DistributionError('call node.start() (or connect) before spawning processes');
+    // Pids carry the creation EPMD gives us, so none can exist before start() has finished.
+    if (!this.ready) throw new DistributionError('await node.start() (or connect) before spawning processes');
     return this.spawnInternal(options);
   }
 

@@ -127,3 +127,18 @@ describe('OTP 26 obligations', () => {
     peer.close();
   });
 });
+
+describe('lifecycle', () => {
+  it('spawn before start has finished is refused (no pid without a creation)', async () => {
+    const { Node } = await import('../../src/distribution/index.js');
+    const n = new Node({ name: `early_${process.pid}`, cookie: COOKIE, log: () => {} });
+    expect(() => n.spawn()).toThrow(/start/);
+    const starting = n.start();
+    expect(() => n.spawn()).toThrow(/start/);
+    await starting;
+    const p = n.spawn();
+    expect(p.pid.creation).toBe(n.creation);
+    expect(n.creation).toBeGreaterThan(0);
+    await n.close();
+  });
+});

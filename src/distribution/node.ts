@@ -38,7 +38,7 @@ export interface NodeOptions {
   epmdHost?: string;
   /** Accept incoming connections and register with EPMD (default true). */
   listen?: boolean;
-  /** Listening port (default: any free port) and address (default all interfaces). */
+  /** Listening port (default: any free port) and address (default `::` dual stack, else `0.0.0.0`). */
   port?: number;
   listenHost?: string;
   /** `net_ticktime` in seconds, as the kernel parameter (default 60). */
@@ -103,8 +103,8 @@ export class Node extends EventEmitter {
   readonly nodeAtom: Atom;
   readonly host: string;
   private readonly cookie: string;
-  private readonly opts: Required<Pick<NodeOptions, 'epmdPort' | 'epmdHost' | 'listen' | 'listenHost' | 'netTicktime' | 'handshakeTimeoutMs' | 'maxFrameBytes' | 'maxPendingHandshakes'>> &
-    Pick<NodeOptions, 'port' | 'log' | 'distFlags'>;
+  private readonly opts: Required<Pick<NodeOptions, 'epmdPort' | 'epmdHost' | 'listen' | 'netTicktime' | 'handshakeTimeoutMs' | 'maxFrameBytes' | 'maxPendingHandshakes'>> &
+    Pick<NodeOptions, 'port' | 'log' | 'distFlags' | 'listenHost'>;
   creation = 0;
   private started: Promise<void> | undefined;
   private ready = false;
@@ -150,7 +150,7 @@ export class Node extends EventEmitter {
       epmdPort: options.epmdPort ?? defaultEpmdPort(),
       epmdHost: options.epmdHost ?? '127.0.0.1',
       listen: options.listen ?? true,
-      listenHost: options.listenHost ?? '0.0.0.0',
+      listenHost: options.listenHost,
       netTicktime: options.netTicktime ?? 60,
       handshakeTimeoutMs: options.handshakeTimeoutMs ?? 7000,
       maxFrameBytes: options.maxFrameBytes ?? 128 * 1024 * 1024,
@@ -169,14 +169,22 @@ export class Node extends EventEmitter {
 
   private async doStart(): Promise<void> {
     if (this.opts.listen) {
-      const server = createServer((s) => this.accept(s));
-      await new Promise<void>((resolve, reject) => {
-        server.once('error', reject);
-        server.listen(this.opts.port ?? 0, this.opts.listenHost, () => {
-          server.off('error', reject);
-          resolve();
+      const listen = (host: string): Promise<Server> =>
+        new Promise<Server>((resolve, reject) => {
+          const server = createServer((s) => this.accept(s));
+          server.once('error', reject);
+          server.listen(this.opts.port ?? 0, host, () => {
+            server.off('error', reject);
+            resolve(server);
+          });
         });
-      });
+      let server: Server;
+      if (this.opts.listenHost !== undefined) server = await listen(this.opts.listenHost);
+      else {
+        // Dual stack, so peers on inet6_tcp (Fly's private network) reach us as well as
+        // inet_tcp ones; IPv4 alone where the host has no IPv6.
+        server = await listen('::').catch(() => listen('0.0.0.0'));
+      }
       this.server = server;
       this.listenPort = (server.address() as { port: number }).port;
       try {

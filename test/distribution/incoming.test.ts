@@ -91,6 +91,17 @@ describe('long names', () => {
   });
 });
 
+describe('IPv6', () => {
+  it('a peer on inet6_tcp (as on Fly) reaches baton: the listener is dual stack', async () => {
+    const out = await runErl({
+      cookie: COOKIE,
+      args: ['-proto_dist', 'inet6_tcp'],
+      code: `{net_adm:ping('${baton.name}'), erpc:call('${baton.name}', baton, status, [1], 10000)}`,
+    });
+    expect(out).toBe('{pong,{ok,1}}');
+  });
+});
+
 describe('EPMD', () => {
   it('registers baton (NAMES lists it) and refuses a taken name', async () => {
     const names = await baton.names();

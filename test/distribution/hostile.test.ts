@@ -179,7 +179,8 @@ describe('hostile input', () => {
     await eventually(() => baton.stats().pendingHandshakes === 0, 10_000, 'handshakes to finish');
     expect(baton.stats().connections).toBe(1);
     expect(await baton.erpc(peer.name, 'erlang', 'node', [])).toBe(atom(peer.name));
-    expect(process.memoryUsage().rss - rssBefore).toBeLessThan(200 * 1024 * 1024);
+    // Measured: 15–35 MiB for 6,000 connections (allocator high-water mark, not a leak).
+    expect(process.memoryUsage().rss - rssBefore).toBeLessThan(128 * 1024 * 1024);
   });
 
   it('a handshake that stalls half-way is closed at the handshake deadline', async () => {
@@ -221,6 +222,7 @@ describe('hostile input', () => {
     expect(baton.stats().pendingHandshakes).toBe(0);
     expect(baton.stats().pendingCalls).toBe(0);
     expect(await baton.erpc(peer.name, 'lists', 'seq', [1, 3])).toEqual([1, 2, 3]);
-    expect(process.memoryUsage().rss - rssBefore).toBeLessThan(200 * 1024 * 1024);
+    // Measured: 15–35 MiB for 6,000 connections (allocator high-water mark, not a leak).
+    expect(process.memoryUsage().rss - rssBefore).toBeLessThan(128 * 1024 * 1024);
   });
 });

@@ -2,7 +2,8 @@
  * baton as a hidden Erlang node: EPMD, the version 6 handshake both ways, connections
  * with ticks and frame limits, TS processes, erpc/rpc/eval, and a group-leader io server.
  */
-export { Node, type NodeOptions, type ErpcOptions, type ExposedFunction, type NodeMonitor, shortHostname } from './node.js';
+export { Node, type NodeOptions, type ErpcOptions, type NodeMonitor, shortHostname } from './node.js';
+export type { ExposedFunction } from './system.js';
 export { Process, type Destination, type Name, type SpawnOptions } from './process.js';
 export {
   BadRpcError,

@@ -7,7 +7,7 @@ import { EventEmitter } from 'node:events';
 import { connect as tcpConnect, createServer, type Server, type Socket } from 'node:net';
 import { hostname } from 'node:os';
 import { randomInt } from 'node:crypto';
-import { Atom, ImproperList, Pid, Reference, Tuple, atom, charlist, tuple, type Term } from '../etf/index.js';
+import { Atom, Pid, Reference, Tuple, atom, charlist, tuple, type Term } from '../etf/index.js';
 import { Connection } from './connection.js';
 import type { Control } from './control.js';
 import { SPAWN_REPLY_LINK, SPAWN_REPLY_MONITOR } from './control.js';
@@ -24,7 +24,7 @@ import { erpcMfa, erpcOutcome, spawnFailure, spawnOptions } from './erpc.js';
 import { DFLAG, OUR_FLAGS, hasFlag } from './flags.js';
 import { AlreadyConnected, ClientHandshake, ServerHandshake, SimultaneousConnectLost, type Admission, type HandshakeIdentity } from './handshake.js';
 import { runHandshake } from './handshake-io.js';
-import { chardataToString, ioAction, ioReply } from './io-server.js';
+import { LineBuffer, netKernelHandler, rexHandler, runIoServer, serveGenCalls, type ExposedFunction } from './system.js';
 import { Process, pidKey, refKey, toAtom, type Destination, type Name, type SpawnOptions } from './process.js';
 
 export interface NodeOptions {
@@ -62,8 +62,6 @@ export interface ErpcOptions {
   timeoutMs?: number;
 }
 
-export type ExposedFunction = (args: Term[], caller: Pid) => Term | Promise<Term>;
-
 export interface NodeMonitor {
   /** Resolves with the reason when the connection to the node goes down (or cannot be made). */
   readonly down: Promise<{ node: string; reason: string }>;
@@ -87,12 +85,6 @@ const NOTSUP = atom('notsup');
 const UNDEF = atom('undef');
 const ERROR = atom('error');
 const OK = atom('ok');
-const GEN_CALL = atom('$gen_call');
-
-/** gen:reply/2: an `[alias | Ref]` tag is answered through the alias, a plain tag to the caller. */
-function replyDestination(caller: Pid, tag: Term): Pid | Reference {
-  return tag instanceof ImproperList && tag.elements[0] === atom('alias') && tag.tail instanceof Reference ? tag.tail : caller;
-}
 
 export function shortHostname(): string {
   return hostname().split('.')[0]!;
@@ -211,9 +203,18 @@ export class Node extends EventEmitter {
     this.ready = true;
     this.rpcPid = this.allocPid();
     this.ioServer = this.spawnInternal();
-    void this.runIoServer(this.ioServer);
-    this.startRex();
-    this.startNetKernel();
+    const lines = new LineBuffer((line, from) => {
+      this.emit('output', { node: from, line });
+      if (this.opts.log) this.opts.log(line, from);
+      else process.stdout.write(`[${from}] ${line}\n`);
+    });
+    runIoServer(this.ioServer, {
+      apply: (node, m, f, a) => this.erpc(node, m, f, a, { timeoutMs: 30_000 }),
+      output: (text, from) => lines.push(text, from),
+      onError: (err) => this.emit('ioError', err),
+    });
+    serveGenCalls(this.spawnInternal({ name: 'rex' }), rexHandler((m, f) => this.exposed.get(`${m.name}:${f.name}`)));
+    serveGenCalls(this.spawnInternal({ name: 'net_kernel' }), netKernelHandler);
   }
 
   /** The port peers reach us on (0 when not listening). */
@@ -841,119 +842,6 @@ export class Node extends EventEmitter {
   /** Lists the names registered with EPMD on `host` (ours by default). */
   names(host = this.opts.epmdHost): Promise<NamesResponse> {
     return epmdNames({ host, port: this.opts.epmdPort });
-  }
-
-  // ---------------------------------------------------------------- system processes
-
-  private async runIoServer(p: Process): Promise<void> {
-    for (;;) {
-      let message: Term;
-      try {
-        message = await p.receive();
-      } catch {
-        return;
-      }
-      const actions = ioAction(message);
-      const list = Array.isArray(actions) ? actions : [actions];
-      for (const action of list) {
-        if (action.kind === 'ignore') continue;
-        let text: string | undefined;
-        let reply: Term = OK;
-        if (action.kind === 'reply') {
-          text = action.output;
-          reply = action.reply;
-        } else {
-          // io:format arrives as {put_chars, Enc, io_lib, format, [F, A]}: the formatting runs
-          // on the requester's node, where the format string's semantics live.
-          try {
-            const chars = await this.erpc(action.to.node.name, action.module, action.fun, action.args, { timeoutMs: 30_000 });
-            text = chardataToString(chars, action.encoding);
-            if (text === undefined) reply = tuple(ERROR, atom('put_chars'));
-          } catch (err) {
-            reply = tuple(ERROR, atom('put_chars'));
-            this.emit('ioError', err);
-          }
-        }
-        if (text !== undefined && text.length > 0) this.output(text, action.to.node.name);
-        if (list.length === 1 || action === list[list.length - 1]) p.send(action.to, ioReply(action.replyAs, reply));
-      }
-    }
-  }
-
-  private partial = new Map<string, string>();
-
-  private output(text: string, from: string): void {
-    const buffered = (this.partial.get(from) ?? '') + text;
-    const lines = buffered.split('\n');
-    const rest = lines.pop()!;
-    if (rest.length > 0) this.partial.set(from, rest);
-    else this.partial.delete(from);
-    for (const line of lines) {
-      this.emit('output', { node: from, line });
-      if (this.opts.log) this.opts.log(line, from);
-      else process.stdout.write(`[${from}] ${line}\n`);
-    }
-  }
-
-  /**
-   * A `rex` stand-in, so `rpc:call(baton@host, ...)` from a peer falling back to rex
-   * gets `{badrpc, ...}` (or an exposed function's value) instead of waiting forever.
-   */
-  private startRex(): void {
-    const rex = this.spawnInternal({ name: 'rex' });
-    void (async () => {
-      for (;;) {
-        let m: Term;
-        try {
-          m = await rex.receive();
-        } catch {
-          return;
-        }
-        if (!(m instanceof Tuple) || m.elements[0] !== GEN_CALL || m.length !== 3) continue;
-        const from = m.elements[1];
-        const req = m.elements[2];
-        if (!(from instanceof Tuple) || from.length !== 2 || !(from.elements[0] instanceof Pid)) continue;
-        const [caller, tag] = from.elements as [Pid, Term];
-        let reply: Term = tuple(atom('badrpc'), tuple(atom('EXIT'), atom('notsup')));
-        if (req instanceof Tuple && req.elements[0] === atom('call') && req.length >= 4) {
-          const [, m2, f2, a2] = req.elements;
-          const handler = m2 instanceof Atom && f2 instanceof Atom ? this.exposed.get(`${m2.name}:${f2.name}`) : undefined;
-          if (handler !== undefined && Array.isArray(a2)) {
-            try {
-              reply = await handler(a2, caller);
-            } catch (err) {
-              reply = tuple(atom('badrpc'), tuple(atom('EXIT'), Buffer.from(String((err as Error)?.message ?? err))));
-            }
-          } else reply = tuple(atom('badrpc'), tuple(atom('EXIT'), tuple(UNDEF, [tuple(m2 ?? UNDEF, f2 ?? UNDEF, Array.isArray(a2) ? a2.length : 0, [])])));
-        }
-        rex.send(replyDestination(caller, tag), tuple(tag, reply));
-      }
-    })();
-  }
-
-  /**
-   * `net_adm:ping/1` ends with `gen_server:call({net_kernel, Node}, {is_auth, Me})`;
-   * without an answer a ping to baton is `pang` although the connection is up.
-   */
-  private startNetKernel(): void {
-    const nk = this.spawnInternal({ name: 'net_kernel' });
-    void (async () => {
-      for (;;) {
-        let m: Term;
-        try {
-          m = await nk.receive();
-        } catch {
-          return;
-        }
-        if (!(m instanceof Tuple) || m.elements[0] !== GEN_CALL || m.length !== 3) continue;
-        const from = m.elements[1];
-        const req = m.elements[2];
-        if (!(from instanceof Tuple) || from.length !== 2 || !(from.elements[0] instanceof Pid)) continue;
-        const [caller, tag] = from.elements as [Pid, Term];
-        const reply = req instanceof Tuple && req.elements[0] === atom('is_auth') ? atom('yes') : tuple(ERROR, atom('not_supported'));
-        nk.send(replyDestination(caller, tag), tuple(tag, reply));
-      }
-    })();
   }
 
   // ---------------------------------------------------------------- shutdown

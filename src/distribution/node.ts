@@ -20,7 +20,7 @@ import {
   TimeoutError,
 } from './errors.js';
 import { defaultEpmdPort, epmdNames, epmdPortPlease, epmdRegister, type NamesResponse, type Registration } from './epmd.js';
-import { erpcMfa, erpcOutcome, spawnFailure, spawnOptions } from './erpc.js';
+import { ErpcCalls, erpcMfa, spawnOptions } from './erpc.js';
 import { DFLAG, OUR_FLAGS, hasFlag } from './flags.js';
 import { AlreadyConnected, ClientHandshake, ServerHandshake, SimultaneousConnectLost, type Admission, type HandshakeIdentity } from './handshake.js';
 import { runHandshake } from './handshake-io.js';
@@ -68,18 +68,8 @@ export interface NodeMonitor {
   cancel(): void;
 }
 
-interface PendingCall {
-  conn: Connection;
-  reqId: Reference;
-  res: Reference;
-  pid?: Pid;
-  resolve(v: Term): void;
-  reject(e: Error): void;
-  timer?: NodeJS.Timeout;
-}
 
 const NORMAL = atom('normal');
-const KILL = atom('kill');
 const NOPROC = atom('noproc');
 const NOTSUP = atom('notsup');
 const UNDEF = atom('undef');
@@ -120,10 +110,10 @@ export class Node extends EventEmitter {
   private readonly aliasTable = new Map<string, Process>();
   private readonly nodeWatchers = new Map<Atom, Set<Process>>();
   private readonly nodeMonitors = new Map<string, Set<(reason: string) => void>>();
-  /** Pending erpc calls by `callKey(reqId)`: a number, so the hot path builds no strings. */
-  private readonly calls = new Map<number, PendingCall>();
-  /** erpc calls that timed out before the spawn reply: the process is killed when it arrives. */
-  private readonly abandoned = new Map<number, Connection>();
+  private readonly calls = new ErpcCalls(
+    () => this.rpcPid,
+    (ref) => this.callKey(ref),
+  );
   private readonly exposed = new Map<string, ExposedFunction>();
   /** Pid that SPAWN_REQUESTs of erpc calls come from; replies are dispatched by request id. */
   private rpcPid!: Pid;
@@ -403,14 +393,7 @@ export class Node extends EventEmitter {
   private onConnectionClosed(reason: string, conn: Connection): void {
     const peer = conn.peerName;
     if (this.connections.get(peer) === conn) this.connections.delete(peer);
-    const down = new NodeDownError(peer, reason);
-    for (const [key, call] of this.calls) {
-      if (call.conn !== conn) continue;
-      this.calls.delete(key);
-      if (call.timer) clearTimeout(call.timer);
-      call.reject(down);
-    }
-    for (const [key, c] of this.abandoned) if (c === conn) this.abandoned.delete(key);
+    this.calls.connectionClosed(conn, reason);
     const nodeAtom = atom(peer);
     for (const p of [...this.processes.values()]) p.nodeDown(nodeAtom);
     const mons = this.nodeMonitors.get(peer);
@@ -646,38 +629,12 @@ export class Node extends EventEmitter {
         target?.monitoredBy.delete(refKey(msg.ref));
         return;
       }
-      case 'monitor_exit': {
-        const key = this.callKey(msg.ref);
-        const call = this.calls.get(key);
-        if (call !== undefined) {
-          this.calls.delete(key);
-          if (call.timer) clearTimeout(call.timer);
-          const out = erpcOutcome(msg.reason, call.res, conn.peerName);
-          if (out.ok) call.resolve(out.value);
-          else call.reject(out.error);
-          return;
-        }
-        this.localProcess(msg.to)?.down(msg.ref, msg.reason);
+      case 'monitor_exit':
+        if (!this.calls.onMonitorExit(msg, conn)) this.localProcess(msg.to)?.down(msg.ref, msg.reason);
         return;
-      }
-      case 'spawn_reply': {
-        const key = this.callKey(msg.reqId);
-        const call = this.calls.get(key);
-        if (call !== undefined) {
-          if (msg.result instanceof Pid) call.pid = msg.result;
-          else {
-            this.calls.delete(key);
-            if (call.timer) clearTimeout(call.timer);
-            call.reject(spawnFailure(msg.result, conn.peerName));
-          }
-          return;
-        }
-        if (this.abandoned.delete(key) && msg.result instanceof Pid) {
-          conn.send({ kind: 'demonitor', from: this.rpcPid, target: msg.result, ref: msg.reqId });
-          conn.send({ kind: 'exit2', from: this.rpcPid, to: msg.result, reason: KILL });
-        }
+      case 'spawn_reply':
+        this.calls.onSpawnReply(msg, conn);
         return;
-      }
       case 'spawn_request':
         this.onSpawnRequest(msg, conn);
         return;
@@ -742,40 +699,20 @@ export class Node extends EventEmitter {
     if (conn === undefined) return this.connection(peer).then(() => this.erpc(peer, module, fun, args, options));
     // A peer without SPAWN cannot run erpc; rex can (errors then come as BadRpcError).
     if (!hasFlag(conn.flags, DFLAG.SPAWN)) return this.rpc(peer, module, fun, args, options);
-    return new Promise<Term>((resolve, reject) => {
-      const reqId = this.makeRef();
-      const res = this.makeRef();
-      const key = this.callKey(reqId);
-      const call: PendingCall = { conn, reqId, res, resolve, reject };
-      const timeoutMs = options.timeoutMs;
-      if (timeoutMs !== undefined && Number.isFinite(timeoutMs)) {
-        call.timer = setTimeout(() => {
-          if (!this.calls.delete(key)) return;
-          if (call.pid !== undefined) {
-            conn.send({ kind: 'demonitor', from: this.rpcPid, target: call.pid, ref: reqId });
-            conn.send({ kind: 'exit2', from: this.rpcPid, to: call.pid, reason: KILL });
-          } else this.abandoned.set(key, conn);
-          reject(new TimeoutError(`erpc ${peer} ${toAtom(module).name}:${toAtom(fun).name}/${args.length}`, timeoutMs));
-        }, timeoutMs);
-      }
-      this.calls.set(key, call);
-      const sent = conn.send({
-        kind: 'spawn_request',
-        reqId,
-        from: this.rpcPid,
-        groupLeader: this.ioServer.pid,
-        module: erpcMfa.module,
-        fun: erpcMfa.fun,
-        arity: 4,
-        options: [atom('monitor')],
-        args: [res, toAtom(module), toAtom(fun), args],
-      });
-      if (!sent) {
-        this.calls.delete(key);
-        if (call.timer) clearTimeout(call.timer);
-        reject(new NodeDownError(peer, conn.closeReason || 'connection closed'));
-      }
-    });
+    const reqId = this.makeRef();
+    const res = this.makeRef();
+    const spawn: Control = {
+      kind: 'spawn_request',
+      reqId,
+      from: this.rpcPid,
+      groupLeader: this.ioServer.pid,
+      module: erpcMfa.module,
+      fun: erpcMfa.fun,
+      arity: 4,
+      options: [atom('monitor')],
+      args: [res, toAtom(module), toAtom(fun), args],
+    };
+    return this.calls.call(conn, reqId, res, spawn, options.timeoutMs, `erpc ${peer} ${toAtom(module).name}:${toAtom(fun).name}/${args.length}`);
   }
 
   /** `erpc:cast/4`: fire and forget. */

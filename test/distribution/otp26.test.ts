@@ -142,3 +142,42 @@ describe('lifecycle', () => {
     await n.close();
   });
 });
+
+describe('erpc against a scripted peer', () => {
+  it('a call that times out before its spawn reply has its process killed when the reply comes', async () => {
+    const name = `slowspawn_${process.pid}@${HOST}`;
+    const peer = await fakePeer(name);
+    const call = baton.erpc(name, 'm', 'f', [], { timeoutMs: 100 }).catch((e: unknown) => e);
+    const req = await peer.next((c) => c.kind === 'spawn_request');
+    if (req.control.kind !== 'spawn_request') throw new Error('unreachable');
+    expect(req.control.module).toBe(atom('erpc'));
+    expect(termEquals(req.control.options, [atom('monitor')])).toBe(true);
+    expect((await call as Error).constructor.name).toBe('TimeoutError');
+    expect(baton.stats().pendingCalls).toBe(0);
+    const spawned = new Pid(atom(name), 77, 0, 0xfffffff0);
+    peer.send(tuple(OP.SPAWN_REPLY, req.control.reqId, req.control.from, 2, spawned));
+    const demon = await peer.next((c) => c.kind === 'demonitor');
+    const kill = await peer.next((c) => c.kind === 'exit2');
+    if (demon.control.kind !== 'demonitor' || kill.control.kind !== 'exit2') throw new Error('unreachable');
+    expect(termEquals(demon.control.target, spawned)).toBe(true);
+    expect(termEquals(demon.control.ref, req.control.reqId)).toBe(true);
+    expect(kill.control.reason).toBe(atom('kill'));
+    peer.close();
+  });
+
+  it('a spawn failure is an ErpcError {erpc, Reason}; a closed connection fails calls at once', async () => {
+    const name = `failspawn_${process.pid}@${HOST}`;
+    const peer = await fakePeer(name);
+    const call = baton.erpc(name, 'm', 'f', []).catch((e: unknown) => e);
+    const req = await peer.next((c) => c.kind === 'spawn_request');
+    if (req.control.kind !== 'spawn_request') throw new Error('unreachable');
+    peer.send(tuple(OP.SPAWN_REPLY, req.control.reqId, req.control.from, 0, atom('system_limit')));
+    const err = (await call) as { code: string; reason: Term };
+    expect(err.code).toBe('ERPC');
+    expect(termEquals(err.reason, tuple(atom('erpc'), atom('system_limit')))).toBe(true);
+    const hanging = baton.erpc(name, 'm', 'f', []).catch((e: unknown) => e);
+    await peer.next((c) => c.kind === 'spawn_request');
+    peer.close();
+    expect(((await hanging) as { code: string }).code).toBe('NODE_DOWN');
+  });
+});

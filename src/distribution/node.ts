@@ -68,7 +68,6 @@ export interface NodeMonitor {
   cancel(): void;
 }
 
-
 const NORMAL = atom('normal');
 const NOPROC = atom('noproc');
 const NOTSUP = atom('notsup');
@@ -84,7 +83,8 @@ export class Node extends EventEmitter {
   readonly name: string;
   readonly nodeAtom: Atom;
   readonly host: string;
-  private readonly cookie: string;
+  /** A true private field: `console.log(node)` must not print the cookie. */
+  readonly #cookie: string;
   private readonly opts: Required<Pick<NodeOptions, 'epmdPort' | 'epmdHost' | 'listen' | 'netTicktime' | 'handshakeTimeoutMs' | 'maxFrameBytes' | 'maxPendingHandshakes'>> &
     Pick<NodeOptions, 'port' | 'log' | 'distFlags' | 'listenHost'>;
   creation = 0;
@@ -127,7 +127,7 @@ export class Node extends EventEmitter {
     this.name = `${base}@${host}`;
     this.host = host;
     this.nodeAtom = atom(this.name);
-    this.cookie = options.cookie;
+    this.#cookie = options.cookie;
     this.opts = {
       epmdPort: options.epmdPort ?? defaultEpmdPort(),
       epmdHost: options.epmdHost ?? '127.0.0.1',
@@ -321,7 +321,7 @@ export class Node extends EventEmitter {
   }
 
   private identity(): HandshakeIdentity {
-    return { name: this.name, cookie: this.cookie, flags: this.opts.distFlags ?? OUR_FLAGS, creation: this.creation };
+    return { name: this.name, cookie: this.#cookie, flags: this.opts.distFlags ?? OUR_FLAGS, creation: this.creation };
   }
 
   private accept(socket: Socket): void {

@@ -181,3 +181,8 @@ describe('erpc against a scripted peer', () => {
     expect(((await hanging) as { code: string }).code).toBe('NODE_DOWN');
   });
 });
+
+it('inspecting a node does not show its cookie', async () => {
+  const { inspect } = await import('node:util');
+  expect(inspect(baton, { depth: 5 })).not.toContain(COOKIE);
+});

@@ -13,6 +13,8 @@ export interface ConnectionOptions {
   /** `net_ticktime` in ms: silence for this long means the peer is gone. */
   tickTimeMs: number;
   maxFrameBytes: number;
+  /** Bytes we may have queued for a peer that does not read before the connection is dropped. */
+  maxSendQueueBytes: number;
   onMessage(msg: Control, conn: Connection): void;
   onClose(reason: string, conn: Connection): void;
 }
@@ -73,6 +75,11 @@ export class Connection {
     }
     for (const b of bufs) this.socket.write(b);
     this.wroteSinceTick = true;
+    if (this.socket.writableLength > this.opts.maxSendQueueBytes) {
+      // The peer has stopped reading; holding more would only grow our memory until the tick timeout.
+      this.close(`send queue over ${this.opts.maxSendQueueBytes} bytes (peer not reading)`);
+      return false;
+    }
     return true;
   }
 

@@ -47,6 +47,8 @@ export interface NodeOptions {
   handshakeTimeoutMs?: number;
   /** Largest frame accepted from a peer (default 128 MiB). */
   maxFrameBytes?: number;
+  /** Most bytes queued for a peer that does not read before its connection is dropped (default 256 MiB). */
+  maxSendQueueBytes?: number;
   /** Most handshakes in flight at once; more are dropped (default 64). */
   maxPendingHandshakes?: number;
   /**
@@ -85,7 +87,7 @@ export class Node extends EventEmitter {
   readonly host: string;
   /** A true private field: `console.log(node)` must not print the cookie. */
   readonly #cookie: string;
-  private readonly opts: Required<Pick<NodeOptions, 'epmdPort' | 'epmdHost' | 'listen' | 'netTicktime' | 'handshakeTimeoutMs' | 'maxFrameBytes' | 'maxPendingHandshakes'>> &
+  private readonly opts: Required<Pick<NodeOptions, 'epmdPort' | 'epmdHost' | 'listen' | 'netTicktime' | 'handshakeTimeoutMs' | 'maxFrameBytes' | 'maxSendQueueBytes' | 'maxPendingHandshakes'>> &
     Pick<NodeOptions, 'port' | 'log' | 'distFlags' | 'listenHost'>;
   creation = 0;
   private started: Promise<void> | undefined;
@@ -136,6 +138,7 @@ export class Node extends EventEmitter {
       netTicktime: options.netTicktime ?? 60,
       handshakeTimeoutMs: options.handshakeTimeoutMs ?? 7000,
       maxFrameBytes: options.maxFrameBytes ?? 128 * 1024 * 1024,
+      maxSendQueueBytes: options.maxSendQueueBytes ?? 256 * 1024 * 1024,
       maxPendingHandshakes: options.maxPendingHandshakes ?? 64,
       port: options.port,
       log: options.log,
@@ -377,6 +380,7 @@ export class Node extends EventEmitter {
     const conn = new Connection(socket, hs, incoming, leftover, {
       tickTimeMs: this.opts.netTicktime * 1000,
       maxFrameBytes: this.opts.maxFrameBytes,
+      maxSendQueueBytes: this.opts.maxSendQueueBytes,
       onMessage: (msg, c) => this.onControl(msg, c),
       onClose: (reason, c) => this.onConnectionClosed(reason, c),
     });

@@ -24,13 +24,13 @@ afterAll(async () => {
 });
 
 /** A scripted OTP 26 peer: handshake, then raw frames both ways. */
-async function fakePeer(name: string) {
+async function fakePeer(name: string, target: Node = baton) {
   const s: Socket = await new Promise((resolve, reject) => {
-    const sock = connect({ host: '127.0.0.1', port: baton.port });
+    const sock = connect({ host: '127.0.0.1', port: target.port });
     sock.once('connect', () => resolve(sock));
     sock.once('error', reject);
   });
-  const hs = await runHandshake(s, new ClientHandshake({ name, cookie: COOKIE, flags: OUR_FLAGS, creation: 0xfffffff0 }, baton.name), 5000);
+  const hs = await runHandshake(s, new ClientHandshake({ name, cookie: COOKIE, flags: OUR_FLAGS, creation: 0xfffffff0 }, target.name), 5000);
   const reader = new FrameReader(4, 1 << 24);
   const inbox: { ctl: Term; control: Control }[] = [];
   let wake: (() => void) | undefined;
@@ -63,6 +63,11 @@ async function fakePeer(name: string) {
       }
     },
     close: () => s.destroy(),
+    /** Stop reading: the kernel buffers fill, then baton's send queue grows. */
+    pause: () => {
+      s.off('data', onData);
+      s.pause();
+    },
   };
 }
 
@@ -185,4 +190,24 @@ describe('erpc against a scripted peer', () => {
 it('inspecting a node does not show its cookie', async () => {
   const { inspect } = await import('node:util');
   expect(inspect(baton, { depth: 5 })).not.toContain(COOKIE);
+});
+
+describe('a peer that stops reading', () => {
+  it('is dropped once the send queue passes maxSendQueueBytes, instead of growing memory', async () => {
+    const small = await startBaton({ cookie: COOKIE, maxSendQueueBytes: 8 * 1024 * 1024 });
+    const name = `deaf_${process.pid}@${HOST}`;
+    const peer = await fakePeer(name, small);
+    peer.pause();
+    const down = new Promise<string>((r) => small.once('nodedown', (_n: string, reason: string) => r(reason)));
+    const p = small.spawn();
+    const chunk = Buffer.alloc(1024 * 1024, 1);
+    const target = new Pid(atom(name), 1, 0, 0xfffffff0);
+    for (let i = 0; i < 200 && small.isConnected(name); i++) {
+      p.send(target, chunk);
+      await new Promise((r) => setImmediate(r));
+    }
+    expect(await down).toMatch(/send queue over/);
+    expect(small.isConnected(name)).toBe(false);
+    peer.close();
+  });
 });

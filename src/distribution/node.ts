@@ -457,37 +457,45 @@ export class Node extends EventEmitter {
     return this.registry.get(toAtom(name));
   }
 
+  /** @internal ProcessHost plumbing for `Process`. */
   localProcess(pid: Pid): Process | undefined {
     if (pid.node !== this.nodeAtom || pid.creation !== this.creation) return undefined;
     return this.processes.get(pid.id);
   }
 
+  /** @internal ProcessHost plumbing for `Process`. */
   localByName(name: Atom): Process | undefined {
     return this.registry.get(name);
   }
 
+  /** @internal ProcessHost plumbing for `Process`. */
   registerName(name: Atom, p: Process): void {
     const holder = this.registry.get(name);
     if (holder !== undefined && holder !== p && holder.isAlive) throw new DistributionError(`name ${name.name} is already registered`);
     this.registry.set(name, p);
   }
 
+  /** @internal ProcessHost plumbing for `Process`. */
   unregisterName(name: Atom): void {
     this.registry.delete(name);
   }
 
+  /** @internal ProcessHost plumbing for `Process`. */
   addAlias(ref: Reference, p: Process): void {
     this.aliasTable.set(refKey(ref), p);
   }
 
+  /** @internal ProcessHost plumbing for `Process`. */
   removeAlias(ref: Reference): void {
     this.aliasTable.delete(refKey(ref));
   }
 
+  /** @internal ProcessHost plumbing for `Process`. */
   processExited(p: Process): void {
     this.processes.delete(p.pid.id);
   }
 
+  /** @internal ProcessHost plumbing for `Process`. */
   watchNode(node: Atom, p: Process): void {
     let set = this.nodeWatchers.get(node);
     if (!set) this.nodeWatchers.set(node, (set = new Set()));
@@ -499,10 +507,12 @@ export class Node extends EventEmitter {
     }
   }
 
+  /** @internal ProcessHost plumbing for `Process`. */
   unwatchNode(node: Atom, p: Process): void {
     this.nodeWatchers.get(node)?.delete(p);
   }
 
+  /** @internal ProcessHost plumbing for `Process`. */
   route(from: Pid, to: Destination, message: Term): void {
     if (to instanceof Pid) {
       if (to.node === this.nodeAtom) this.localProcess(to)?.deliver(message);
@@ -532,12 +542,14 @@ export class Node extends EventEmitter {
     else this.sendTo(node, { kind: 'reg_send', from, name, message });
   }
 
+  /** @internal ProcessHost plumbing for `Process`. */
   remoteLink(from: Pid, to: Pid): void {
     this.sendTo(to.node, { kind: 'link', from, to }, () => this.localProcess(from)?.exitSignal(to, atom('noconnection'), 'link'));
   }
 
   private unlinkIds = 0;
 
+  /** @internal ProcessHost plumbing for `Process`. */
   remoteUnlink(from: Pid, to: Pid): void {
     this.withConnection(to.node, (c) => {
       if (hasFlag(c.flags, DFLAG.UNLINK_ID)) c.send({ kind: 'unlink_id', id: ++this.unlinkIds, from, to });
@@ -545,6 +557,7 @@ export class Node extends EventEmitter {
     });
   }
 
+  /** @internal ProcessHost plumbing for `Process`. */
   remoteExit(from: Pid, to: Pid, reason: Term, kind: 'exit' | 'exit2'): void {
     const c = this.connections.get(to.node.name);
     // A link exit to a node we are not connected to has nowhere to go (the link is already gone there).
@@ -552,14 +565,17 @@ export class Node extends EventEmitter {
     else if (kind === 'exit2') this.sendTo(to.node, { kind, from, to, reason });
   }
 
+  /** @internal ProcessHost plumbing for `Process`. */
   remoteMonitor(from: Pid, target: Pid | Atom, node: Atom, ref: Reference): void {
     this.sendTo(node, { kind: 'monitor', from, target, ref }, () => this.localProcess(from)?.down(ref, atom('noconnection')));
   }
 
+  /** @internal ProcessHost plumbing for `Process`. */
   remoteDemonitor(from: Pid, target: Pid | Atom, node: Atom, ref: Reference): void {
     this.connections.get(node.name)?.send({ kind: 'demonitor', from, target, ref });
   }
 
+  /** @internal ProcessHost plumbing for `Process`. */
   remoteMonitorExit(from: Pid | Atom, to: Pid, ref: Reference, reason: Term): void {
     this.connections.get(to.node.name)?.send({ kind: 'monitor_exit', from, to, ref, reason });
   }

@@ -129,7 +129,7 @@ export class Process {
     this.host.route(this.pid, to, message);
   }
 
-  /** Called by the node for every message addressed to this process. */
+  /** @internal Called by the node for every message addressed to this process. */
   deliver(message: Term): void {
     if (!this.alive) return;
     const w = this.waiter;
@@ -316,7 +316,7 @@ export class Process {
     this.terminate(reason);
   }
 
-  /** An exit signal arriving at this process, by link (`link`) or `exit/2` (`exit2`). */
+  /** @internal An exit signal arriving at this process, by link (`link`) or `exit/2` (`exit2`). */
   exitSignal(from: Pid, reason: Term, via: 'link' | 'exit2'): void {
     if (!this.alive) return;
     if (via === 'link') {
@@ -334,7 +334,7 @@ export class Process {
     this.terminate(reason);
   }
 
-  /** A monitor this process holds fired. */
+  /** @internal A monitor this process holds fired. */
   down(ref: Reference, reason: Term): void {
     const key = refKey(ref);
     const m = this.monitors.get(key);
@@ -343,7 +343,7 @@ export class Process {
     this.deliver(tuple(DOWN, ref, PROCESS, m.item, reason));
   }
 
-  /** Everything that depended on `node` is gone (the connection closed). */
+  /** @internal Everything that depended on `node` is gone (the connection closed). */
   nodeDown(node: Atom): void {
     if (!this.alive) return;
     for (const [key, m] of [...this.monitoredBy]) if (m.watcher.node === node) this.monitoredBy.delete(key);

@@ -51,7 +51,14 @@ export class Connection {
     // As net_kernel: a tick every ticktime/4 when we sent nothing; four silent intervals and the peer is gone.
     this.ticker = setInterval(() => this.tick(), Math.max(1, Math.floor(opts.tickTimeMs / 4)));
     this.ticker.unref();
-    if (leftover.length > 0) queueMicrotask(() => this.onData(leftover));
+    // Frames that came with the handshake's last read go first, then the socket (paused
+    // since the handshake) flows again; both after the node has registered us.
+    this.reader.push(leftover);
+    queueMicrotask(() => {
+      if (this.closed) return;
+      this.drain();
+      if (!this.closed) socket.resume();
+    });
   }
 
   get isClosed(): boolean {
@@ -103,6 +110,10 @@ export class Connection {
     if (this.closed) return;
     this.silentTicks = 0;
     this.reader.push(chunk);
+    this.drain();
+  }
+
+  private drain(): void {
     try {
       for (let f = this.reader.next(); f !== undefined; f = this.reader.next()) {
         if (f.length === 0) continue; // tick

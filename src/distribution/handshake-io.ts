@@ -35,7 +35,11 @@ export function runHandshake(
       if (err) {
         socket.destroy();
         reject(err);
-      } else resolve(value!);
+      } else {
+        // Hold further bytes in the socket until the connection attaches its reader.
+        socket.pause();
+        resolve(value!);
+      }
     };
     const timer = setTimeout(
       () => finish(new HandshakeError(`handshake with ${peer()} timed out after ${timeoutMs} ms`)),

@@ -43,8 +43,10 @@ async function fakePeer(name: string, target: Node = baton) {
     }
     wake?.();
   };
-  s.on('data', onData);
   if (hs.leftover.length) onData(hs.leftover);
+  s.on('data', onData);
+  // runHandshake leaves the socket paused for whoever takes it over.
+  s.resume();
   return {
     flags: hs.result.flags,
     send(ctl: Term, payload?: Term) {

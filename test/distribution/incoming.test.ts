@@ -47,6 +47,25 @@ describe('peers connecting to baton', () => {
     expect(out).toMatch(/^\{\{badrpc,\{'EXIT',\{undef,\[\{erlang,node,0,\[\]\}\]\}\}\},\{ok,2\},\{ok,0\}\}$/);
   });
 
+  it('erl -remsh baton@host connects, and says clearly that no shell runs there (no hang)', async () => {
+    const { spawn } = await import('node:child_process');
+    const ups: string[] = [];
+    const onUp = (n: string): void => void ups.push(n);
+    baton.on('nodeup', onUp);
+    // remsh wants a terminal: script(1) gives it one.
+    const remsh = `erl -sname ${uniqueName('remsh')} -setcookie ${COOKIE} -remsh ${baton.name}`;
+    const proc = spawn('script', ['-qfc', remsh, '/dev/null'], { stdio: ['pipe', 'pipe', 'pipe'] });
+    let out = '';
+    proc.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    try {
+      await eventually(() => out.includes('Shell process terminated'), 20_000, 'remsh to report the shell error');
+      expect(ups.some((n) => n.startsWith('remsh_'))).toBe(true);
+    } finally {
+      baton.off('nodeup', onUp);
+      proc.kill('SIGKILL');
+    }
+  });
+
   it('a peer with the wrong cookie gets pang, and baton reports a CookieMismatchError without the cookie', async () => {
     handshakeErrors.length = 0;
     const out = await runErl({ cookie: 'not_the_cookie', code: `net_adm:ping('${baton.name}')` });

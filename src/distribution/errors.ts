@@ -117,13 +117,12 @@ export class BadRpcError extends DistributionError {
 export class EvalSyntaxError extends DistributionError {
   override readonly code = 'EVAL_SYNTAX';
   constructor(
+    /** `{error, ErrorInfo, ...}` as erl_scan / erl_parse returned it. */
     readonly reason: Term,
     readonly text: string,
+    /** The peer's own wording (`Mod:format_error/1`), when it could be had. */
+    readonly description?: string,
   ) {
-    super(`cannot parse ${JSON.stringify(text)}: ${text.length > 0 ? reason_(reason) : 'empty'}`);
+    super(`cannot parse ${JSON.stringify(text)}: ${description ?? inspect(reason, { depth: 6, breakLength: Infinity })}`);
   }
-}
-
-function reason_(reason: Term): string {
-  return inspect(reason, { depth: 6, breakLength: Infinity });
 }

@@ -24,6 +24,7 @@ import { ErpcCalls, erpcMfa, spawnOptions } from './erpc.js';
 import { DFLAG, OUR_FLAGS, hasFlag } from './flags.js';
 import { AlreadyConnected, ClientHandshake, ServerHandshake, SimultaneousConnectLost, type Admission, type HandshakeIdentity } from './handshake.js';
 import { runHandshake } from './handshake-io.js';
+import { chardataToString } from './io-server.js';
 import { LineBuffer, netKernelHandler, rexHandler, runIoServer, serveGenCalls, type ExposedFunction } from './system.js';
 import { Process, pidKey, refKey, toAtom, type Destination, type Name, type SpawnOptions } from './process.js';
 
@@ -788,12 +789,28 @@ export class Node extends EventEmitter {
   async eval(peer: string, text: string, options: ErpcOptions = {}): Promise<Term> {
     const source = /\.\s*$/.test(text) ? text : `${text}.`;
     const scanned = await this.erpc(peer, 'erl_scan', 'string', [charlist(source)], options);
-    if (!(scanned instanceof Tuple) || scanned.elements[0] !== OK) throw new EvalSyntaxError(scanned, text);
+    if (!(scanned instanceof Tuple) || scanned.elements[0] !== OK) throw await this.syntaxError(peer, scanned, text);
     const parsed = await this.erpc(peer, 'erl_parse', 'parse_exprs', [scanned.elements[1]!], options);
-    if (!(parsed instanceof Tuple) || parsed.elements[0] !== OK) throw new EvalSyntaxError(parsed, text);
+    if (!(parsed instanceof Tuple) || parsed.elements[0] !== OK) throw await this.syntaxError(peer, parsed, text);
     const value = await this.erpc(peer, 'erl_eval', 'exprs', [parsed.elements[1]!, []], options);
     if (value instanceof Tuple && value.elements[0] === atom('value')) return value.elements[1]!;
     throw new ErpcError('error', value, [], peer);
+  }
+
+  /** `{error, {Location, Module, Descriptor}, ...}` worded by the peer's `Module:format_error/1`. */
+  private async syntaxError(peer: string, result: Term, text: string): Promise<EvalSyntaxError> {
+    const info = result instanceof Tuple ? result.elements[1] : undefined;
+    if (info instanceof Tuple && info.length === 3 && info.elements[1] instanceof Atom) {
+      const [loc, mod, desc] = info.elements as [Term, Atom, Term];
+      try {
+        const words = chardataToString(await this.erpc(peer, mod, 'format_error', [desc], { timeoutMs: 5000 }));
+        const where = typeof loc === 'number' ? `line ${loc}` : loc instanceof Tuple ? `line ${String(loc.elements[0])}, column ${String(loc.elements[1])}` : undefined;
+        if (words !== undefined) return new EvalSyntaxError(result, text, where ? `${where}: ${words}` : words);
+      } catch {
+        // The raw term still says what went wrong.
+      }
+    }
+    return new EvalSyntaxError(result, text);
   }
 
   /** Lists the names registered with EPMD on `host` (ours by default). */

@@ -199,6 +199,7 @@ describe('rpc via rex and eval', () => {
     expect(await baton.eval(peer.name, 'node()')).toBe(atom(peer.name));
     const err = await baton.eval(peer.name, 'X = .').catch((e: unknown) => e);
     expect(err).toBeInstanceOf(EvalSyntaxError);
+    expect((err as Error).message).toMatch(/syntax error before: '\.'/);
     const raised = await baton.eval(peer.name, 'erlang:error(oops).').catch((e: unknown) => e);
     expect(raised).toBeInstanceOf(ErpcError);
   });

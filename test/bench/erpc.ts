@@ -8,6 +8,7 @@
  * native and baton so that load from elsewhere on the machine hits both alike.
  */
 import { spawn } from 'node:child_process';
+import { cpus, loadavg } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Tuple, atom, type Term } from '../../src/etf/index.js';
@@ -130,6 +131,7 @@ export async function run(args: string[]): Promise<void> {
     await waitForPeer(node, peerFull);
     await waitForPeer(node, driverFull);
     await node.erpc(peerFull, 'code', 'add_patha', [[...EBIN].map((c) => c.charCodeAt(0))]);
+    console.log(`${cpus().length} CPUs, load average ${loadavg().map((l) => l.toFixed(1)).join(' ')} (the machine's other work lands on both sides alike)`);
     console.log(
       `peer ${peerFull}; ${rounds} interleaved rounds (native, then baton), medians shown; ` +
         `${n} latency samples (${Math.floor(n / 5)} for 64 KiB), ${durMs} ms per throughput run`,

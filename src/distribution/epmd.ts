@@ -5,6 +5,7 @@
  * complete, and NAMES until EPMD closes the socket). The ALIVE2 socket must stay open
  * for as long as the name is to stay registered.
  */
+import { execFile } from 'node:child_process';
 import { connect, type Socket } from 'node:net';
 import { EpmdError } from './errors.js';
 
@@ -242,4 +243,27 @@ export async function epmdPortPlease(addr: EpmdAddress, name: string): Promise<P
 export async function epmdNames(addr: EpmdAddress): Promise<NamesResponse> {
   const { value } = await exchange(addr, encodeNamesReq(), (b, closed) => (closed ? decodeNamesResp(b) : undefined));
   return value;
+}
+
+/**
+ * Starts `epmd -daemon` on `addr.port` (as `erl` does when it finds none) and waits
+ * until it answers. baton may be the first distributed program on a machine: it runs
+ * before the peer whose `erl` would otherwise have started EPMD.
+ */
+export async function startEpmdDaemon(addr: EpmdAddress, epmdPath = 'epmd'): Promise<void> {
+  await new Promise<void>((resolve, reject) => {
+    execFile(epmdPath, ['-daemon', '-port', String(addr.port)], { timeout: 10_000 }, (err) =>
+      err ? reject(new EpmdError('unreachable', `could not start ${epmdPath} -daemon on port ${addr.port}: ${err.message}`, { cause: err })) : resolve(),
+    );
+  });
+  const deadline = Date.now() + (addr.timeoutMs ?? 5000);
+  for (;;) {
+    try {
+      await epmdNames(addr);
+      return;
+    } catch (err) {
+      if (Date.now() > deadline) throw err;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }
 }

@@ -14,12 +14,13 @@ import { SPAWN_REPLY_LINK, SPAWN_REPLY_MONITOR } from './control.js';
 import {
   BadRpcError,
   DistributionError,
+  EpmdError,
   ErpcError,
   EvalSyntaxError,
   NodeDownError,
   TimeoutError,
 } from './errors.js';
-import { defaultEpmdPort, epmdNames, epmdPortPlease, epmdRegister, type NamesResponse, type Registration } from './epmd.js';
+import { defaultEpmdPort, epmdNames, epmdPortPlease, epmdRegister, startEpmdDaemon, type NamesResponse, type Registration } from './epmd.js';
 import { ErpcCalls, erpcMfa, spawnOptions } from './erpc.js';
 import { DFLAG, OUR_FLAGS, hasFlag } from './flags.js';
 import { AlreadyConnected, ClientHandshake, ServerHandshake, SimultaneousConnectLost, type Admission, type HandshakeIdentity } from './handshake.js';
@@ -37,6 +38,8 @@ export interface NodeOptions {
   /** EPMD port (default `ERL_EPMD_PORT` or 4369) and host for our own registration. */
   epmdPort?: number;
   epmdHost?: string;
+  /** Start `epmd -daemon` on `epmdPort` when none answers (as `erl` does). Default false. */
+  startEpmd?: boolean;
   /** Accept incoming connections and register with EPMD (default true). */
   listen?: boolean;
   /** Listening port (default: any free port) and address (default `::` dual stack, else `0.0.0.0`). */
@@ -88,7 +91,7 @@ export class Node extends EventEmitter {
   readonly host: string;
   /** A true private field: `console.log(node)` must not print the cookie. */
   readonly #cookie: string;
-  private readonly opts: Required<Pick<NodeOptions, 'epmdPort' | 'epmdHost' | 'listen' | 'netTicktime' | 'handshakeTimeoutMs' | 'maxFrameBytes' | 'maxSendQueueBytes' | 'maxPendingHandshakes'>> &
+  private readonly opts: Required<Pick<NodeOptions, 'epmdPort' | 'epmdHost' | 'startEpmd' | 'listen' | 'netTicktime' | 'handshakeTimeoutMs' | 'maxFrameBytes' | 'maxSendQueueBytes' | 'maxPendingHandshakes'>> &
     Pick<NodeOptions, 'port' | 'log' | 'distFlags' | 'listenHost'>;
   creation = 0;
   private started: Promise<void> | undefined;
@@ -134,6 +137,7 @@ export class Node extends EventEmitter {
     this.opts = {
       epmdPort: options.epmdPort ?? defaultEpmdPort(),
       epmdHost: options.epmdHost ?? '127.0.0.1',
+      startEpmd: options.startEpmd ?? false,
       listen: options.listen ?? true,
       listenHost: options.listenHost,
       netTicktime: options.netTicktime ?? 60,
@@ -174,10 +178,13 @@ export class Node extends EventEmitter {
       this.server = server;
       this.listenPort = (server.address() as { port: number }).port;
       try {
-        const reg = await epmdRegister(
-          { host: this.opts.epmdHost, port: this.opts.epmdPort },
-          { name: this.name.split('@')[0]!, port: this.listenPort },
-        );
+        const epmd = { host: this.opts.epmdHost, port: this.opts.epmdPort };
+        const alive = { name: this.name.split('@')[0]!, port: this.listenPort };
+        const reg = await epmdRegister(epmd, alive).catch(async (err: unknown) => {
+          if (!(this.opts.startEpmd && err instanceof EpmdError && err.reason === 'unreachable')) throw err;
+          await startEpmdDaemon(epmd);
+          return epmdRegister(epmd, alive);
+        });
         this.registration = reg;
         this.creation = reg.creation;
         reg.socket.on('close', () => {

@@ -88,13 +88,13 @@ export async function eventually(check: () => boolean | Promise<boolean>, timeou
 }
 
 /** Runs `code` (an expression sequence ending in a value) on a fresh erl node, prints it, halts. */
-export async function runErl(opts: { cookie: string; code: string; prefix?: string; args?: string[]; timeoutMs?: number }): Promise<string> {
+export async function runErl(opts: { cookie: string; code: string; prefix?: string; args?: string[]; timeoutMs?: number; env?: Record<string, string> }): Promise<string> {
   const base = uniqueName(opts.prefix ?? 'script');
   const args = [
     '-sname', base, '-setcookie', opts.cookie, '-noshell', '-pa', ERL_TEST_EBIN, ...(opts.args ?? []),
     '-eval', `R = begin ${opts.code} end, io:format("RESULT ~0p~n", [R]), halt().`,
   ];
-  const proc = spawn('erl', args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  const proc = spawn('erl', args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...opts.env } });
   let out = '';
   proc.stdout!.on('data', (d: Buffer) => (out += d.toString()));
   proc.stderr!.on('data', (d: Buffer) => (out += d.toString()));

@@ -153,6 +153,29 @@ describe('EPMD', () => {
     await dialer.close();
   });
 
+  it('with startEpmd, baton starts EPMD itself when none runs (it may be the first node on the machine)', async () => {
+    const port = await new Promise<number>((resolve) => {
+      const s = createServer();
+      s.listen(0, '127.0.0.1', () => {
+        const p = (s.address() as { port: number }).port;
+        s.close(() => resolve(p));
+      });
+    });
+    const first = new Node({ name: uniqueName('first'), cookie: COOKIE, epmdPort: port, startEpmd: true, log: () => {} });
+    try {
+      await first.start();
+      const names = await first.names();
+      expect(names.names.map((n) => n.name)).toContain(first.name.split('@')[0]);
+      // An erl node using that EPMD finds baton.
+      const out = await runErl({ cookie: COOKIE, code: `net_adm:ping('${first.name}')`, env: { ERL_EPMD_PORT: String(port) } });
+      expect(out).toBe('pong');
+    } finally {
+      await first.close();
+      const { execFileSync } = await import('node:child_process');
+      execFileSync('epmd', ['-port', String(port), '-kill']);
+    }
+  });
+
   it('connect to a name EPMD does not know is a NodeDownError', async () => {
     const err = await baton.connect(`nobody_${process.pid}@${HOST}`).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(NodeDownError);

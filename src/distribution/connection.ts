@@ -1,0 +1,137 @@
+/**
+ * One established distribution connection: 4-byte frames in, control messages out,
+ * ticks both ways. Any protocol violation closes it (as the BEAM does); the node
+ * above learns of it through `onClose` and fails whatever depended on it.
+ */
+import type { Socket } from 'node:net';
+import type { Term } from '../etf/index.js';
+import { decodeControl, decodeFrame, encodeControl, encodeFrame, type Control } from './control.js';
+import { FrameReader, TICK } from './framing.js';
+import type { HandshakeResult } from './handshake.js';
+
+export interface ConnectionOptions {
+  /** `net_ticktime` in ms: silence for this long means the peer is gone. */
+  tickTimeMs: number;
+  maxFrameBytes: number;
+  /** Bytes we may have queued for a peer that does not read before the connection is dropped. */
+  maxSendQueueBytes: number;
+  onMessage(msg: Control, conn: Connection): void;
+  onClose(reason: string, conn: Connection): void;
+}
+
+export class Connection {
+  readonly peerName: string;
+  readonly peerCreation: number;
+  /** Negotiated flags. */
+  readonly flags: bigint;
+  readonly incoming: boolean;
+  private readonly reader: FrameReader;
+  private readonly ticker: NodeJS.Timeout;
+  private silentTicks = 0;
+  private wroteSinceTick = false;
+  private closed = false;
+  closeReason = '';
+
+  constructor(
+    readonly socket: Socket,
+    hs: HandshakeResult,
+    incoming: boolean,
+    leftover: Buffer,
+    private readonly opts: ConnectionOptions,
+  ) {
+    this.peerName = hs.peerName;
+    this.peerCreation = hs.peerCreation;
+    this.flags = hs.flags;
+    this.incoming = incoming;
+    this.reader = new FrameReader(4, opts.maxFrameBytes);
+    socket.setNoDelay(true);
+    socket.on('data', (chunk: Buffer) => this.onData(chunk));
+    socket.on('close', () => this.close('connection closed'));
+    socket.on('error', (err) => this.close(`socket error: ${err.message}`));
+    // As net_kernel: a tick every ticktime/4 when we sent nothing; four silent intervals and the peer is gone.
+    this.ticker = setInterval(() => this.tick(), Math.max(1, Math.floor(opts.tickTimeMs / 4)));
+    this.ticker.unref();
+    // Frames that came with the handshake's last read go first, then the socket (paused
+    // since the handshake) flows again; both after the node has registered us.
+    this.reader.push(leftover);
+    queueMicrotask(() => {
+      if (this.closed) return;
+      this.drain();
+      if (!this.closed) socket.resume();
+    });
+  }
+
+  get isClosed(): boolean {
+    return this.closed;
+  }
+
+  send(msg: Control): boolean {
+    const { ctl, payload } = encodeControl(msg, this.flags);
+    return this.sendRaw(ctl, payload);
+  }
+
+  sendRaw(ctl: Term, payload?: Term): boolean {
+    if (this.closed) return false;
+    const bufs = encodeFrame(ctl, payload);
+    if (!this.corked) {
+      // Everything sent until the current tick's microtasks have run (all the callers
+      // woken by one read, say) leaves in a single writev, without waiting a loop phase.
+      this.corked = true;
+      this.socket.cork();
+      process.nextTick(this.uncork);
+    }
+    for (const b of bufs) this.socket.write(b);
+    this.wroteSinceTick = true;
+    if (this.socket.writableLength > this.opts.maxSendQueueBytes) {
+      // The peer has stopped reading; holding more would only grow our memory until the tick timeout.
+      this.close(`send queue over ${this.opts.maxSendQueueBytes} bytes (peer not reading)`);
+      return false;
+    }
+    return true;
+  }
+
+  private corked = false;
+  private readonly uncork = (): void => {
+    this.corked = false;
+    this.socket.uncork();
+  };
+
+  private tick(): void {
+    if (this.closed) return;
+    if (++this.silentTicks >= 4) {
+      this.close('net_tick_timeout');
+      return;
+    }
+    if (!this.wroteSinceTick) this.socket.write(TICK);
+    this.wroteSinceTick = false;
+  }
+
+  private onData(chunk: Buffer): void {
+    if (this.closed) return;
+    this.silentTicks = 0;
+    this.reader.push(chunk);
+    this.drain();
+  }
+
+  private drain(): void {
+    try {
+      for (let f = this.reader.next(); f !== undefined; f = this.reader.next()) {
+        if (f.length === 0) continue; // tick
+        const { ctl, payload } = decodeFrame(f);
+        this.opts.onMessage(decodeControl(ctl, payload), this);
+        if (this.closed) return;
+      }
+    } catch (err) {
+      this.close(`protocol error: ${(err as Error).message}`);
+    }
+  }
+
+  close(reason: string): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.closeReason = reason;
+    clearInterval(this.ticker);
+    this.socket.destroy();
+    this.opts.onClose(reason, this);
+  }
+}

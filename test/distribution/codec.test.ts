@@ -1,0 +1,380 @@
+/**
+ * The pure parts of the distribution layer, without sockets: EPMD messages, framing,
+ * both handshake state machines, flags, and control messages (OTP 26 forms included).
+ */
+import { describe, expect, it } from 'vitest';
+import { Pid, Port, Reference, atom, decode, encode, termEquals, tuple, type Term } from '../../src/etf/index.js';
+import {
+  decodeAlive2Resp,
+  decodeNamesResp,
+  decodePort2Resp,
+  encodeAlive2Req,
+  encodeNamesReq,
+  encodePortPlease2Req,
+} from '../../src/distribution/epmd.js';
+import { FrameReader, FrameTooLargeError, frame2 } from '../../src/distribution/framing.js';
+import { AlreadyConnected, ClientHandshake, ServerHandshake, SimultaneousConnectLost, digest, type HandshakeIdentity } from '../../src/distribution/handshake.js';
+import { CookieMismatchError, HandshakeError, ProtocolError } from '../../src/distribution/errors.js';
+import { DFLAG, MANDATORY_25, OUR_FLAGS, expandFlags, negotiate } from '../../src/distribution/flags.js';
+import { OP, decodeControl, decodeFrame, encodeControl, encodeFrame, type Control } from '../../src/distribution/control.js';
+import { erpcOutcome, spawnOptions } from '../../src/distribution/erpc.js';
+import { chardataToString, ioAction } from '../../src/distribution/io-server.js';
+import { ErpcError, NodeDownError } from '../../src/distribution/errors.js';
+
+describe('EPMD codec', () => {
+  it('encodes ALIVE2_REQ as erl_epmd does', () => {
+    const b = encodeAlive2Req({ port: 0x1234, name: 'baton' });
+    expect([...b]).toEqual([0, 18, 120, 0x12, 0x34, 77, 0, 0, 6, 0, 6, 0, 5, ...Buffer.from('baton'), 0, 0]);
+  });
+  it('decodes ALIVE2_X_RESP incrementally, with 32-bit creation', () => {
+    expect(decodeAlive2Resp(Buffer.from([118]))).toBeUndefined();
+    expect(decodeAlive2Resp(Buffer.from([118, 0, 0xaa, 0xbb]))).toBeUndefined();
+    expect(decodeAlive2Resp(Buffer.from([118, 0, 0xaa, 0xbb, 0xcc, 0xdd]))).toEqual({ result: 0, creation: 0xaabbccdd });
+    expect(decodeAlive2Resp(Buffer.from([118, 1]))).toEqual({ result: 1, creation: 0 });
+    expect(decodeAlive2Resp(Buffer.from([121, 0, 0, 3]))).toEqual({ result: 0, creation: 3 });
+    expect(() => decodeAlive2Resp(Buffer.from([7]))).toThrow(/unexpected EPMD response/);
+  });
+  it('encodes PORT_PLEASE2_REQ and decodes PORT2_RESP', () => {
+    expect([...encodePortPlease2Req('ab')]).toEqual([0, 3, 122, 97, 98]);
+    const resp = Buffer.from([119, 0, 0x10, 0x00, 77, 0, 0, 6, 0, 5, 0, 2, 97, 98, 0, 0]);
+    expect(decodePort2Resp(resp.subarray(0, 10))).toBeUndefined();
+    expect(decodePort2Resp(resp)).toMatchObject({ found: true, port: 4096, nodeType: 77, highestVersion: 6, lowestVersion: 5, name: 'ab' });
+    expect(decodePort2Resp(Buffer.from([119, 1]))).toEqual({ found: false, result: 1 });
+  });
+  it('decodes NAMES', () => {
+    expect([...encodeNamesReq()]).toEqual([0, 1, 110]);
+    const body = Buffer.concat([Buffer.from([0, 0, 0x11, 0x11]), Buffer.from('name a at port 1\nname b_c at port 65000\n')]);
+    expect(decodeNamesResp(body)).toEqual({ epmdPort: 4369, names: [{ name: 'a', port: 1 }, { name: 'b_c', port: 65000 }] });
+  });
+});
+
+describe('framing', () => {
+  it('reassembles frames split anywhere, including ticks', () => {
+    const frames = [Buffer.from('hello'), Buffer.alloc(0), Buffer.alloc(70_000, 7), Buffer.from('x')];
+    const wire = Buffer.concat(frames.map((f) => Buffer.concat([Buffer.from([0, 0, 0, 0]).fill(0), f])).map((b, i) => {
+      b.writeUInt32BE(frames[i]!.length, 0);
+      return b;
+    }));
+    for (const step of [1, 3, 4096, wire.length]) {
+      const r = new FrameReader(4, 1 << 20);
+      const got: Buffer[] = [];
+      for (let i = 0; i < wire.length; i += step) {
+        r.push(wire.subarray(i, i + step));
+        for (let f = r.next(); f !== undefined; f = r.next()) got.push(Buffer.from(f));
+      }
+      expect(got.map((g) => g.length)).toEqual([5, 0, 70_000, 1]);
+      expect(got[2]!.every((b) => b === 7)).toBe(true);
+      expect(r.pending).toBe(0);
+    }
+  });
+  it('refuses an oversized declared length before buffering it', () => {
+    const r = new FrameReader(4, 1000);
+    r.push(Buffer.from([0xff, 0xff, 0xff, 0xff, 1, 2]));
+    expect(() => r.next()).toThrow(FrameTooLargeError);
+    const h = new FrameReader(2, 10);
+    h.push(frame2(Buffer.alloc(11)));
+    expect(() => h.next()).toThrow(/exceeds the limit/);
+  });
+  it('hands over the remainder', () => {
+    const r = new FrameReader(2, 100);
+    r.push(Buffer.concat([frame2(Buffer.from('ab')), Buffer.from([0, 0, 0, 9, 1])]));
+    expect(r.next()?.toString()).toBe('ab');
+    expect([...r.remainder()]).toEqual([0, 0, 0, 9, 1]);
+  });
+});
+
+const client: HandshakeIdentity = { name: 'baton@host', cookie: 'secret', flags: OUR_FLAGS, creation: 11 };
+const server: HandshakeIdentity = { name: 'peer@host', cookie: 'secret', flags: OUR_FLAGS | DFLAG.PUBLISHED, creation: 22 };
+
+function converse(c: ClientHandshake, s: ServerHandshake) {
+  let toServer = [c.start()];
+  let clientDone, serverDone;
+  for (let round = 0; round < 10 && toServer.length > 0; round++) {
+    const toClient: Buffer[] = [];
+    for (const m of toServer) {
+      const step = s.receive(m);
+      toClient.push(...step.send);
+      serverDone ??= step.done;
+    }
+    toServer = [];
+    for (const m of toClient) {
+      const step = c.receive(m);
+      toServer.push(...step.send);
+      clientDone ??= step.done;
+    }
+  }
+  return { clientDone, serverDone };
+}
+
+describe('handshake v6', () => {
+  it('digest is md5(cookie ++ decimal challenge), as dist_util:gen_digest/2', () => {
+    // erlang:md5([atom_to_list(secretcookie) | integer_to_list(4000000000)]) on OTP 25
+    expect(digest(4_000_000_000, 'secretcookie').toString('hex').toUpperCase()).toBe('F6B5C4A858BDE253867E716E0D31580E');
+  });
+  it('client and server agree, each learns the other', () => {
+    const c = new ClientHandshake(client, 'peer@host', () => 123);
+    const s = new ServerHandshake(server, () => 'ok', undefined, () => 0xfffffffe);
+    const { clientDone, serverDone } = converse(c, s);
+    expect(clientDone).toMatchObject({ peerName: 'peer@host', peerCreation: 22 });
+    expect(serverDone).toMatchObject({ peerName: 'baton@host', peerCreation: 11 });
+    // Hidden: our name message never carries PUBLISHED, and the negotiated set drops it.
+    expect(clientDone!.flags & DFLAG.PUBLISHED).toBe(0n);
+    expect(clientDone!.flags & DFLAG.UNLINK_ID).toBe(DFLAG.UNLINK_ID);
+  });
+  it('name message layout: N, flags:64, creation:32, len:16, name', () => {
+    const m = new ClientHandshake(client, 'peer@host').start();
+    expect(m[0]).toBe(0x4e);
+    expect(m.readBigUInt64BE(1)).toBe(OUR_FLAGS);
+    expect(m.readUInt32BE(9)).toBe(11);
+    expect(m.readUInt16BE(13)).toBe(10);
+    expect(m.subarray(15).toString()).toBe('baton@host');
+  });
+  it('a wrong cookie is a CookieMismatchError on the server, never naming the cookie', () => {
+    const c = new ClientHandshake({ ...client, cookie: 'wrong-cookie-xyz' }, 'peer@host');
+    const s = new ServerHandshake(server, () => 'ok');
+    let err: unknown;
+    try {
+      converse(c, s);
+    } catch (e) {
+      err = e;
+    }
+    expect(err).toBeInstanceOf(CookieMismatchError);
+    expect((err as Error).message).toMatch(/cookie was wrong/);
+    expect((err as Error).message).not.toContain('wrong-cookie-xyz');
+    expect((err as Error).message).not.toContain('secret');
+  });
+  it('a wrong ack is a CookieMismatchError on the client', () => {
+    const c = new ClientHandshake(client, 'peer@host', () => 5);
+    c.receive(Buffer.from('sok'));
+    const challenge = Buffer.alloc(19 + 9);
+    challenge[0] = 0x4e;
+    challenge.writeBigUInt64BE(OUR_FLAGS, 1);
+    challenge.writeUInt32BE(77, 9);
+    challenge.writeUInt32BE(1, 13);
+    challenge.writeUInt16BE(9, 17);
+    challenge.write('peer@host', 19);
+    const reply = c.receive(challenge).send[0]!;
+    expect(reply.subarray(5).equals(digest(77, 'secret'))).toBe(true);
+    const ack = Buffer.concat([Buffer.from('a'), digest(5, 'other')]);
+    expect(() => c.receive(ack)).toThrow(CookieMismatchError);
+  });
+  it('statuses: nok loses a simultaneous connect, alive is answered true, not_allowed refuses', () => {
+    expect(() => new ClientHandshake(client, 'peer@host').receive(Buffer.from('snok'))).toThrow(SimultaneousConnectLost);
+    expect(new ClientHandshake(client, 'peer@host').receive(Buffer.from('salive')).send[0]!.toString()).toBe('strue');
+    // Already connected (the peer dialed us meanwhile): decline, keep that connection.
+    const declined = new ClientHandshake(client, 'peer@host', undefined, () => false).receive(Buffer.from('salive'));
+    expect(declined.send.map(String)).toEqual(['sfalse']);
+    expect(declined.fail).toBeInstanceOf(AlreadyConnected);
+    expect(() => new ClientHandshake(client, 'peer@host').receive(Buffer.from('snot_allowed'))).toThrow(HandshakeError);
+    const s = new ServerHandshake(server, () => 'nok');
+    expect(s.receive(new ClientHandshake(client, 'peer@host').start()).send.map(String)).toEqual(['snok']);
+  });
+  it('server: alive asks the client, and replaces the old connection on true', () => {
+    let replaced = '';
+    const s = new ServerHandshake(server, () => 'alive', (n) => (replaced = n));
+    expect(s.receive(new ClientHandshake(client, 'peer@host').start()).send.map(String)).toEqual(['salive']);
+    const step = s.receive(Buffer.from('strue'));
+    expect(step.send[0]![0]).toBe(0x4e);
+    // Not yet: only a correct challenge reply may replace the connection.
+    expect(replaced).toBe('');
+    const challenge = step.send[0]!.readUInt32BE(9);
+    const bad = Buffer.concat([Buffer.from('r'), Buffer.alloc(4), digest(challenge, 'wrong')]);
+    const stranger = new ServerHandshake(server, () => 'alive', (n) => (replaced = `stranger ${n}`), () => challenge);
+    stranger.receive(new ClientHandshake(client, 'peer@host').start());
+    stranger.receive(Buffer.from('strue'));
+    expect(() => stranger.receive(bad)).toThrow(CookieMismatchError);
+    expect(replaced).toBe('');
+    const good = Buffer.concat([Buffer.from('r'), Buffer.alloc(4), digest(challenge, 'secret')]);
+    expect(s.receive(good).done?.peerName).toBe('baton@host');
+    expect(replaced).toBe('baton@host');
+  });
+  it('refuses peers without the OTP 25 mandatory flags and malformed names', () => {
+    const old = new ClientHandshake({ ...client, flags: DFLAG.EXTENDED_REFERENCES }, 'peer@host').start();
+    expect(() => new ServerHandshake(server, () => 'ok').receive(old)).toThrow(/mandatory distribution flags/);
+    const noHost = new ClientHandshake({ ...client, name: 'justname' }, 'peer@host').start();
+    expect(() => new ServerHandshake(server, () => 'ok').receive(noHost)).toThrow(/invalid node name/);
+    expect(() => new ServerHandshake(server, () => 'ok').receive(Buffer.from('n\x00\x05'))).toThrow(HandshakeError);
+  });
+});
+
+describe('flags', () => {
+  it('mandatory OTP 25 set is 0x01070F94', () => {
+    expect(MANDATORY_25).toBe(0x01070f94n);
+  });
+  it('baton is hidden and offers monitors, spawn, alias, UNLINK_ID, V4_NC', () => {
+    expect(OUR_FLAGS & DFLAG.PUBLISHED).toBe(0n);
+    for (const f of [DFLAG.DIST_MONITOR, DFLAG.DIST_MONITOR_NAME, DFLAG.SPAWN, DFLAG.ALIAS, DFLAG.UNLINK_ID, DFLAG.V4_NC, DFLAG.EXIT_PAYLOAD]) {
+      expect(OUR_FLAGS & f).toBe(f);
+    }
+    expect(OUR_FLAGS & (DFLAG.ATOM_CACHE | DFLAG.DIST_HDR_ATOM_CACHE | DFLAG.FRAGMENTS)).toBe(0n);
+  });
+  it('expands MANDATORY_25_DIGEST and negotiates the intersection', () => {
+    expect(expandFlags(DFLAG.MANDATORY_25_DIGEST) & MANDATORY_25).toBe(MANDATORY_25);
+    expect(negotiate(OUR_FLAGS, DFLAG.MANDATORY_25_DIGEST | DFLAG.SPAWN) & DFLAG.SPAWN).toBe(DFLAG.SPAWN);
+    expect(negotiate(OUR_FLAGS, DFLAG.MANDATORY_25_DIGEST) & DFLAG.EXIT_PAYLOAD).toBe(0n);
+  });
+});
+
+const me = atom('baton@host');
+const them = atom('peer@host');
+const p1 = new Pid(me, 1, 0, 7);
+const p2 = new Pid(them, 90, 0, 8);
+const r1 = new Reference(them, 8, [1, 2, 3]);
+// OTP 26+ (V4_NC): references up to 5 words, pid ids and serials of 32 bits, ports of 64 bits.
+const r5 = new Reference(them, 0xfffffff0, [0xffffffff, 1, 2, 3, 4]);
+const bigPid = new Pid(them, 0xfffffff0, 0xfffffff1, 0xfffffff2);
+const bigPort = new Port(them, 0xffff_ffff_ffffn, 5);
+
+function roundTrip(msg: Control, flags: bigint): Control {
+  const bufs = encodeControl(msg, flags);
+  const frame = Buffer.concat(encodeFrame(bufs.ctl, bufs.payload));
+  expect(frame.readUInt32BE(0)).toBe(frame.length - 4);
+  const { ctl, payload } = decodeFrame(frame.subarray(4));
+  return decodeControl(ctl, payload);
+}
+
+describe('control messages', () => {
+  const all: Control[] = [
+    { kind: 'link', from: p1, to: p2 },
+    { kind: 'unlink_id', id: 77, from: p1, to: p2 },
+    { kind: 'unlink_id_ack', id: 77, from: p2, to: p1 },
+    { kind: 'send', from: p1, to: p2, message: tuple(atom('hi'), bigPort, r5, bigPid) },
+    { kind: 'reg_send', from: p1, name: atom('rex'), message: [1, 2] },
+    { kind: 'alias_send', from: p1, alias: r5, message: atom('x') },
+    { kind: 'exit', from: p1, to: p2, reason: tuple(atom('shutdown'), r1) },
+    { kind: 'exit2', from: p1, to: p2, reason: atom('kill') },
+    { kind: 'monitor', from: p1, target: atom('named'), ref: r1 },
+    { kind: 'demonitor', from: p1, target: p2, ref: r1 },
+    { kind: 'monitor_exit', from: atom('named'), to: p1, ref: r5, reason: atom('noproc') },
+    {
+      kind: 'spawn_request',
+      reqId: r1,
+      from: p1,
+      groupLeader: p1,
+      module: atom('erpc'),
+      fun: atom('execute_call'),
+      arity: 4,
+      options: [atom('monitor')],
+      args: [r1, atom('m'), atom('f'), []],
+    },
+    { kind: 'spawn_reply', reqId: r5, to: p1, flags: 2, result: bigPid },
+  ];
+  for (const flags of [OUR_FLAGS, MANDATORY_25]) {
+    it(`round-trips every kind (${flags === OUR_FLAGS ? 'EXIT_PAYLOAD' : 'no EXIT_PAYLOAD'})`, () => {
+      for (const m of all) {
+        const back = roundTrip(m, flags);
+        expect(back.kind).toBe(m.kind);
+        for (const [k, v] of Object.entries(m)) {
+          // Without SEND_SENDER the sender is not on the wire.
+          if (m.kind === 'send' && k === 'from' && flags === MANDATORY_25) continue;
+          expect(termEquals((back as unknown as Record<string, Term>)[k]!, v as Term), `${m.kind}.${k}`).toBe(true);
+        }
+      }
+    });
+  }
+  it('uses the payload exit forms only with EXIT_PAYLOAD, and SEND_SENDER only with SEND_SENDER', () => {
+    const exit: Control = { kind: 'exit', from: p1, to: p2, reason: atom('x') };
+    expect(encodeControl(exit, OUR_FLAGS).ctl.elements[0]).toBe(OP.PAYLOAD_EXIT);
+    expect(encodeControl(exit, MANDATORY_25).ctl.elements[0]).toBe(OP.EXIT);
+    const send: Control = { kind: 'send', from: p1, to: p2, message: 1 };
+    expect(encodeControl(send, OUR_FLAGS).ctl.elements[0]).toBe(OP.SEND_SENDER);
+    expect(encodeControl(send, MANDATORY_25).ctl.elements[0]).toBe(OP.SEND);
+  });
+  it('decodes trace-token variants and OTP 26 UNLINK_ID exactly as OTP writes them', () => {
+    const tt = atom('token');
+    expect(decodeControl(tuple(OP.SEND_TT, atom(''), p1, tt), 5)).toMatchObject({ kind: 'send', to: p1, message: 5 });
+    expect(decodeControl(tuple(OP.REG_SEND_TT, p2, atom(''), atom('n'), tt), 5)).toMatchObject({ kind: 'reg_send', name: atom('n') });
+    expect(decodeControl(tuple(OP.EXIT2_TT, p2, p1, tt, atom('r')), undefined)).toMatchObject({ kind: 'exit2', reason: atom('r') });
+    expect(decodeControl(tuple(OP.UNLINK_ID, 2n ** 64n - 1n, p2, p1), undefined)).toMatchObject({ kind: 'unlink_id', id: 2n ** 64n - 1n });
+  });
+  it('refuses malformed control messages', () => {
+    const bad: [Term, Term | undefined][] = [
+      [atom('x'), undefined],
+      [tuple(), undefined],
+      [tuple(OP.LINK, p1), undefined],
+      [tuple(OP.LINK, p1, atom('notpid')), undefined],
+      [tuple(OP.SEND, atom(''), p1), undefined],
+      [tuple(OP.LINK, p1, p2), 1],
+      [tuple(99, p1, p2), undefined],
+      [tuple(OP.SPAWN_REQUEST, r1, p1, p1, atom('mfa'), []), []],
+    ];
+    for (const [ctl, payload] of bad) expect(() => decodeControl(ctl, payload)).toThrow(ProtocolError);
+    expect(() => decodeFrame(Buffer.from([131, 68]))).toThrow(/atom cache/);
+    const ok = Buffer.concat([Buffer.from([112]), encode(tuple(OP.LINK, p1, p2))]);
+    expect(() => decodeFrame(Buffer.concat([ok, encode(1), Buffer.from([0])]))).toThrow(/trailing/);
+  });
+});
+
+describe('erpc results', () => {
+  const res = new Reference(me, 7, [9, 9, 9]);
+  it('maps the exit reason of erpc:execute_call/4', () => {
+    expect(erpcOutcome(tuple(res, atom('return'), 42), res, 'n')).toEqual({ ok: true, value: 42 });
+    const t = erpcOutcome(tuple(res, atom('throw'), atom('x')), res, 'n');
+    expect(!t.ok && t.error instanceof ErpcError && t.error.class).toBe('throw');
+    const e = erpcOutcome(tuple(res, atom('error'), atom('badarg'), [tuple(atom('m'), atom('f'), 1, [])]), res, 'n');
+    expect(!e.ok && e.error instanceof ErpcError && e.error.remoteStack.length).toBe(1);
+    const down = erpcOutcome(atom('noconnection'), res, 'n');
+    expect(!down.ok && down.error).toBeInstanceOf(NodeDownError);
+    const killed = erpcOutcome(atom('killed'), res, 'n');
+    expect(!killed.ok && killed.error instanceof ErpcError && killed.error.class).toBe('exit');
+    // Someone else's Ref: not our answer.
+    const other = erpcOutcome(tuple(new Reference(me, 7, [1, 1, 1]), atom('return'), 1), res, 'n');
+    expect(other.ok).toBe(false);
+  });
+  it('reads spawn options', () => {
+    expect(spawnOptions([tuple(atom('reply'), atom('error_only')), atom('monitor')])).toEqual({ monitor: true, link: false });
+    expect(spawnOptions([atom('link'), tuple(atom('monitor'), [])])).toEqual({ monitor: true, link: true });
+  });
+});
+
+describe('io server requests', () => {
+  const from = p2;
+  it('answers put_chars with the text, io:format by apply, input with eof, unknown with an error', () => {
+    expect(ioAction(tuple(atom('io_request'), from, 1, tuple(atom('put_chars'), atom('unicode'), Buffer.from('héllo\n'))))).toMatchObject({
+      kind: 'reply',
+      reply: atom('ok'),
+      output: 'héllo\n',
+    });
+    expect(
+      ioAction(tuple(atom('io_request'), from, 1, tuple(atom('put_chars'), atom('unicode'), atom('io_lib'), atom('format'), [[126, 112], [1]]))),
+    ).toMatchObject({ kind: 'apply', module: atom('io_lib'), fun: atom('format') });
+    expect(ioAction(tuple(atom('io_request'), from, 1, tuple(atom('get_line'), atom('unicode'), [])))).toMatchObject({ reply: atom('eof') });
+    expect(ioAction(tuple(atom('io_request'), from, 1, atom('what')))).toMatchObject({ reply: tuple(atom('error'), atom('request')) });
+    expect(ioAction(atom('junk'))).toEqual({ kind: 'ignore' });
+  });
+  it('flattens chardata', () => {
+    expect(chardataToString([104, [Buffer.from('é')], [[]], 33])).toBe('hé!');
+    expect(chardataToString([Buffer.from([0xe9])], atom('latin1'))).toBe('é');
+    expect(chardataToString([atom('x')])).toBeUndefined();
+  });
+});
+
+it('decode(encode()) keeps V4 references intact (ETF sanity for the dist layer)', () => {
+  expect(termEquals(decode(encode(r5)), r5)).toBe(true);
+  expect(termEquals(decode(encode(bigPort)), bigPort)).toBe(true);
+});
+
+describe('zero-copy payloads', () => {
+  it('large binaries are written as themselves and decode to the same term', () => {
+    const big = Buffer.alloc(100_000, 3);
+    const mid = Buffer.alloc(20_000, 4);
+    const payload: Term = [r1, atom('m'), atom('f'), [big, tuple(1, mid, Buffer.from('small')), [], charlistOf(300)]];
+    const parts = encodeFrame(tuple(OP.SEND, atom(''), p2), payload);
+    expect(parts.some((b) => b === big)).toBe(true);
+    expect(parts.some((b) => b === mid)).toBe(true);
+    const frame = Buffer.concat(parts);
+    expect(frame.readUInt32BE(0)).toBe(frame.length - 4);
+    const { payload: back } = decodeFrame(frame.subarray(4));
+    expect(termEquals(back!, payload)).toBe(true);
+    // What the BEAM would write for the same term (canonical encoding) decodes the same.
+    expect(termEquals(decode(encode(payload)), back!)).toBe(true);
+  });
+});
+
+function charlistOf(n: number): number[] {
+  return Array.from({ length: n }, (_, i) => 97 + (i % 26));
+}
+
+it('an empty {requests, []} batch is still answered', () => {
+  expect(ioAction(tuple(atom('io_request'), p2, 9, tuple(atom('requests'), [])))).toMatchObject({ kind: 'reply', reply: atom('ok') });
+});

@@ -4,7 +4,7 @@
  * the process exits with `{Ref, return | throw | exit, V}` or `{Ref, error, E, Stack}`,
  * and that exit reason is the answer. These are the pure parts.
  */
-import { Atom, Pid, Reference, Tuple, atom, termEquals, tuple, type Term } from '../etf/index.js';
+import { Atom, Pid, Reference, Tuple, asList, atom, termEquals, tuple, type Term } from '../etf/index.js';
 import type { Connection } from './connection.js';
 import type { Control } from './control.js';
 import { ErpcError, NodeDownError, TimeoutError } from './errors.js';
@@ -30,7 +30,7 @@ export function erpcOutcome(reason: Term, res: Reference, node: string): ErpcOut
     if (kind === THROW && reason.length === 3) return { ok: false, error: new ErpcError('throw', value!, [], node) };
     if (kind === EXIT && reason.length === 3) return { ok: false, error: new ErpcError('exit', value!, [], node) };
     if (kind === ERROR && reason.length === 4) {
-      return { ok: false, error: new ErpcError('error', value!, Array.isArray(stack) ? stack : [], node) };
+      return { ok: false, error: new ErpcError('error', value!, asList(stack!) ?? [], node) };
     }
     // {Ref, error, {erpc, Reason}}: erpc found a bad argument before calling.
     if (kind === ERROR && reason.length === 3) return { ok: false, error: new ErpcError('error', value!, [], node) };
@@ -48,7 +48,7 @@ export function spawnFailure(reason: Atom, node: string): Error {
 
 /** Whether a spawn option list asks for a monitor / link (`monitor`, `{monitor, Opts}`, `link`). */
 export function spawnOptions(options: Term): { monitor: boolean; link: boolean } {
-  const list = Array.isArray(options) ? options : [];
+  const list = asList(options) ?? [];
   const has = (name: string): boolean =>
     list.some((o) => o === atom(name) || (o instanceof Tuple && o.elements[0] === atom(name)));
   return { monitor: has('monitor'), link: has('link') };

@@ -4,7 +4,7 @@
  * everything: output requests with `ok` (the text goes to baton's log), input requests
  * with `{error, enotsup}` / `eof`, unknown ones with `{error, request}`.
  */
-import { Atom, BitString, ImproperList, Pid, Tuple, atom, tuple, type Term } from '../etf/index.js';
+import { Atom, BitString, Charlist, ImproperList, Pid, Tuple, asList, atom, tuple, type Term } from '../etf/index.js';
 
 const IO_REQUEST = atom('io_request');
 const IO_REPLY = atom('io_reply');
@@ -33,6 +33,10 @@ export function chardataToString(data: Term, encoding: Atom = UNICODE): string |
       out += Buffer.from(t.buffer, t.byteOffset, t.byteLength).toString(encoding === LATIN1 ? 'latin1' : 'utf8');
       return true;
     }
+    if (t instanceof Charlist) {
+      out += t.text;
+      return true;
+    }
     if (Array.isArray(t)) return t.every((x) => walk(x, depth + 1));
     if (t instanceof ImproperList) return t.elements.every((x) => walk(x, depth + 1)) && t.tail instanceof Uint8Array && walk(t.tail, depth + 1);
     if (t instanceof BitString) return false;
@@ -54,11 +58,13 @@ function single(to: Pid, replyAs: Term, req: Term): IoAction {
         const text = chardataToString(a!, LATIN1);
         return text === undefined ? reply(tuple(ERROR, atom('put_chars'))) : reply(OK, text);
       }
-      if (req.length === 5 && a instanceof Atom && b instanceof Atom && c instanceof Atom && Array.isArray(d)) {
-        return { kind: 'apply', to, replyAs, module: b, fun: c, args: d, encoding: a };
+      const args5 = d === undefined ? undefined : asList(d);
+      if (req.length === 5 && a instanceof Atom && b instanceof Atom && c instanceof Atom && args5 !== undefined) {
+        return { kind: 'apply', to, replyAs, module: b, fun: c, args: args5, encoding: a };
       }
-      if (req.length === 4 && a instanceof Atom && b instanceof Atom && Array.isArray(c)) {
-        return { kind: 'apply', to, replyAs, module: a, fun: b, args: c, encoding: LATIN1 };
+      const args4 = c === undefined ? undefined : asList(c);
+      if (req.length === 4 && a instanceof Atom && b instanceof Atom && args4 !== undefined) {
+        return { kind: 'apply', to, replyAs, module: a, fun: b, args: args4, encoding: LATIN1 };
       }
     }
     if (op === atom('get_chars') || op === atom('get_line') || op === atom('get_until') || op === atom('get_password')) {
@@ -76,9 +82,10 @@ export function ioAction(message: Term): IoAction | IoAction[] {
   if (!(message instanceof Tuple) || message.length !== 4 || message.elements[0] !== IO_REQUEST) return { kind: 'ignore' };
   const [, from, replyAs, req] = message.elements;
   if (!(from instanceof Pid)) return { kind: 'ignore' };
-  if (req instanceof Tuple && req.elements[0] === atom('requests') && Array.isArray(req.elements[1])) {
+  const batch = req instanceof Tuple && req.elements[0] === atom('requests') ? asList(req.elements[1]!) : undefined;
+  if (batch !== undefined) {
     // A batch: every part runs, one reply (the last part's) answers the whole.
-    const parts = req.elements[1].map((r) => single(from, replyAs!, r));
+    const parts = batch.map((r) => single(from, replyAs!, r));
     return parts.length > 0 ? parts : { kind: 'reply', to: from, replyAs: replyAs!, reply: OK };
   }
   return single(from, replyAs!, req!);

@@ -7,7 +7,7 @@ import { EventEmitter } from 'node:events';
 import { connect as tcpConnect, createServer, type Server, type Socket } from 'node:net';
 import { hostname } from 'node:os';
 import { randomInt } from 'node:crypto';
-import { Atom, Pid, Reference, Tuple, atom, charlist, tuple, type Term } from '../etf/index.js';
+import { Atom, Pid, Reference, Tuple, asList, atom, charlist, tuple, type Term } from '../etf/index.js';
 import { Connection } from './connection.js';
 import type { Control } from './control.js';
 import { SPAWN_REPLY_LINK, SPAWN_REPLY_MONITOR } from './control.js';
@@ -679,13 +679,14 @@ export class Node extends EventEmitter {
 
   private onSpawnRequest(msg: Extract<Control, { kind: 'spawn_request' }>, conn: Connection): void {
     const isErpc = msg.module === erpcMfa.module && msg.fun === erpcMfa.fun && msg.arity === 4;
-    const args = msg.args;
+    const args = asList(msg.args);
     // Without SPAWN negotiated the peer has no business spawning here (as the BEAM would refuse).
-    if (!isErpc || !hasFlag(conn.flags, DFLAG.SPAWN) || !Array.isArray(args) || args.length !== 4) {
+    if (!isErpc || !hasFlag(conn.flags, DFLAG.SPAWN) || args === undefined || args.length !== 4) {
       conn.send({ kind: 'spawn_reply', reqId: msg.reqId, to: msg.from, flags: 0, result: NOTSUP });
       return;
     }
-    const [res, m, f, a] = args as [Term, Term, Term, Term];
+    const [res, m, f, rawArgs] = args as [Term, Term, Term, Term];
+    const a = asList(rawArgs);
     const opts = spawnOptions(msg.options);
     const p = this.spawnInternal();
     if (opts.link) p.links.set(pidKey(msg.from), msg.from);
@@ -698,8 +699,8 @@ export class Node extends EventEmitter {
       result: p.pid,
     });
     const handler = m instanceof Atom && f instanceof Atom ? this.exposed.get(`${m.name}:${f.name}`) : undefined;
-    if (handler === undefined || !Array.isArray(a)) {
-      const arity = Array.isArray(a) ? a.length : 0;
+    if (handler === undefined || a === undefined) {
+      const arity = a?.length ?? 0;
       p.exit(tuple(res, ERROR, UNDEF, [tuple(m, f, arity, [])]));
       return;
     }

@@ -287,8 +287,7 @@ export class Process {
     this.aliases.set(key, mref);
     this.host.addAlias(mref, this);
     const tag = improperList([ALIAS], mref);
-    const dest: Destination = Array.isArray(server) ? server : server;
-    this.send(dest, tuple(GEN_CALL, tuple(this.pid, tag), request));
+    this.send(server, tuple(GEN_CALL, tuple(this.pid, tag), request));
     try {
       const got = await this.receive<{ reply: Term } | { down: Term }>((m) => {
         if (!(m instanceof Tuple)) return undefined;

@@ -3,7 +3,7 @@
  * server, and stand-ins for `rex` and `net_kernel` so that peers calling them get an
  * answer rather than waiting forever.
  */
-import { Atom, ImproperList, Pid, Reference, Tuple, atom, tuple, type Term } from '../etf/index.js';
+import { Atom, ImproperList, Pid, Reference, Tuple, asList, atom, tuple, type Term } from '../etf/index.js';
 import { chardataToString, ioAction, ioReply } from './io-server.js';
 import type { Process } from './process.js';
 
@@ -47,10 +47,11 @@ export function serveGenCalls(p: Process, handle: (request: Term, caller: Pid) =
 export function rexHandler(lookup: (m: Atom, f: Atom) => ExposedFunction | undefined) {
   return async (req: Term, caller: Pid): Promise<Term> => {
     if (!(req instanceof Tuple) || req.elements[0] !== atom('call') || req.length < 4) return tuple(BADRPC, tuple(EXIT, atom('notsup')));
-    const [, m, f, a] = req.elements;
+    const [, m, f, rawArgs] = req.elements;
+    const a = rawArgs === undefined ? undefined : asList(rawArgs);
     const handler = m instanceof Atom && f instanceof Atom ? lookup(m, f) : undefined;
-    if (handler === undefined || !Array.isArray(a)) {
-      return tuple(BADRPC, tuple(EXIT, tuple(UNDEF, [tuple(m ?? UNDEF, f ?? UNDEF, Array.isArray(a) ? a.length : 0, [])])));
+    if (handler === undefined || a === undefined) {
+      return tuple(BADRPC, tuple(EXIT, tuple(UNDEF, [tuple(m ?? UNDEF, f ?? UNDEF, a?.length ?? 0, [])])));
     }
     try {
       return await handler(a, caller);

@@ -42,9 +42,10 @@ describe('peers connecting to baton', () => {
   it('rpc:call from a peer to baton gets a clear {badrpc, ...}, and exposed functions answer', async () => {
     const out = await runErl({
       cookie: COOKIE,
-      code: `A = rpc:call('${baton.name}', erlang, node, [], 10000), B = rpc:call('${baton.name}', baton, status, [x, y], 10000), C = erpc:call('${baton.name}', baton, status, [], 10000), {A, B, C}`,
+      code: `A = rpc:call('${baton.name}', erlang, node, [], 10000), B = rpc:call('${baton.name}', baton, status, [x, y], 10000), C = erpc:call('${baton.name}', baton, status, [], 10000), D = rpc:call('${baton.name}', baton, status, [1, 2, 3], 10000), {A, B, C, D}`,
     });
-    expect(out).toMatch(/^\{\{badrpc,\{'EXIT',\{undef,\[\{erlang,node,0,\[\]\}\]\}\}\},\{ok,2\},\{ok,0\}\}$/);
+    // D's arguments travel as STRING_EXT (a list of small integers): still three arguments.
+    expect(out).toMatch(/^\{\{badrpc,\{'EXIT',\{undef,\[\{erlang,node,0,\[\]\}\]\}\}\},\{ok,2\},\{ok,0\},\{ok,3\}\}$/);
   });
 
   it('erl -remsh baton@host connects, and says clearly that no shell runs there (no hang)', async () => {

@@ -1,5 +1,5 @@
 /** What the two store backends (a directory, an S3 bucket) offer the rest of the store. */
-import type { Readable } from 'node:stream';
+import { Transform, type Readable } from 'node:stream';
 import { StoreConfigError } from './errors.js';
 
 export interface ObjectInfo {
@@ -49,4 +49,16 @@ export function checkSegment(what: string, value: string): string {
     throw new StoreConfigError(`${what} '${value}' must be 1-128 letters, digits, '.', '_', '+' or '-'`);
   }
   return value;
+}
+
+/** A pass-through stream that reports how much of an upload of `total` bytes has gone by. */
+export function progressCounter(total: number, onProgress?: (sent: number, total: number) => void): Transform {
+  let sent = 0;
+  return new Transform({
+    transform(chunk: Buffer, _encoding, cb) {
+      sent += chunk.length;
+      onProgress?.(sent, total);
+      cb(null, chunk);
+    },
+  });
 }

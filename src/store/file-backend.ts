@@ -9,9 +9,8 @@ import { randomBytes } from 'node:crypto';
 import { createReadStream, createWriteStream, type Stats } from 'node:fs';
 import { mkdir, open, readFile, readdir, rename, rm, stat, unlink } from 'node:fs/promises';
 import { dirname, join, relative, sep } from 'node:path';
-import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { checkKey, type Backend, type GetResult, type ObjectInfo, type PutCondition } from './backend.js';
+import { checkKey, progressCounter, type Backend, type GetResult, type ObjectInfo, type PutCondition } from './backend.js';
 import { ObjectNotFoundError, PreconditionFailedError, StoreContentionError } from './errors.js';
 
 const LOCK_STALE_MS = 10_000;
@@ -112,14 +111,7 @@ export class FileBackend implements Backend {
     await mkdir(dirname(p), { recursive: true });
     const total = (await stat(file)).size;
     const tmp = `${p}${TMP_MARK}${randomBytes(6).toString('hex')}`;
-    let sent = 0;
-    const progress = new Transform({
-      transform(chunk: Buffer, _e, cb) {
-        sent += chunk.length;
-        onProgress?.(sent, total);
-        cb(null, chunk);
-      },
-    });
+    const progress = progressCounter(total, onProgress);
     try {
       await pipeline(createReadStream(file), progress, createWriteStream(tmp, { flags: 'wx' }));
       await rename(tmp, p);

@@ -13,7 +13,7 @@
 import { randomBytes } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { stat } from 'node:fs/promises';
-import { Readable, Transform } from 'node:stream';
+import { Readable } from 'node:stream';
 import {
   DeleteObjectCommand,
   GetObjectCommand,
@@ -23,7 +23,7 @@ import {
   S3Client,
   type S3ClientConfig,
 } from '@aws-sdk/client-s3';
-import { checkKey, type Backend, type GetResult, type ObjectInfo, type PutCondition } from './backend.js';
+import { checkKey, progressCounter, type Backend, type GetResult, type ObjectInfo, type PutCondition } from './backend.js';
 import { ObjectNotFoundError, PreconditionFailedError, StoreConfigError, StoreUnreachableError } from './errors.js';
 import { defaultRetry, withRetry, type RetryPolicy } from './retry.js';
 
@@ -161,14 +161,7 @@ export class S3Backend implements Backend {
   async putFile(key: string, file: string, onProgress?: (sent: number, total: number) => void): Promise<void> {
     const total = (await stat(file)).size;
     await this.call(`PUT ${key}`, async () => {
-      let sent = 0;
-      const progress = new Transform({
-        transform(chunk: Buffer, _e, cb) {
-          sent += chunk.length;
-          onProgress?.(sent, total);
-          cb(null, chunk);
-        },
-      });
+      const progress = progressCounter(total, onProgress);
       const body = createReadStream(file, { highWaterMark: 256 * 1024 }).pipe(progress);
       await this.client.send(
         new PutObjectCommand({ Bucket: this.opts.bucket, Key: this.key(key), Body: body, ContentLength: total, ContentType: 'application/gzip' }),

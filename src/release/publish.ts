@@ -30,6 +30,8 @@ export interface PublishOptions {
   keep?: number;
   onProgress?: (sent: number, total: number) => void;
   log?: (line: string) => void;
+  /** The publish time (default now): stamps the layer and the default hot version. */
+  now?: Date;
 }
 
 export interface PublishResult {
@@ -100,7 +102,7 @@ export async function publish(opts: PublishOptions): Promise<PublishResult> {
       throw new ReleaseLayoutError('a blue-green release needs releases/<vsn>/sys.config and this tarball has none', opts.input);
     }
 
-    const now = new Date();
+    const now = opts.now ?? new Date();
     let tarball: BuiltTarball;
     if (!isDir) {
       tarball = { file: input, sha256: givenSha256, size: statSync(input).size };
@@ -115,7 +117,10 @@ export async function publish(opts: PublishOptions): Promise<PublishResult> {
       tarball = await buildBeamTarball(input, join(work, 'beams.tar.gz'), apps, info);
     }
 
-    const version = opts.version ?? (mode === 'hot' ? `${info.version ?? 'beams'}-hot-${stamp(now)}` : info.version);
+    // The content hash keeps two hot publishes of the same second apart (a bare timestamp
+    // made the second one a version conflict); the same bytes get the same version.
+    const hotVersion = `${info.version ?? 'beams'}-hot-${stamp(now)}-${tarball.sha256.slice(0, 8)}`;
+    const version = opts.version ?? (mode === 'hot' ? hotVersion : info.version);
     if (version === undefined) throw new ReleaseLayoutError('the release version is unknown: pass --version', opts.input);
     const upgradeId = `${stamp(now)}-${randomBytes(4).toString('hex')}`;
     log(`uploading ${store.tarballKey(app, version)} (${tarball.size} bytes)`);

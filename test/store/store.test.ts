@@ -17,6 +17,7 @@ let s3: S3Fixture;
 let rel1: string;
 let rel2: string;
 let rel3: string;
+let rel4: string;
 
 function tree(dir: string): Record<string, string> {
   const out: Record<string, string> = {};
@@ -36,6 +37,7 @@ beforeAll(async () => {
   s3 = await startS3();
   rel1 = buildTinyRelease(work, 'v1');
   rel2 = buildTinyRelease(work, 'v2', { hello: 'hello_again' });
+  rel4 = buildTinyRelease(work, 'v4', { hello: 'hello_once_more' });
   rel3 = buildTinyRelease(work, 'v3', { hello: 'hello_again', greeting: 'bonjour' });
 });
 
@@ -105,6 +107,17 @@ describe.each(backends)('$name store', (b) => {
 
     const listed = await store.listReleases('tiny');
     expect(listed.map((r) => [r.version, r.inUse])).toEqual(expect.arrayContaining([['0.1.0', []], ['0.1.0-config', ['blue-green']], [hot.layer.version, []]]));
+  });
+
+  it('two hot publishes of different code in the same second get different default versions', async () => {
+    const s = fresh();
+    await publish({ store: s, app: 'same-second', input: rel1, mode: 'blue-green' });
+    const now = new Date('2026-11-24T11:33:44Z');
+    const first = await publish({ store: s, app: 'same-second', input: rel2, mode: 'hot', now });
+    const second = await publish({ store: s, app: 'same-second', input: rel4, mode: 'hot', now });
+    expect(first.layer.version).toMatch(/^0\.1\.0-hot-20261124T113344-[0-9a-f]{8}$/);
+    expect(second.layer.version).not.toBe(first.layer.version);
+    expect(second.doc.hot_upgrade?.upgrade_id).toBe(second.upgradeId);
   });
 
   it('a forced hot publish says what auto would object to, and one without code changes is refused', async () => {

@@ -1,0 +1,74 @@
+/** src/peer launching the real fixture releases: boot, serve, runtime config, bad apps. */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { atom, charlist, tuple } from '../../src/etf/index.js';
+import { bindListener, type Listener } from '../../src/peer/index.js';
+import { fixtures, type Fixtures } from '../support/fixtures.js';
+import { freePort, getOnce } from '../support/nodes.js';
+import { harness, type Harness } from '../support/peers.js';
+
+let fx: Fixtures;
+let h: Harness;
+const listeners: Listener[] = [];
+
+beforeAll(async () => {
+  fx = await fixtures();
+  h = await harness();
+});
+
+afterAll(async () => {
+  await h?.close();
+  for (const l of listeners) l.close();
+});
+
+function listener(host = '127.0.0.1'): Listener {
+  const l = bindListener(host, 0);
+  listeners.push(l);
+  return l;
+}
+
+describe('launch', () => {
+  it('boots demo_erl as a peer on a handed-over socket; it serves HTTP and is marked', async () => {
+    const l = listener();
+    const peer = await h.launch({ releaseRoot: fx.demoErl['1.0.0'], port: l.port, handoff: 'fd', listener: l });
+    expect(await getOnce(`http://127.0.0.1:${l.port}/`)).toEqual({ version: '1.0.0', node: peer.node });
+    expect(peer.node).toMatch(/^p-.*-1@/);
+    expect(await peer.erpc('application', 'get_env', [atom('baton'), atom('role')])).toEqual(tuple(atom('ok'), atom('peer')));
+    expect(await peer.erpc('os', 'getenv', [charlist('BATON_PEER')])).toEqual(charlist('1'));
+  });
+});
+
+describe('launch (Elixir)', () => {
+  it('boots demo_ex: runtime.exs applied, consolidated protocol, Logger to the peer log', async () => {
+    const l = listener('::1');
+    const peer = await h.launch({
+      releaseRoot: fx.demoEx,
+      port: l.port,
+      handoff: 'fd',
+      listener: l,
+      env: { ...process.env, DEMO_EX_VALUE: 'green' },
+    });
+    const body = await getOnce(`http://[::1]:${l.port}/`);
+    expect(body).toEqual({
+      node: peer.node,
+      runtime_value: 'GREEN/prod',
+      describe: `info(${peer.node}, GREEN/prod)`,
+      consolidated: true,
+    });
+    expect(await peer.erpc('Elixir.DemoEx.Describe', 'impl_for', [1])).toEqual(atom('Elixir.DemoEx.Describe.Integer'));
+    // The start script's variables, as env.sh saw them, and PHX_SERVER as bin/server sets it.
+    expect(await peer.erpc('os', 'getenv', [charlist('RELEASE_ROOT')])).toEqual(charlist(fx.demoEx));
+    expect(await peer.erpc('os', 'getenv', [charlist('PHX_SERVER')])).toEqual(charlist('true'));
+    await expect.poll(() => peer.output(), { timeout: 5000 }).toMatch(/runtime_value=GREEN\/prod/);
+  });
+
+  it('boots demo_erl with its own ERTS, on PORT when the handoff is restart', async () => {
+    const port = await freePort();
+    const peer = await h.launch({ releaseRoot: fx.demoErlWithErts, port, handoff: 'restart' });
+    expect(await getOnce(`http://127.0.0.1:${port}/`)).toEqual({ version: '1.0.0', node: peer.node });
+    expect(charlistOf(await peer.erpc('code', 'root_dir', []))).toBe(fx.demoErlWithErts);
+  });
+});
+
+function charlistOf(t: unknown): string {
+  return String(t);
+}

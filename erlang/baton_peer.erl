@@ -57,6 +57,7 @@ watchdog() ->
 watchdog_init(Parent) ->
     register(?WATCHDOG, self()),
     Parent ! {self(), registered},
+    ok = net_kernel:monitor_nodes(true, [{node_type, all}, nodedown_reason]),
     %% Outlives the erpc process that started it; nothing here links to the app.
     watchdog_loop(#{baton => undefined, orphan_ms => 0, timer => undefined, since => undefined}).
 
@@ -82,6 +83,10 @@ watchdog_loop(S = #{baton := Baton, timer := Timer}) ->
             watchdog_loop(S#{timer := T, since := erlang:system_time(millisecond)});
         {nodedown, _} ->
             watchdog_loop(S);
+        {nodedown, Baton, Info} ->
+            %% Why the connection to baton went, for the peer's log.
+            io:format(standard_error, "baton_peer: connection to ~s down: ~0p~n", [Baton, Info]),
+            watchdog_loop(S);
         orphaned when Timer =/= undefined ->
             io:format(standard_error, "baton_peer: no baton for ~b ms, stopping~n",
                       [maps:get(orphan_ms, S)]),
@@ -104,9 +109,17 @@ cancel(T) -> erlang:cancel_timer(T), ok.
 
 -spec start_app(atom()) -> {ok, [atom()]} | {error, binary()}.
 start_app(App) ->
-    case application:ensure_all_started(App) of
-        {ok, Started} -> {ok, Started};
-        {error, Reason} -> {error, format(Reason)}
+    %% Started from a local process whose group leader is the peer's own `user`: the
+    %% application inherits it (not baton's remote io server, which would be gone with
+    %% the connection that started it).
+    {Pid, Ref} = spawn_monitor(fun() ->
+        group_leader(whereis(user), self()),
+        exit({result, application:ensure_all_started(App)})
+    end),
+    receive
+        {'DOWN', Ref, process, Pid, {result, {ok, Started}}} -> {ok, Started};
+        {'DOWN', Ref, process, Pid, {result, {error, Reason}}} -> {error, format(Reason)};
+        {'DOWN', Ref, process, Pid, Other} -> {error, format(Other)}
     end.
 
 -spec format(term()) -> binary().

@@ -294,7 +294,13 @@ export class Peer {
       }
       progress(`peer ${node}: ${app} started`);
     } catch (err) {
-      const reason = err instanceof StartFailure ? err.message : describe(err, peer);
+      let reason = err instanceof StartFailure ? err.message : describe(err, peer);
+      if (stage === 'start_app' && !(err instanceof StartFailure)) {
+        // The connection can drop as the application fails (seen in ~1 of 5 crashes in
+        // start/2, with the VM still up); the reason is then in the peer's own report.
+        const fromLog = await appExitFromLog(peer, app);
+        if (fromLog !== undefined) reason = `application ${app} did not start: ${fromLog}`;
+      }
       await peer.abort();
       // Let the peer's last words (an error report) reach the log before reading it.
       throw new PeerStartError(node, stage, reason, peer.output(), { cause: err });
@@ -378,6 +384,18 @@ function describe(err: unknown, peer: Peer): string {
     return err.message;
   }
   return (err as Error).message;
+}
+
+/** The reason in the `application: App exited: Reason` report the peer logged, if any (waits up to 2 s). */
+async function appExitFromLog(peer: Peer, app: string): Promise<string | undefined> {
+  const re = new RegExp(`application: ${app}\\n\\s+exited: ([\\s\\S]*?)\\n\\s+type: `);
+  const deadline = Date.now() + 2000;
+  for (;;) {
+    const m = re.exec(peer.output(65536));
+    if (m) return m[1]!.replace(/\s+/g, ' ').trim();
+    if (Date.now() > deadline) return undefined;
+    await sleep(50);
+  }
 }
 
 function exitText(e: PeerExit): string {

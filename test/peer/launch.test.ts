@@ -1,7 +1,7 @@
 /** src/peer launching the real fixture releases: boot, serve, runtime config, bad apps. */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { atom, charlist, tuple } from '../../src/etf/index.js';
-import { bindListener, type Listener } from '../../src/peer/index.js';
+import { PeerLayoutError, PeerReadyTimeoutError, PeerStartError, bindListener, pidAlive, type Listener } from '../../src/peer/index.js';
 import { fixtures, type Fixtures } from '../support/fixtures.js';
 import { freePort, getOnce } from '../support/nodes.js';
 import { harness, type Harness } from '../support/peers.js';
@@ -72,3 +72,59 @@ describe('launch (Elixir)', () => {
 function charlistOf(t: unknown): string {
   return String(t);
 }
+
+function groupAlive(pid: number): boolean {
+  try {
+    process.kill(-pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+describe('launch failures', () => {
+  it('an app crashing in start/2: PeerStartError with its reason and the peer output, nothing left running', async () => {
+    let pid = 0;
+    const err = await h
+      .launch({
+        releaseRoot: fx.demoBad,
+        port: await freePort(),
+        handoff: 'restart',
+        env: { ...process.env, DEMO_BAD: 'crash' },
+        onSpawn: (p) => (pid = p),
+      })
+      .catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(PeerStartError);
+    const e = err as PeerStartError;
+    expect(e.code).toBe('PEER_START');
+    expect(e.stage).toBe('start_app');
+    expect(e.reason).toMatch(/application demo_bad did not start: .*demo_bad_crashed/);
+    expect(e.output).toMatch(/demo_bad: about to crash in start\/2/);
+    expect(e.message).toMatch(/demo_bad_crashed[\s\S]*--- peer output ---[\s\S]*about to crash/);
+    expect(pid).toBeGreaterThan(0);
+    expect(pidAlive(pid)).toBe(false);
+    expect(groupAlive(pid)).toBe(false);
+  });
+
+  it('an app that never binds: PeerReadyTimeoutError, nothing left running', async () => {
+    let pid = 0;
+    const port = await freePort();
+    const err = await h
+      .launch({
+        releaseRoot: fx.demoBad,
+        port,
+        handoff: 'restart',
+        readyTimeoutMs: 1000,
+        env: { ...process.env, DEMO_BAD: 'nobind' },
+        onSpawn: (p) => (pid = p),
+      })
+      .catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(PeerReadyTimeoutError);
+    expect((err as PeerReadyTimeoutError).message).toMatch(new RegExp(`did not listen on port ${port} within 1000 ms`));
+    expect(groupAlive(pid)).toBe(false);
+  });
+
+  it('a release directory without a release: PeerLayoutError', async () => {
+    await expect(h.launch({ releaseRoot: fx.erlEbin, port: 1, handoff: 'restart' })).rejects.toBeInstanceOf(PeerLayoutError);
+  });
+});

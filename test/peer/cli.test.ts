@@ -1,0 +1,171 @@
+/**
+ * The CLI around a peer: `baton run` (start, restart with backoff, stop on SIGTERM),
+ * `baton peer-node`, `baton eval`, `baton remsh`, against the real demo release.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { pidAlive, readRecord, recordPath } from '../../src/peer/index.js';
+import { baton } from '../support/cli.js';
+import { repoRoot } from '../support/erl.js';
+import { fixtures, type Fixtures } from '../support/fixtures.js';
+import { Control, freePort, getOnce, newCookie, uniqueName } from '../support/nodes.js';
+import { trackPid } from '../support/peers.js';
+
+let fx: Fixtures;
+const children: ChildProcess[] = [];
+const dirs: string[] = [];
+
+beforeAll(async () => {
+  fx = await fixtures();
+});
+
+afterAll(async () => {
+  for (const c of children) {
+    if (c.pid !== undefined && c.exitCode === null) {
+      try {
+        process.kill(-c.pid, 'SIGKILL');
+      } catch {
+        // Gone.
+      }
+    }
+  }
+  for (const d of dirs) {
+    const rec = readRecord(d);
+    if (rec !== undefined) {
+      try {
+        process.kill(-rec.osPid, 'SIGKILL');
+      } catch {
+        // Gone.
+      }
+    }
+    rmSync(d, { recursive: true, force: true });
+  }
+});
+
+interface Run {
+  child: ChildProcess;
+  env: Record<string, string>;
+  output(): string;
+  exited: Promise<number | null>;
+}
+
+export function startRun(env: Record<string, string>): Run {
+  const child = spawn(process.execPath, ['--import', 'tsx', join(repoRoot, 'src/cli/main.ts'), 'run'], {
+    cwd: repoRoot,
+    env: { ...process.env, ...env },
+    detached: true,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  children.push(child);
+  if (child.pid !== undefined) trackPid(child.pid);
+  let out = '';
+  child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+  child.stderr!.on('data', (d: Buffer) => (out += d.toString()));
+  const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
+  return { child, env, output: () => out, exited };
+}
+
+export function runEnv(releaseRoot: string, extra: Record<string, string> = {}): Record<string, string> {
+  const stateDir = mkdtempSync(join(tmpdir(), 'baton-cli-'));
+  dirs.push(stateDir);
+  return {
+    BATON_RELEASE_ROOT: releaseRoot,
+    BATON_STATE_DIR: stateDir,
+    BATON_BIND: '127.0.0.1',
+    BATON_COOKIE: newCookie(),
+    RELEASE_NODE: uniqueName('cli'),
+    BATON_BACKOFF_MS: '200',
+    ...extra,
+  };
+}
+
+async function peerNode(env: Record<string, string>, not?: string): Promise<string> {
+  let last = '';
+  await expect
+    .poll(
+      () => {
+        const r = baton(['peer-node'], env);
+        last = r.stdout.trim();
+        return r.status === 0 && last !== not && readRecord(env['BATON_STATE_DIR']!) !== undefined;
+      },
+      { timeout: 30_000, interval: 250 },
+    )
+    .toBe(true);
+  return last;
+}
+
+describe('baton run', () => {
+  it('runs the release as a peer; peer-node names it; an erl -hidden node calls it; eval; restart on exit; SIGTERM stops it', async () => {
+    const port = await freePort();
+    const env = runEnv(fx.demoErl['1.0.0'], { BATON_PORT: String(port) });
+    const run = startRun(env);
+    const node = await peerNode(env);
+    expect(node).toMatch(new RegExp(`^${env['RELEASE_NODE']}-\\d+@`));
+    expect(await getOnce(`http://127.0.0.1:${port}/`)).toEqual({ version: '1.0.0', node });
+
+    const ctl = new Control(fx.erlEbin, env['BATON_COOKIE']!);
+    try {
+      expect(await ctl.eval(`erpc:call('${node}', demo_erl_counter, bump, [])`)).toEqual([1, 'integer']);
+    } finally {
+      await ctl.close();
+    }
+    const ev = baton(['eval', 'demo_erl_counter:bump().'], env);
+    expect(ev.stderr).toBe('');
+    expect(ev.stdout).toBe('{2,integer}\n');
+    const bad = baton(['eval', 'demo_erl_counter:bump('], env);
+    expect(bad.status).toBe(1);
+    expect(bad.stderr).toMatch(/^baton eval: the expression does not parse: /);
+
+    // The peer dies: baton starts a new one (a new name), which serves the same port.
+    const rec = readRecord(env['BATON_STATE_DIR']!)!;
+    process.kill(-rec.osPid, 'SIGKILL');
+    const next = await peerNode(env, node);
+    expect(next).not.toBe(node);
+    expect(await getOnce(`http://127.0.0.1:${port}/`)).toEqual({ version: '1.0.0', node: next });
+    expect(run.output()).toMatch(/peer .* exited \(SIGKILL\); restarting in 200 ms/);
+
+    const nextPid = readRecord(env['BATON_STATE_DIR']!)!.osPid;
+    run.child.kill('SIGTERM');
+    expect(await run.exited).toBe(0);
+    expect(pidAlive(nextPid)).toBe(false);
+    expect(existsSync(recordPath(env['BATON_STATE_DIR']!))).toBe(false);
+    expect(run.output()).toMatch(/SIGTERM: stopping the peer/);
+    const none = baton(['peer-node'], env);
+    expect(none.status).toBe(1);
+    expect(none.stderr).toMatch(/^baton peer-node: no peer is recorded in /);
+  });
+
+  it('exits 1 when the first peer cannot start after its attempts', async () => {
+    const env = runEnv(fx.demoBad, { BATON_PORT: String(await freePort()), DEMO_BAD: 'crash', BATON_START_ATTEMPTS: '2', BATON_HANDOFF: 'restart' });
+    const run = startRun(env);
+    expect(await run.exited).toBe(1);
+    expect(run.output()).toMatch(/demo_bad_crashed/);
+    expect(run.output()).toMatch(/the peer failed to start 2 times; giving up/);
+  });
+
+  it('remsh opens an interactive shell on the peer', async () => {
+    const port = await freePort();
+    const env = runEnv(fx.demoErl['1.0.0'], { BATON_PORT: String(port) });
+    const run = startRun(env);
+    const node = await peerNode(env);
+    const cli = `${process.execPath} --import tsx ${join(repoRoot, 'src/cli/main.ts')} remsh`;
+    const sh = spawn('script', ['-qfc', cli, '/dev/null'], { cwd: repoRoot, env: { ...process.env, ...env }, detached: true, stdio: ['pipe', 'pipe', 'pipe'] });
+    children.push(sh);
+    let out = '';
+    sh.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+    await expect.poll(() => out, { timeout: 20_000 }).toMatch(/\(\S+\)\d+>/);
+    sh.stdin!.write('{node(), demo_erl_counter:bump()}.\n');
+    await expect.poll(() => out, { timeout: 10_000 }).toContain(`{'${node}',{1,integer}}`);
+    // Ctrl-G q leaves the shell without stopping the peer.
+    sh.stdin!.write('\x07');
+    sh.stdin!.write('q\n');
+    const code = await new Promise<number | null>((r) => sh.once('exit', (c) => r(c)));
+    expect(code).toBe(0);
+    expect(await getOnce(`http://127.0.0.1:${port}/`)).toMatchObject({ node });
+    run.child.kill('SIGTERM');
+    expect(await run.exited).toBe(0);
+  });
+});

@@ -2,100 +2,24 @@
  * The CLI around a peer: `baton run` (start, restart with backoff, stop on SIGTERM),
  * `baton peer-node`, `baton eval`, `baton remsh`, against the real demo release.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { pidAlive, readRecord, recordPath } from '../../src/peer/index.js';
 import { baton } from '../support/cli.js';
 import { repoRoot } from '../support/erl.js';
 import { fixtures, type Fixtures } from '../support/fixtures.js';
-import { Control, freePort, getOnce, newCookie, uniqueName } from '../support/nodes.js';
-import { trackPid } from '../support/peers.js';
+import { Control, freePort, getOnce } from '../support/nodes.js';
+import { cleanupRuns, peerNode, runEnv, startRun, trackChild } from '../support/run.js';
 
 let fx: Fixtures;
-const children: ChildProcess[] = [];
-const dirs: string[] = [];
 
 beforeAll(async () => {
   fx = await fixtures();
 });
 
-afterAll(async () => {
-  for (const c of children) {
-    if (c.pid !== undefined && c.exitCode === null) {
-      try {
-        process.kill(-c.pid, 'SIGKILL');
-      } catch {
-        // Gone.
-      }
-    }
-  }
-  for (const d of dirs) {
-    const rec = readRecord(d);
-    if (rec !== undefined) {
-      try {
-        process.kill(-rec.osPid, 'SIGKILL');
-      } catch {
-        // Gone.
-      }
-    }
-    rmSync(d, { recursive: true, force: true });
-  }
-});
-
-interface Run {
-  child: ChildProcess;
-  env: Record<string, string>;
-  output(): string;
-  exited: Promise<number | null>;
-}
-
-export function startRun(env: Record<string, string>): Run {
-  const child = spawn(process.execPath, ['--import', 'tsx', join(repoRoot, 'src/cli/main.ts'), 'run'], {
-    cwd: repoRoot,
-    env: { ...process.env, ...env },
-    detached: true,
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  children.push(child);
-  if (child.pid !== undefined) trackPid(child.pid);
-  let out = '';
-  child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
-  child.stderr!.on('data', (d: Buffer) => (out += d.toString()));
-  const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
-  return { child, env, output: () => out, exited };
-}
-
-export function runEnv(releaseRoot: string, extra: Record<string, string> = {}): Record<string, string> {
-  const stateDir = mkdtempSync(join(tmpdir(), 'baton-cli-'));
-  dirs.push(stateDir);
-  return {
-    BATON_RELEASE_ROOT: releaseRoot,
-    BATON_STATE_DIR: stateDir,
-    BATON_BIND: '127.0.0.1',
-    BATON_COOKIE: newCookie(),
-    RELEASE_NODE: uniqueName('cli'),
-    BATON_BACKOFF_MS: '200',
-    ...extra,
-  };
-}
-
-async function peerNode(env: Record<string, string>, not?: string): Promise<string> {
-  let last = '';
-  await expect
-    .poll(
-      () => {
-        const r = baton(['peer-node'], env);
-        last = r.stdout.trim();
-        return r.status === 0 && last !== not && readRecord(env['BATON_STATE_DIR']!) !== undefined;
-      },
-      { timeout: 30_000, interval: 250 },
-    )
-    .toBe(true);
-  return last;
-}
+afterAll(cleanupRuns);
 
 describe('baton run', () => {
   it('runs the release as a peer; peer-node names it; an erl -hidden node calls it; eval; restart on exit; SIGTERM stops it', async () => {
@@ -153,17 +77,18 @@ describe('baton run', () => {
     const node = await peerNode(env);
     const cli = `${process.execPath} --import tsx ${join(repoRoot, 'src/cli/main.ts')} remsh`;
     const sh = spawn('script', ['-qfc', cli, '/dev/null'], { cwd: repoRoot, env: { ...process.env, ...env }, detached: true, stdio: ['pipe', 'pipe', 'pipe'] });
-    children.push(sh);
+    trackChild(sh);
     let out = '';
     sh.stdout!.on('data', (d: Buffer) => (out += d.toString()));
     await expect.poll(() => out, { timeout: 20_000 }).toMatch(/\(\S+\)\d+>/);
     sh.stdin!.write('{node(), demo_erl_counter:bump()}.\n');
     await expect.poll(() => out, { timeout: 10_000 }).toContain(`{'${node}',{1,integer}}`);
     // Ctrl-G q leaves the shell without stopping the peer.
+    const exited = new Promise<number | null>((r) => sh.once('exit', (c) => r(c)));
     sh.stdin!.write('\x07');
+    await expect.poll(() => out, { timeout: 10_000 }).toMatch(/-->/);
     sh.stdin!.write('q\n');
-    const code = await new Promise<number | null>((r) => sh.once('exit', (c) => r(c)));
-    expect(code).toBe(0);
+    expect(await exited).toBe(0);
     expect(await getOnce(`http://127.0.0.1:${port}/`)).toMatchObject({ node });
     run.child.kill('SIGTERM');
     expect(await run.exited).toBe(0);

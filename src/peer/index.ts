@@ -29,3 +29,13 @@ export {
   PeerStartError,
   type PeerStartStage,
 } from './errors.js';
+export {
+  HotUpgradeError,
+  beamsIn,
+  hotUpgrade,
+  upgradeBeams,
+  type Beam,
+  type HotProc,
+  type HotUpgradeOptions,
+  type HotUpgradeResult,
+} from './hot.js';

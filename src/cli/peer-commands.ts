@@ -58,18 +58,28 @@ export async function evalCommand(args: string[], io: Out): Promise<number> {
 /** The command line of a remote shell on the recorded peer. */
 export function remshCommandLine(rec: PeerRecord, erl: string, releaseName: string): { cmd: string; args: string[]; env: Record<string, string> } {
   const suffix = randomBytes(3).toString('hex');
-  const [, host] = rec.node.split('@');
+  const host = rec.node.slice(rec.node.indexOf('@') + 1);
+  const inet6 = host.includes(':');
   if (rec.elixir) {
     // The release's own script: its iex, its ERTS, RELEASE_* telling it where to go.
     return {
       cmd: join(rec.releaseRoot, 'bin', releaseName),
       args: ['remote'],
-      env: { RELEASE_NODE: rec.node, RELEASE_COOKIE: rec.cookie, RELEASE_DISTRIBUTION: rec.longNames ? 'name' : 'sname' },
+      env: {
+        RELEASE_NODE: rec.node,
+        RELEASE_COOKIE: rec.cookie,
+        RELEASE_DISTRIBUTION: rec.longNames ? 'name' : 'sname',
+        ...(inet6 ? { ELIXIR_ERL_OPTIONS: '-proto_dist inet6_tcp' } : {}),
+      },
     };
   }
   return {
     cmd: erl,
-    args: [rec.longNames ? '-name' : '-sname', `remsh-${suffix}@${host}`, '-hidden', '-setcookie', rec.cookie, '-remsh', rec.node],
+    args: [
+      rec.longNames ? '-name' : '-sname', `remsh-${suffix}@${host}`, '-hidden', '-setcookie', rec.cookie,
+      ...(inet6 ? ['-proto_dist', 'inet6_tcp'] : []),
+      '-remsh', rec.node,
+    ],
     env: {},
   };
 }

@@ -8,6 +8,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { closeSync, mkdirSync, openSync, readFileSync, readSync, fstatSync, writeFileSync } from 'node:fs';
+import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { Node } from '../distribution/index.js';
 import {
@@ -19,6 +20,7 @@ import {
   pidAlive,
   readLayout,
   readRecord,
+  vmArgsName,
   type Listener,
   type PeerRecord,
 } from '../peer/index.js';
@@ -42,6 +44,20 @@ export function resolveCookie(cfg: RunConfig, record: PeerRecord | undefined, re
   return c;
 }
 
+/**
+ * The host part of node names when they are long: FLY_PRIVATE_IP on Fly (an IPv6
+ * address), else this host's name when the release asks for long names
+ * (RELEASE_DISTRIBUTION=name or -name in vm.args). Undefined: short names.
+ */
+export function distributionHost(env: Record<string, string | undefined>, vmArgs: string | undefined): string | undefined {
+  const fly = env['FLY_PRIVATE_IP'];
+  if (fly !== undefined && fly !== '') return fly;
+  const long = env['RELEASE_DISTRIBUTION'] === 'name' || (vmArgs !== undefined && vmArgsName(vmArgs)?.long === true);
+  if (!long) return undefined;
+  const h = hostname();
+  return h.includes('.') ? h : '127.0.0.1';
+}
+
 export async function runCommand(args: string[], io: Out): Promise<number> {
   const cfg = runConfig(args, io.env);
   const say = (line: string): void => io.err(`baton: ${line}\n`);
@@ -51,7 +67,8 @@ export async function runCommand(args: string[], io: Out): Promise<number> {
   const live = recorded !== undefined && pidAlive(recorded.osPid) ? recorded : undefined;
   const cookie = resolveCookie(cfg, live, layout.cookie);
 
-  const node = new Node({ name: `baton-${nextGeneration(cfg.stateDir)}`, cookie, hidden: true, startEpmd: true, log: (line, from) => io.out(`[${from}] ${line}\n`) });
+  const host = distributionHost(io.env, layout.vmArgs?.text);
+  const node = new Node({ name: `baton-${nextGeneration(cfg.stateDir)}${host === undefined ? '' : `@${host}`}`, cookie, hidden: true, startEpmd: true, log: (line, from) => io.out(`[${from}] ${line}\n`) });
   await node.start();
   say(`node ${node.name}`);
 

@@ -191,7 +191,7 @@ export class Peer {
     const envSh = layout.envSh === undefined ? {} : await sourceEnvSh(layout.envSh, shInput);
 
     const fromVmArgs = layout.vmArgs === undefined ? undefined : vmArgsName(layout.vmArgs.text);
-    const batonLong = o.batonNode.host.includes('.');
+    const batonLong = isLongHost(o.batonNode.host);
     const longNames = batonLong || (envSh['RELEASE_DISTRIBUTION'] ?? baseEnv['RELEASE_DISTRIBUTION']) === 'name' || fromVmArgs?.long === true;
     if (longNames !== batonLong) {
       throw new PeerError(`the release uses ${longNames ? 'long' : 'short'} node names but baton's node ${o.batonNode.name} does not; they cannot connect`);
@@ -222,7 +222,9 @@ export class Peer {
     });
     // A crash dump goes beside the log, not into baton's working directory.
     env['ERL_CRASH_DUMP'] ??= join(logs, `${node}.erl_crash.dump`);
-    const args = peerArgs({ layout, node, longNames, cookie: o.cookie, argsFile });
+    // An IPv6 host (Fly's private network) needs distribution over IPv6.
+    const extra = o.batonNode.host.includes(':') ? ['-proto_dist', 'inet6_tcp'] : [];
+    const args = peerArgs({ layout, node, longNames, cookie: o.cookie, argsFile, extra });
 
     progress(`starting peer ${node} (${layout.name} ${layout.vsn}, ${o.handoff} handoff)`);
     const logFd = openSync(log, 'a');
@@ -396,6 +398,11 @@ async function appExitFromLog(peer: Peer, app: string): Promise<string | undefin
     if (Date.now() > deadline) return undefined;
     await sleep(50);
   }
+}
+
+/** Long node names carry a host with dots or an IPv6 address. */
+export function isLongHost(host: string): boolean {
+  return host.includes('.') || host.includes(':');
 }
 
 function exitText(e: PeerExit): string {

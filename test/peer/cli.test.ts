@@ -94,3 +94,20 @@ describe('baton run', () => {
     expect(await run.exited).toBe(0);
   });
 });
+
+describe('baton run on Fly-style long names', () => {
+  it('FLY_PRIVATE_IP: peers are <base>-<gen>@<ip> over inet6_tcp, the socket is dual stack, eval reaches it', async () => {
+    const port = await freePort();
+    const env = runEnv(fx.demoErl['1.0.0'], { BATON_PORT: String(port), FLY_PRIVATE_IP: '::1' });
+    delete env['BATON_BIND'];
+    const run = startRun(env);
+    const node = await peerNode(env);
+    expect(node).toMatch(new RegExp(`^${env['RELEASE_NODE']}-\\d+@::1$`));
+    // Bound on `::` (the Fly default): IPv6 and IPv4 clients both reach the peer.
+    expect(await getOnce(`http://[::1]:${port}/`)).toEqual({ version: '1.0.0', node });
+    expect(await getOnce(`http://127.0.0.1:${port}/`)).toEqual({ version: '1.0.0', node });
+    expect(baton(['eval', 'node().'], env).stdout).toBe(`'${node}'\n`);
+    run.child.kill('SIGTERM');
+    expect(await run.exited).toBe(0);
+  });
+});

@@ -50,3 +50,14 @@ describe('run config', () => {
     expect(ex).toEqual({ cmd: '/app/bin/app', args: ['remote'], env: { RELEASE_NODE: 'app-3@h', RELEASE_COOKIE: 'c', RELEASE_DISTRIBUTION: 'sname' } });
   });
 });
+
+describe('distribution host', () => {
+  it('long names on Fly (FLY_PRIVATE_IP) or when the release asks for them; short otherwise', async () => {
+    const { distributionHost } = await import('../../src/cli/run.js');
+    expect(distributionHost({ FLY_PRIVATE_IP: 'fdaa:0:1::3' }, undefined)).toBe('fdaa:0:1::3');
+    expect(distributionHost({}, '-sname x\n')).toBeUndefined();
+    expect(distributionHost({}, undefined)).toBeUndefined();
+    expect(distributionHost({ RELEASE_DISTRIBUTION: 'name' }, undefined)).toMatch(/\./);
+    expect(distributionHost({}, '-name app@example.com\n')).toMatch(/\./);
+  });
+});

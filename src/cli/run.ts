@@ -71,6 +71,9 @@ export async function runCommand(args: string[], io: Out): Promise<number> {
   const node = new Node({ name: `baton-${nextGeneration(cfg.stateDir)}${host === undefined ? '' : `@${host}`}`, cookie, hidden: true, startEpmd: true, log: (line, from) => io.out(`[${from}] ${line}\n`) });
   await node.start();
   say(`node ${node.name}`);
+  if (cfg.handoff === 'reuseport' && tcpMigrateReq() === false) {
+    say('warning: net.ipv4.tcp_migrate_req is 0, so connections queued on a stopping peer\'s SO_REUSEPORT listener are reset when it closes; set it to 1, or use the fd handoff');
+  }
 
   let listener: Listener | undefined;
   const getListener = (): Listener | undefined => {
@@ -191,6 +194,15 @@ export async function runCommand(args: string[], io: Out): Promise<number> {
     stopTail?.();
     listener?.close();
     await node.close();
+  }
+}
+
+/** net.ipv4.tcp_migrate_req (Linux 5.14+); undefined where the kernel has no such knob. */
+function tcpMigrateReq(): boolean | undefined {
+  try {
+    return readFileSync('/proc/sys/net/ipv4/tcp_migrate_req', 'utf8').trim() !== '0';
+  } catch {
+    return undefined;
   }
 }
 

@@ -39,6 +39,11 @@ export interface LaunchOptions {
   /** Required in fd mode: the socket every peer shares. */
   listener?: Listener;
   endpoint?: string;
+  /**
+   * Application env set in the peer before its application loads, persistent so that
+   * `application:load/1` keeps it (fly_deploy 0.3.3's `eaddrinuse`): `[app, key, value]`.
+   */
+  appEnv?: Array<[string, string, Term]>;
   /** The peer stops itself after this long without baton (default 60 s). */
   orphanMs?: number;
   /** Spawn to application started (default 60 s). */
@@ -278,7 +283,7 @@ export class Peer {
         new Map<Term, Term>([
           [atom('baton'), atom(o.batonNode.name)],
           [atom('orphan_ms'), o.orphanMs ?? 60_000],
-          [atom('env'), []],
+          [atom('env'), (o.appEnv ?? []).map(([a, k, v]) => new Tuple([atom(a), atom(k), v]))],
         ]),
       ]);
       if (layout.configProvider) {

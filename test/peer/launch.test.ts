@@ -128,3 +128,15 @@ describe('launch failures', () => {
     await expect(h.launch({ releaseRoot: fx.erlEbin, port: 1, handoff: 'restart' })).rejects.toBeInstanceOf(PeerLayoutError);
   });
 });
+
+describe('injected application env', () => {
+  it('is persistent: the application loading its .app and sys.config does not wipe it', async () => {
+    const port = await freePort();
+    // sys.config says 4 acceptors; the injected value must win over it and the .app.
+    const peer = await h.launch({ releaseRoot: fx.demoErl['1.0.0'], port, handoff: 'restart', appEnv: [['demo_erl', 'acceptors', 2]] });
+    expect(await peer.erpc('application', 'get_env', [atom('demo_erl'), atom('acceptors')])).toEqual(tuple(atom('ok'), 2));
+    const children = await peer.erpc('supervisor', 'count_children', [atom('demo_erl_endpoint')]);
+    expect(children).toContainEqual(tuple(atom('workers'), 2));
+    expect(await getOnce(`http://127.0.0.1:${port}/`)).toMatchObject({ node: peer.node });
+  });
+});

@@ -113,7 +113,10 @@ start_app(App) ->
     %% application inherits it (not baton's remote io server, which would be gone with
     %% the connection that started it).
     {Pid, Ref} = spawn_monitor(fun() ->
-        group_leader(whereis(user), self()),
+        case whereis(user) of
+            undefined -> ok;
+            User -> group_leader(User, self())
+        end,
         exit({result, application:ensure_all_started(App)})
     end),
     receive

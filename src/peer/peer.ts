@@ -303,8 +303,8 @@ export class Peer {
     } catch (err) {
       let reason = err instanceof StartFailure ? err.message : describe(err, peer);
       if (stage === 'start_app' && !(err instanceof StartFailure)) {
-        // The connection can drop as the application fails (seen in ~1 of 5 crashes in
-        // start/2, with the VM still up); the reason is then in the peer's own report.
+        // The connection was lost as the application failed (an app that halts the VM,
+        // or one stopping it): the reason is then only in the peer's own report.
         const fromLog = await appExitFromLog(peer, app);
         if (fromLog !== undefined) reason = `application ${app} did not start: ${fromLog}`;
       }
@@ -365,7 +365,10 @@ export class Peer {
       if (!this.alive) throw new StartFailure(`the VM exited (${exitText(this.exitInfo!)}) before it could be reached`);
       try {
         await this.batonNode.connect(this.node);
-        return;
+        // Distribution comes up while kernel is still starting: wait for init to
+        // finish the boot script before touching applications.
+        const st = await this.batonNode.erpc(this.node, 'init', 'get_status', [], { timeoutMs: 5000 });
+        if (st instanceof Tuple && st.elements[0] === atom('started')) return;
       } catch (err) {
         last = err;
         if (err instanceof DistributionError && err.code === 'COOKIE_MISMATCH') throw err;

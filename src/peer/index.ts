@@ -19,7 +19,7 @@ export {
   type ReleaseLayout,
 } from './args.js';
 export { clearRecord, logDir, nextGeneration, readRecord, recordPath, writeRecord, type PeerRecord } from './state.js';
-export { HELPER_MODULES, defaultHelperEbin, loadHelpers } from './helpers.js';
+export { HELPER_MODULES, defaultHelperEbin, helperEbin, loadHelpers } from './helpers.js';
 export {
   ListenerError,
   NoPeerError,

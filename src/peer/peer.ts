@@ -21,7 +21,7 @@ import {
 } from './args.js';
 import { sourceEnvSh } from './envsh.js';
 import { NoPeerError, PeerError, PeerReadyTimeoutError, PeerStartError, type PeerStartStage } from './errors.js';
-import { defaultHelperEbin, loadHelpers } from './helpers.js';
+import { helperEbin, loadHelpers } from './helpers.js';
 import { readLayout } from './layout.js';
 import type { Listener } from './listener.js';
 import { clearRecord, logDir, nextGeneration, writeRecord, type PeerRecord } from './state.js';
@@ -278,7 +278,7 @@ export class Peer {
     try {
       await peer.waitConnected(bootDeadline);
       stage = 'prepare';
-      await loadHelpers(o.batonNode, node, o.helperEbin ?? defaultHelperEbin());
+      await loadHelpers(o.batonNode, node, o.helperEbin ?? (await helperEbin(layout.ertsBin)));
       await peer.erpc('baton_peer', 'prepare', [
         new Map<Term, Term>([
           [atom('baton'), atom(o.batonNode.name)],
@@ -348,7 +348,7 @@ export class Peer {
       if (charlistToString(pid) !== String(rec.osPid)) {
         throw new NoPeerError(`${rec.node} answers but is os pid ${String(charlistToString(pid))}, not the recorded ${rec.osPid}`);
       }
-      await loadHelpers(o.batonNode, rec.node, o.helperEbin ?? defaultHelperEbin());
+      await loadHelpers(o.batonNode, rec.node, o.helperEbin ?? (await helperEbin()));
       await o.batonNode.erpc(rec.node, 'baton_peer', 'adopt', [atom(o.batonNode.name), o.orphanMs ?? 60_000], { timeoutMs: 10_000 });
     } catch (err) {
       if (err instanceof NoPeerError) throw err;

@@ -44,6 +44,11 @@ export interface LaunchOptions {
    * `application:load/1` keeps it (fly_deploy 0.3.3's `eaddrinuse`): `[app, key, value]`.
    */
   appEnv?: Array<[string, string, Term]>;
+  /**
+   * Nodes the new peer connects to before its application starts (the outgoing peer of
+   * a blue-green upgrade, as fly_deploy does), so apps handing over a lock can reach it.
+   */
+  connectTo?: string[];
   /** The peer stops itself after this long without baton (default 60 s). */
   orphanMs?: number;
   /** Spawn to application started (default 60 s). */
@@ -286,6 +291,10 @@ export class Peer {
           [atom('env'), (o.appEnv ?? []).map(([a, k, v]) => new Tuple([atom(a), atom(k), v]))],
         ]),
       ]);
+      for (const other of o.connectTo ?? []) {
+        const ok = await peer.erpc('net_kernel', 'connect_node', [atom(other)], 15_000);
+        if (ok !== atom('true')) throw new StartFailure(`it could not connect to ${other} (net_kernel:connect_node/1 returned ${String(ok)})`);
+      }
       if (layout.configProvider) {
         stage = 'runtime_config';
         // What the release's start.boot does right after kernel and stdlib: run the

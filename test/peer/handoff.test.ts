@@ -92,3 +92,14 @@ describe('stop', () => {
     expect(await hanging).toBe('reset');
   });
 });
+
+describe('blue-green neighbours', () => {
+  it('the incoming peer is connected to the outgoing one before its application starts', async () => {
+    const l = bindListener('127.0.0.1', 0);
+    listeners.push(l);
+    const old = await h.launch({ releaseRoot: fx.demoErl['1.0.0'], port: l.port, handoff: 'fd', listener: l });
+    const next = await h.launch({ releaseRoot: fx.demoErl['2.0.0'], port: l.port, handoff: 'fd', listener: l, connectTo: [old.node] });
+    expect(await next.erpc('erlang', 'nodes', [])).toEqual([atom(old.node)]);
+    expect(await old.erpc('erlang', 'nodes', [])).toEqual([atom(next.node)]);
+  });
+});

@@ -111,3 +111,22 @@ describe('baton run on Fly-style long names', () => {
     expect(await run.exited).toBe(0);
   });
 });
+
+describe('baton run stops cleanly', () => {
+  it('SIGTERM while /slow requests are in flight: every one completes, then exit 0', async () => {
+    const port = await freePort();
+    const env = runEnv(fx.demoErl['1.0.0'], { BATON_PORT: String(port) });
+    const run = startRun(env);
+    await peerNode(env);
+    const pid = readRecord(env['BATON_STATE_DIR']!)!.osPid;
+    const slow = Array.from({ length: 4 }, () => getOnce(`http://127.0.0.1:${port}/slow?ms=1500`));
+    await expect
+      .poll(() => baton(['eval', `baton_peer:connections(${port}).`], env).stdout.trim(), { timeout: 10_000, interval: 100 })
+      .toBe('4');
+    run.child.kill('SIGTERM');
+    expect(await Promise.all(slow)).toEqual(Array.from({ length: 4 }, () => ({ slept: 1500 })));
+    expect(await run.exited).toBe(0);
+    expect(pidAlive(pid)).toBe(false);
+    expect(run.output()).toMatch(/peer \S+ stopped\n/);
+  });
+});

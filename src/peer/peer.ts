@@ -6,7 +6,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, mkdirSync, openSync, readSync, fstatSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { DistributionError, ErpcError, type Node } from '../distribution/index.js';
+import { DistributionError, type Node } from '../distribution/index.js';
 import { Atom, Tuple, atom, charlistToString, type Term } from '../etf/index.js';
 import {
   erlPath,
@@ -397,11 +397,9 @@ export class Peer {
 
 class StartFailure extends Error {}
 
+/** What went wrong, from the peer's side when it has gone. */
 function describe(err: unknown, peer: Peer): string {
   if (!peer.alive) return `the VM exited during boot (${(err as Error).message})`;
-  if (err instanceof ErpcError && err.reason instanceof Tuple && err.reason.elements[0] instanceof Atom) {
-    return err.message;
-  }
   return (err as Error).message;
 }
 

@@ -83,6 +83,12 @@ watchdog_loop(S = #{baton := Baton, timer := Timer}) ->
             watchdog_loop(S#{timer := T, since := erlang:system_time(millisecond)});
         {nodedown, _} ->
             watchdog_loop(S);
+        {nodeup, Baton, _} when Timer =/= undefined ->
+            %% The same baton reconnected (a connection lost and found again).
+            cancel(Timer),
+            erlang:monitor_node(Baton, true),
+            io:format(standard_error, "baton_peer: ~s is back~n", [Baton]),
+            watchdog_loop(S#{timer := undefined, since := undefined});
         {nodedown, Baton, Info} ->
             %% Why the connection to baton went, for the peer's log.
             io:format(standard_error, "baton_peer: connection to ~s down: ~0p~n", [Baton, Info]),

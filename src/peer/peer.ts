@@ -91,6 +91,8 @@ export class Peer {
   private exitInfo: PeerExit | undefined;
   readonly exited: Promise<PeerExit>;
   private stopping: Promise<StopResult> | undefined;
+  /** Set once baton means the peer to go (stop, kill, a failed start): no reconnecting. */
+  private closing = false;
 
   private constructor(
     readonly record: PeerRecord,
@@ -102,6 +104,32 @@ export class Peer {
       this.exitInfo = e;
       return e;
     });
+    this.keepConnected();
+  }
+
+  /**
+   * A connection lost while the peer runs is made again (and the watchdog told), so a
+   * network blip never lets the peer's orphan timer run out under a live baton.
+   */
+  private keepConnected(): void {
+    const onDown = (node: string): void => {
+      if (node !== this.node || !this.alive || this.closing) return;
+      void this.reconnect();
+    };
+    this.batonNode.on('nodedown', onDown);
+    void this.exited.then(() => this.batonNode.off('nodedown', onDown));
+  }
+
+  private async reconnect(): Promise<void> {
+    while (this.alive && !this.closing) {
+      await sleep(250);
+      try {
+        await this.batonNode.erpc(this.node, 'baton_peer', 'adopt', [atom(this.batonNode.name), this.record.orphanMs], { timeoutMs: 5000 });
+        return;
+      } catch {
+        // Not reachable yet; the watchdog allows orphanMs for this.
+      }
+    }
   }
 
   get node(): string {
@@ -127,6 +155,7 @@ export class Peer {
 
   /** Stops accepting, waits for in-flight requests, `init:stop()`, SIGKILL after a timeout. */
   stop(o: StopOptions = {}): Promise<StopResult> {
+    this.closing = true;
     this.stopping ??= this.doStop(o);
     return this.stopping;
   }
@@ -155,6 +184,7 @@ export class Peer {
 
   /** SIGKILL to the peer's process group, then waits for it to be gone. */
   async kill(): Promise<void> {
+    this.closing = true;
     killGroup(this.osPid, 'SIGKILL');
     await this.exited;
     clearRecord(this.stateDir, this.node);
@@ -274,6 +304,7 @@ export class Peer {
       handoff: o.handoff,
       endpoint: o.endpoint,
       log,
+      orphanMs: o.orphanMs ?? 60_000,
       startedAt: new Date().toISOString(),
       baton: o.batonNode.name,
     };
@@ -287,7 +318,7 @@ export class Peer {
       await peer.erpc('baton_peer', 'prepare', [
         new Map<Term, Term>([
           [atom('baton'), atom(o.batonNode.name)],
-          [atom('orphan_ms'), o.orphanMs ?? 60_000],
+          [atom('orphan_ms'), record.orphanMs],
           [atom('env'), (o.appEnv ?? []).map(([a, k, v]) => new Tuple([atom(a), atom(k), v]))],
         ]),
       ]);
@@ -358,12 +389,12 @@ export class Peer {
         throw new NoPeerError(`${rec.node} answers but is os pid ${String(charlistToString(pid))}, not the recorded ${rec.osPid}`);
       }
       await loadHelpers(o.batonNode, rec.node, o.helperEbin ?? (await helperEbin()));
-      await o.batonNode.erpc(rec.node, 'baton_peer', 'adopt', [atom(o.batonNode.name), o.orphanMs ?? 60_000], { timeoutMs: 10_000 });
+      await o.batonNode.erpc(rec.node, 'baton_peer', 'adopt', [atom(o.batonNode.name), o.orphanMs ?? rec.orphanMs ?? 60_000], { timeoutMs: 10_000 });
     } catch (err) {
       if (err instanceof NoPeerError) throw err;
       throw new NoPeerError(`the recorded peer ${rec.node} cannot be adopted: ${(err as Error).message}`, { cause: err });
     }
-    const updated: PeerRecord = { ...rec, baton: o.batonNode.name };
+    const updated: PeerRecord = { ...rec, baton: o.batonNode.name, orphanMs: o.orphanMs ?? rec.orphanMs ?? 60_000 };
     writeRecord(o.stateDir, updated);
     return new Peer(updated, o.batonNode, o.stateDir, watchPid(rec.osPid));
   }
@@ -388,6 +419,7 @@ export class Peer {
   }
 
   private async abort(): Promise<void> {
+    this.closing = true;
     killGroup(this.osPid, 'SIGKILL');
     await this.exited;
     // The VM's own children (erl_child_setup) share the group.

@@ -20,6 +20,8 @@ export interface PeerRecord {
   handoff: Handoff;
   endpoint: string | undefined;
   log: string;
+  /** How long its watchdog waits without baton. */
+  orphanMs: number;
   startedAt: string;
   /** The baton node that runs it. */
   baton: string;

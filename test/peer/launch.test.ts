@@ -1,6 +1,6 @@
 /** src/peer launching the real fixture releases: boot, serve, runtime config, bad apps. */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { atom, charlist, tuple } from '../../src/etf/index.js';
+import { atom, charlist, mapGet, tuple } from '../../src/etf/index.js';
 import { PeerLayoutError, PeerReadyTimeoutError, PeerStartError, bindListener, pidAlive, type Listener } from '../../src/peer/index.js';
 import { fixtures, type Fixtures } from '../support/fixtures.js';
 import { freePort, getOnce } from '../support/nodes.js';
@@ -137,6 +137,21 @@ describe('injected application env', () => {
     expect(await peer.erpc('application', 'get_env', [atom('demo_erl'), atom('acceptors')])).toEqual(tuple(atom('ok'), 2));
     const children = await peer.erpc('supervisor', 'count_children', [atom('demo_erl_endpoint')]);
     expect(children).toContainEqual(tuple(atom('workers'), 2));
+    expect(await getOnce(`http://127.0.0.1:${port}/`)).toMatchObject({ node: peer.node });
+  });
+});
+
+describe('connection to baton', () => {
+  it('lost and found again: baton reconnects and the watchdog does not stop the peer', async () => {
+    const port = await freePort();
+    const peer = await h.launch({ releaseRoot: fx.demoErl['1.0.0'], port, handoff: 'restart', orphanMs: 1500 });
+    // The peer drops baton's connection (as a network blip would).
+    await peer.erpc('erlang', 'disconnect_node', [atom(h.node.name)]).catch(() => undefined);
+    await new Promise((r) => setTimeout(r, 3000));
+    expect(peer.alive).toBe(true);
+    const wd = await peer.erpc('baton_peer', 'watchdog', []);
+    expect(wd).toBeInstanceOf(Map);
+    expect(mapGet(wd as Map<never, never>, atom('orphaned_since'))).toBe(atom('undefined'));
     expect(await getOnce(`http://127.0.0.1:${port}/`)).toMatchObject({ node: peer.node });
   });
 });

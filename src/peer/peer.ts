@@ -418,7 +418,26 @@ export class Peer {
     }
   }
 
+  /**
+   * Waits until the peer's log stops growing (quiet for `quietMs`, at most `maxMs`):
+   * its last reports (stderr, logger) are written asynchronously to our reply.
+   */
+  private async settleOutput(maxMs = 1500, quietMs = 150): Promise<void> {
+    const deadline = Date.now() + maxMs;
+    let size = logSize(this.record.log);
+    let quietSince = Date.now();
+    while (Date.now() < deadline && this.alive) {
+      await sleep(25);
+      const now = logSize(this.record.log);
+      if (now !== size) {
+        size = now;
+        quietSince = Date.now();
+      } else if (Date.now() - quietSince >= quietMs) return;
+    }
+  }
+
   private async abort(): Promise<void> {
+    await this.settleOutput();
     this.closing = true;
     killGroup(this.osPid, 'SIGKILL');
     await this.exited;
@@ -492,6 +511,19 @@ function watchPid(pid: number): Promise<PeerExit> {
     }, 200);
     t.unref();
   });
+}
+
+function logSize(path: string): number {
+  try {
+    const fd = openSync(path, 'r');
+    try {
+      return fstatSync(fd).size;
+    } finally {
+      closeSync(fd);
+    }
+  } catch {
+    return 0;
+  }
 }
 
 function tail(path: string, maxBytes: number): string {

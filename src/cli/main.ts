@@ -4,6 +4,7 @@
  * Commands arrive with the areas they drive; this file only dispatches.
  */
 import { readFileSync } from 'node:fs';
+import { PEER_CLI_USAGE, startPeerCommand } from './peer-cli.js';
 import { STORE_USAGE, startStoreCommand } from './store-commands.js';
 
 const USAGE = `usage: baton <command> [options]
@@ -11,7 +12,7 @@ const USAGE = `usage: baton <command> [options]
 commands:
   version     print baton's version
   help        print this text
-${STORE_USAGE}`;
+${STORE_USAGE}${PEER_CLI_USAGE}`;
 
 function version(): string {
   const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
@@ -35,6 +36,11 @@ export function main(argv: string[]): number {
     case 'releases':
     case 'status':
       return startStoreCommand(command, argv.slice(1));
+    case 'run':
+    case 'peer-node':
+    case 'eval':
+    case 'remsh':
+      return startPeerCommand(command, argv.slice(1));
     default:
       process.stderr.write(`baton: unknown command '${command}'.\n${USAGE}`);
       return 2;

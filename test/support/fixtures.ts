@@ -38,6 +38,8 @@ export interface Fixtures {
   demoEx: string;
   /** demo_ex 0.1.1: hot-compatible, its consolidated protocol has one more implementation. */
   demoExNext: string;
+  /** demo_bad 0.1.0: DEMO_BAD=crash crashes in start/2, DEMO_BAD=nobind never listens. */
+  demoBad: string;
   /** baton's erlang/ modules and the tests' test/erl/ modules, compiled for OTP 25. */
   erlEbin: string;
 }
@@ -77,6 +79,7 @@ async function buildAll(): Promise<Fixtures> {
     demoErlWithErts: join(fixtureDir, 'demo_erl-1.0.0-erts'),
     brokenCounterDir: join(fixtureDir, 'broken-counter'),
     demoEx: join(fixtureDir, 'demo_ex'),
+    demoBad: join(fixtureDir, 'demo_bad'),
     demoExNext: join(fixtureDir, 'demo_ex-0.1.1'),
     erlEbin,
   };
@@ -226,6 +229,8 @@ async function buildReleases(stage: string): Promise<void> {
     const dirName = profile.replace(',', '+');
     await rename(join(stage, '_build', dirName, 'rel', 'demo_erl'), join(stage, out));
   }
+  await sh('rebar3', ['as', 'bad', 'release'], erlSrc, { DEMO_VSN: '0.1.0', REBAR_BASE_DIR: join(stage, '_build') });
+  await rename(join(stage, '_build', 'bad', 'rel', 'demo_bad'), join(stage, 'demo_bad'));
   const broken = join(stage, 'broken-counter');
   await mkdir(broken);
   await sh(

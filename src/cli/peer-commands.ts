@@ -1,0 +1,110 @@
+/**
+ * Commands that reach the running peer through the state dir's record:
+ * `peer-node` (its node name), `eval` (an Erlang expression evaluated on it),
+ * `remsh` (an interactive shell on it: iex for Elixir releases, erl otherwise).
+ */
+import { spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { join } from 'node:path';
+import { EvalSyntaxError, Node } from '../distribution/index.js';
+import { erlPath, pidAlive, readLayout, readRecord, type PeerRecord } from '../peer/index.js';
+import { UsageError, parse, type Out } from './store-io.js';
+
+export const PEER_USAGE = `  peer-node   [--state-dir DIR]                         print the running peer's node name
+  eval 'Expr.' [--state-dir DIR]                        evaluate an Erlang expression on the peer, print the result
+  remsh       [--state-dir DIR]                         interactive shell on the peer (iex for Elixir releases)
+`;
+
+class NoPeer extends Error {}
+
+function record(values: Record<string, unknown>, io: Out): PeerRecord {
+  const dir = (values['state-dir'] as string | undefined) ?? io.env['BATON_STATE_DIR'] ?? '/tmp/baton';
+  const rec = readRecord(dir);
+  if (rec === undefined) throw new NoPeer(`no peer is recorded in ${dir} (is \`baton run\` running with BATON_STATE_DIR=${dir}?)`);
+  if (!pidAlive(rec.osPid)) throw new NoPeer(`the recorded peer ${rec.node} (os pid ${rec.osPid}) is not running`);
+  return rec;
+}
+
+const stateDirOpt = { 'state-dir': { type: 'string' } } as const;
+
+export async function peerNodeCommand(args: string[], io: Out): Promise<number> {
+  const { values, positionals } = parse(args, stateDirOpt);
+  if (positionals.length > 0) throw new UsageError(`unexpected argument '${positionals[0]}'`);
+  io.out(`${record(values, io).node}\n`);
+  return 0;
+}
+
+export async function evalCommand(args: string[], io: Out): Promise<number> {
+  const { values, positionals } = parse(args, stateDirOpt);
+  if (positionals.length !== 1) throw new UsageError("give one expression, e.g. baton eval 'erlang:memory(total).'");
+  const rec = record(values, io);
+  // Outgoing only: nothing to register with EPMD for a one-off call.
+  const node = new Node({ name: `baton-eval-${randomBytes(4).toString('hex')}`, cookie: rec.cookie, hidden: true, listen: false, log: (line) => io.out(`${line}\n`) });
+  await node.start();
+  try {
+    const value = await node.eval(rec.node, positionals[0]!, { timeoutMs: 60_000 });
+    const text = await node.erpc(rec.node, 'baton_peer', 'format', [value], { timeoutMs: 10_000 });
+    io.out(`${Buffer.isBuffer(text) ? text.toString('utf8') : String(text)}\n`);
+    return 0;
+  } catch (err) {
+    if (err instanceof EvalSyntaxError) io.err(`baton eval: the expression does not parse: ${err.message}\n`);
+    else io.err(`baton eval: evaluating on ${rec.node} failed: ${(err as Error).message}\n`);
+    return 1;
+  } finally {
+    await node.close();
+  }
+}
+
+/** The command line of a remote shell on the recorded peer. */
+export function remshCommandLine(rec: PeerRecord, erl: string, releaseName: string): { cmd: string; args: string[]; env: Record<string, string> } {
+  const suffix = randomBytes(3).toString('hex');
+  const host = rec.node.slice(rec.node.indexOf('@') + 1);
+  const inet6 = host.includes(':');
+  if (rec.elixir) {
+    // The release's own script: its iex, its ERTS, RELEASE_* telling it where to go.
+    return {
+      cmd: join(rec.releaseRoot, 'bin', releaseName),
+      args: ['remote'],
+      env: {
+        RELEASE_NODE: rec.node,
+        RELEASE_COOKIE: rec.cookie,
+        RELEASE_DISTRIBUTION: rec.longNames ? 'name' : 'sname',
+        ...(inet6 ? { ELIXIR_ERL_OPTIONS: '-proto_dist inet6_tcp' } : {}),
+      },
+    };
+  }
+  return {
+    cmd: erl,
+    args: [
+      rec.longNames ? '-name' : '-sname', `remsh-${suffix}@${host}`, '-hidden', '-setcookie', rec.cookie,
+      ...(inet6 ? ['-proto_dist', 'inet6_tcp'] : []),
+      '-remsh', rec.node,
+    ],
+    env: {},
+  };
+}
+
+export async function remshCommand(args: string[], io: Out): Promise<number> {
+  const { values, positionals } = parse(args, stateDirOpt);
+  if (positionals.length > 0) throw new UsageError(`unexpected argument '${positionals[0]}'`);
+  const rec = record(values, io);
+  const layout = readLayout(rec.releaseRoot);
+  const { cmd, args: argv, env } = remshCommandLine(rec, erlPath(layout), layout.name);
+  io.err(`baton: remote shell on ${rec.node} (leave with Ctrl-G q, or Ctrl-C twice; q() would stop the peer)\n`);
+  const child = spawn(cmd, argv, { stdio: 'inherit', env: { ...io.env, ...env } });
+  return new Promise((resolve) => {
+    child.once('error', (err) => {
+      io.err(`baton remsh: cannot run ${cmd}: ${err.message}\n`);
+      resolve(1);
+    });
+    child.once('exit', (code) => resolve(code ?? 1));
+  });
+}
+
+export const peerCommands: Record<string, (args: string[], io: Out) => Promise<number>> = {
+  'peer-node': peerNodeCommand,
+  eval: evalCommand,
+  remsh: remshCommand,
+};
+
+

@@ -1,0 +1,132 @@
+/**
+ * The CLI around a peer: `baton run` (start, restart with backoff, stop on SIGTERM),
+ * `baton peer-node`, `baton eval`, `baton remsh`, against the real demo release.
+ */
+import { spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { pidAlive, readRecord, recordPath } from '../../src/peer/index.js';
+import { baton } from '../support/cli.js';
+import { repoRoot } from '../support/erl.js';
+import { fixtures, type Fixtures } from '../support/fixtures.js';
+import { Control, freePort, getOnce } from '../support/nodes.js';
+import { cleanupRuns, peerNode, runEnv, startRun, trackChild } from '../support/run.js';
+
+let fx: Fixtures;
+
+beforeAll(async () => {
+  fx = await fixtures();
+});
+
+afterAll(cleanupRuns);
+
+describe('baton run', () => {
+  it('runs the release as a peer; peer-node names it; an erl -hidden node calls it; eval; restart on exit; SIGTERM stops it', async () => {
+    const port = await freePort();
+    const env = runEnv(fx.demoErl['1.0.0'], { BATON_PORT: String(port) });
+    const run = startRun(env);
+    const node = await peerNode(env);
+    expect(node).toMatch(new RegExp(`^${env['RELEASE_NODE']}-\\d+@`));
+    expect(await getOnce(`http://127.0.0.1:${port}/`)).toEqual({ version: '1.0.0', node });
+
+    const ctl = new Control(fx.erlEbin, env['BATON_COOKIE']!);
+    try {
+      expect(await ctl.eval(`erpc:call('${node}', demo_erl_counter, bump, [])`)).toEqual([1, 'integer']);
+    } finally {
+      await ctl.close();
+    }
+    const ev = baton(['eval', 'demo_erl_counter:bump().'], env);
+    expect(ev.stderr).toBe('');
+    expect(ev.stdout).toBe('{2,integer}\n');
+    const bad = baton(['eval', 'demo_erl_counter:bump('], env);
+    expect(bad.status).toBe(1);
+    expect(bad.stderr).toMatch(/^baton eval: the expression does not parse: /);
+
+    // The peer dies: baton starts a new one (a new name), which serves the same port.
+    const rec = readRecord(env['BATON_STATE_DIR']!)!;
+    process.kill(-rec.osPid, 'SIGKILL');
+    const next = await peerNode(env, node);
+    expect(next).not.toBe(node);
+    expect(await getOnce(`http://127.0.0.1:${port}/`)).toEqual({ version: '1.0.0', node: next });
+    expect(run.output()).toMatch(/peer .* exited \(SIGKILL\); restarting in 200 ms/);
+
+    const nextPid = readRecord(env['BATON_STATE_DIR']!)!.osPid;
+    run.child.kill('SIGTERM');
+    expect(await run.exited).toBe(0);
+    expect(pidAlive(nextPid)).toBe(false);
+    expect(existsSync(recordPath(env['BATON_STATE_DIR']!))).toBe(false);
+    expect(run.output()).toMatch(/SIGTERM: stopping the peer/);
+    const none = baton(['peer-node'], env);
+    expect(none.status).toBe(1);
+    expect(none.stderr).toMatch(/^baton peer-node: no peer is recorded in /);
+  });
+
+  it('exits 1 when the first peer cannot start after its attempts', async () => {
+    const env = runEnv(fx.demoBad, { BATON_PORT: String(await freePort()), DEMO_BAD: 'crash', BATON_START_ATTEMPTS: '2', BATON_HANDOFF: 'restart' });
+    const run = startRun(env);
+    expect(await run.exited).toBe(1);
+    expect(run.output()).toMatch(/demo_bad_crashed/);
+    expect(run.output()).toMatch(/the peer failed to start 2 times; giving up/);
+  });
+
+  it('remsh opens an interactive shell on the peer', async () => {
+    const port = await freePort();
+    const env = runEnv(fx.demoErl['1.0.0'], { BATON_PORT: String(port) });
+    const run = startRun(env);
+    const node = await peerNode(env);
+    const cli = `${process.execPath} --import tsx ${join(repoRoot, 'src/cli/main.ts')} remsh`;
+    const sh = spawn('script', ['-qfc', cli, '/dev/null'], { cwd: repoRoot, env: { ...process.env, ...env }, detached: true, stdio: ['pipe', 'pipe', 'pipe'] });
+    trackChild(sh);
+    let out = '';
+    sh.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+    await expect.poll(() => out, { timeout: 20_000 }).toMatch(/\(\S+\)\d+>/);
+    sh.stdin!.write('{node(), demo_erl_counter:bump()}.\n');
+    await expect.poll(() => out, { timeout: 10_000 }).toContain(`{'${node}',{1,integer}}`);
+    // Ctrl-G q leaves the shell without stopping the peer.
+    const exited = new Promise<number | null>((r) => sh.once('exit', (c) => r(c)));
+    sh.stdin!.write('\x07');
+    await expect.poll(() => out, { timeout: 10_000 }).toMatch(/-->/);
+    sh.stdin!.write('q\n');
+    expect(await exited).toBe(0);
+    expect(await getOnce(`http://127.0.0.1:${port}/`)).toMatchObject({ node });
+    run.child.kill('SIGTERM');
+    expect(await run.exited).toBe(0);
+  });
+});
+
+describe('baton run on Fly-style long names', () => {
+  it('FLY_PRIVATE_IP: peers are <base>-<gen>@<ip> over inet6_tcp, the socket is dual stack, eval reaches it', async () => {
+    const port = await freePort();
+    const env = runEnv(fx.demoErl['1.0.0'], { BATON_PORT: String(port), FLY_PRIVATE_IP: '::1' });
+    delete env['BATON_BIND'];
+    const run = startRun(env);
+    const node = await peerNode(env);
+    expect(node).toMatch(new RegExp(`^${env['RELEASE_NODE']}-\\d+@::1$`));
+    // Bound on `::` (the Fly default): IPv6 and IPv4 clients both reach the peer.
+    expect(await getOnce(`http://[::1]:${port}/`)).toEqual({ version: '1.0.0', node });
+    expect(await getOnce(`http://127.0.0.1:${port}/`)).toEqual({ version: '1.0.0', node });
+    expect(baton(['eval', 'node().'], env).stdout).toBe(`'${node}'\n`);
+    run.child.kill('SIGTERM');
+    expect(await run.exited).toBe(0);
+  });
+});
+
+describe('baton run stops cleanly', () => {
+  it('SIGTERM while /slow requests are in flight: every one completes, then exit 0', async () => {
+    const port = await freePort();
+    const env = runEnv(fx.demoErl['1.0.0'], { BATON_PORT: String(port) });
+    const run = startRun(env);
+    await peerNode(env);
+    const pid = readRecord(env['BATON_STATE_DIR']!)!.osPid;
+    const slow = Array.from({ length: 4 }, () => getOnce(`http://127.0.0.1:${port}/slow?ms=1500`));
+    await expect
+      .poll(() => baton(['eval', `baton_peer:connections(${port}).`], env).stdout.trim(), { timeout: 10_000, interval: 100 })
+      .toBe('4');
+    run.child.kill('SIGTERM');
+    expect(await Promise.all(slow)).toEqual(Array.from({ length: 4 }, () => ({ slept: 1500 })));
+    expect(await run.exited).toBe(0);
+    expect(pidAlive(pid)).toBe(false);
+    expect(run.output()).toMatch(/peer \S+ stopped\n/);
+  });
+});

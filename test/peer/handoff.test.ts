@@ -1,0 +1,105 @@
+/** Socket handoff between peers (fd, reuseport, restart) and stopping a peer without losing a request. */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { atom } from '../../src/etf/index.js';
+import { bindListener, type Listener, type Peer } from '../../src/peer/index.js';
+import { fixtures, type Fixtures } from '../support/fixtures.js';
+import { freePort, getOnce } from '../support/nodes.js';
+import { harness, type Harness } from '../support/peers.js';
+
+let fx: Fixtures;
+let h: Harness;
+const listeners: Listener[] = [];
+
+beforeAll(async () => {
+  fx = await fixtures();
+  h = await harness();
+});
+
+afterAll(async () => {
+  await h?.close();
+  for (const l of listeners) l.close();
+});
+
+/** Fresh connections until every node in `want` answered (the kernel spreads connections, not requests). */
+async function nodesSeen(port: number, want: string[], tries = 400): Promise<Set<string>> {
+  const seen = new Set<string>();
+  for (let i = 0; i < tries && want.some((n) => !seen.has(n)); i++) {
+    seen.add((await getOnce(`http://127.0.0.1:${port}/`))['node'] as string);
+  }
+  return seen;
+}
+
+describe('handoff', () => {
+  it('fd: two peers accept from one listener handed to both, and both serve', async () => {
+    const l = bindListener('127.0.0.1', 0);
+    listeners.push(l);
+    const a = await h.launch({ releaseRoot: fx.demoErl['1.0.0'], port: l.port, handoff: 'fd', listener: l });
+    const b = await h.launch({ releaseRoot: fx.demoErl['1.0.1'], port: l.port, handoff: 'fd', listener: l });
+    expect([...(await nodesSeen(l.port, [a.node, b.node]))].sort()).toEqual([a.node, b.node].sort());
+    // baton holds the socket but never accepts: with A stopped, everything goes to B.
+    await a.stop({ drainMs: 5000 });
+    for (let i = 0; i < 20; i++) expect(await getOnce(`http://127.0.0.1:${l.port}/`)).toEqual({ version: '1.0.1', node: b.node });
+  });
+
+  it('reuseport: two peers bind the same port with SO_REUSEPORT, and both serve', async () => {
+    const port = await freePort();
+    const a = await h.launch({ releaseRoot: fx.demoErl['1.0.0'], port, handoff: 'reuseport' });
+    const b = await h.launch({ releaseRoot: fx.demoErl['1.0.0'], port, handoff: 'reuseport' });
+    expect([...(await nodesSeen(port, [a.node, b.node]))].sort()).toEqual([a.node, b.node].sort());
+  });
+
+  it('restart: the old peer stops, the new one binds the port itself', async () => {
+    const port = await freePort();
+    const a = await h.launch({ releaseRoot: fx.demoErl['1.0.0'], port, handoff: 'restart' });
+    expect(await getOnce(`http://127.0.0.1:${port}/`)).toMatchObject({ node: a.node });
+    const r = await a.stop({ drainMs: 5000 });
+    expect(r).toEqual({ endpoint: 'ok', leftOpen: 0, killed: false });
+    expect(a.alive).toBe(false);
+    const b = await h.launch({ releaseRoot: fx.demoErl['1.0.1'], port, handoff: 'restart' });
+    expect(await getOnce(`http://127.0.0.1:${port}/`)).toEqual({ version: '1.0.1', node: b.node });
+  });
+});
+
+describe('stop', () => {
+  it('completes every in-flight /slow request: endpoint stop, drain, init:stop', async () => {
+    const l = bindListener('127.0.0.1', 0);
+    listeners.push(l);
+    const peer: Peer = await h.launch({ releaseRoot: fx.demoErl['1.0.0'], port: l.port, handoff: 'fd', listener: l });
+    const slow = Array.from({ length: 8 }, () => getOnce(`http://127.0.0.1:${l.port}/slow?ms=1500`));
+    // All eight are being served (accepted by the peer) before the stop begins.
+    await expect.poll(() => peer.erpc('baton_peer', 'connections', [l.port]), { timeout: 5000, interval: 20 }).toBe(8);
+    const t0 = Date.now();
+    const stopped = peer.stop({ drainMs: 10_000 });
+    const results = await Promise.all(slow);
+    expect(results).toEqual(Array.from({ length: 8 }, () => ({ slept: 1500 })));
+    expect(await stopped).toEqual({ endpoint: 'ok', leftOpen: 0, killed: false });
+    expect(peer.alive).toBe(false);
+    expect(Date.now() - t0).toBeLessThan(10_000);
+  });
+
+  it('kills a peer that does not exit within the timeout after init:stop', async () => {
+    const port = await freePort();
+    const peer = await h.launch({ releaseRoot: fx.demoErl['1.0.0'], port, handoff: 'restart' });
+    // A connection that never finishes keeps the drain waiting past its bound.
+    const hanging = getOnce(`http://127.0.0.1:${port}/slow?ms=60000`).catch(() => 'reset');
+    await expect.poll(() => peer.erpc('baton_peer', 'connections', [port]), { timeout: 5000, interval: 20 }).toBe(1);
+    // init:stop cannot finish while an app blocks it: make the app's stop hang.
+    await peer.erpc('erlang', 'suspend_process', [await peer.erpc('erlang', 'whereis', [atom('application_controller')])]);
+    const r = await peer.stop({ drainMs: 300, exitTimeoutMs: 1000 });
+    expect(r.leftOpen).toBe(1);
+    expect(r.killed).toBe(true);
+    expect(peer.alive).toBe(false);
+    expect(await hanging).toBe('reset');
+  });
+});
+
+describe('blue-green neighbours', () => {
+  it('the incoming peer is connected to the outgoing one before its application starts', async () => {
+    const l = bindListener('127.0.0.1', 0);
+    listeners.push(l);
+    const old = await h.launch({ releaseRoot: fx.demoErl['1.0.0'], port: l.port, handoff: 'fd', listener: l });
+    const next = await h.launch({ releaseRoot: fx.demoErl['2.0.0'], port: l.port, handoff: 'fd', listener: l, connectTo: [old.node] });
+    expect(await next.erpc('erlang', 'nodes', [])).toEqual([atom(old.node)]);
+    expect(await old.erpc('erlang', 'nodes', [])).toEqual([atom(next.node)]);
+  });
+});

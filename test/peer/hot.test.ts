@@ -1,0 +1,46 @@
+/** Hot upgrade 1.0.0 -> 1.0.1 of a peer started by src/peer, driven from TS. */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { HotUpgradeError, hotUpgrade, upgradeBeams } from '../../src/peer/index.js';
+import { fixtures, type Fixtures } from '../support/fixtures.js';
+import { freePort, getJson } from '../support/nodes.js';
+import { harness, type Harness } from '../support/peers.js';
+
+let fx: Fixtures;
+let h: Harness;
+
+beforeAll(async () => {
+  fx = await fixtures();
+  h = await harness();
+});
+
+afterAll(async () => {
+  await h?.close();
+});
+
+describe('hot upgrade through src/peer', () => {
+  it('1.0.0 -> 1.0.1: a corrupt beam is refused first; then only changed modules reload and the counter keeps its value', async () => {
+    const port = await freePort();
+    const peer = await h.launch({ releaseRoot: fx.demoErl['1.0.0'], port, handoff: 'restart' });
+    for (let i = 1; i <= 3; i++) expect(await getJson(port, '/counter')).toEqual({ count: i, state: 'integer' });
+
+    const beams = upgradeBeams(fx.demoErl['1.0.0'], fx.demoErl['1.0.1']);
+    expect(beams.map((b) => b.module)).toContain('demo_erl_counter');
+    const corrupt = beams.map((b) => (b.module === 'demo_erl_counter' ? { ...b, binary: Buffer.from('not a beam') } : b));
+    const err = await hotUpgrade(peer, corrupt).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(HotUpgradeError);
+    expect((err as HotUpgradeError).reason).toMatch(/prepare_failed/);
+    expect((err as HotUpgradeError).message).toMatch(/^hot upgrade of .* failed: \{prepare_failed/);
+    expect(await getJson(port, '/counter')).toEqual({ count: 4, state: 'integer' });
+
+    const r = await hotUpgrade(peer, beams);
+    // demo_erl_vsn is loaded lazily (interactive mode): reloaded if GET / ran, else added.
+    expect(r.reloaded).toContain('demo_erl_counter');
+    expect([...r.reloaded, ...r.added].sort()).toEqual(['demo_erl_counter', 'demo_erl_vsn']);
+    expect(r.unchanged.length).toBeGreaterThan(0);
+    expect(r.suspended.map((p) => p.name)).toEqual(['demo_erl_counter']);
+    expect(r.suspendUs).toBeGreaterThan(0);
+    expect(r.totalUs).toBeGreaterThanOrEqual(r.suspendUs);
+    expect(await getJson(port, '/counter')).toEqual({ count: 5, state: 'map' });
+    expect(await getJson(port, '/')).toEqual({ version: '1.0.1', node: peer.node });
+  });
+});

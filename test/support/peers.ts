@@ -1,0 +1,69 @@
+/**
+ * Test side of src/peer: a baton node per test file, a fresh state dir per peer, and a
+ * last-resort kill of every peer's process group when the test process exits.
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Node } from '../../src/distribution/index.js';
+import { Peer, killGroup, type LaunchOptions } from '../../src/peer/index.js';
+import { fixtures } from './fixtures.js';
+import { newCookie, uniqueName } from './nodes.js';
+
+const pids = new Set<number>();
+process.on('exit', () => {
+  for (const pid of pids) killGroup(pid, 'SIGKILL');
+});
+
+/** Remembers an OS pid whose process group must not outlive the test process. */
+export function trackPid(pid: number): void {
+  pids.add(pid);
+}
+
+export interface Harness {
+  cookie: string;
+  node: Node;
+  stateDir(): string;
+  launch(o: Omit<LaunchOptions, 'batonNode' | 'cookie' | 'stateDir' | 'helperEbin'> & { stateDir?: string }): Promise<Peer>;
+  close(): Promise<void>;
+}
+
+export async function harness(): Promise<Harness> {
+  const fx = await fixtures();
+  const cookie = newCookie();
+  const node = new Node({ name: uniqueName('baton'), cookie, hidden: true, startEpmd: true, log: () => undefined });
+  await node.start();
+  const dirs: string[] = [];
+  const peers: Peer[] = [];
+  const stateDir = (): string => {
+    const d = mkdtempSync(join(tmpdir(), 'baton-state-'));
+    dirs.push(d);
+    return d;
+  };
+  return {
+    cookie,
+    node,
+    stateDir,
+    async launch(o) {
+      const p = await Peer.launch({
+        nodeBase: uniqueName('p'),
+        ...o,
+        batonNode: node,
+        cookie,
+        stateDir: o.stateDir ?? stateDir(),
+        helperEbin: fx.erlEbin,
+        onSpawn: (pid) => {
+          trackPid(pid);
+          o.onSpawn?.(pid);
+        },
+      });
+      peers.push(p);
+      return p;
+    },
+    async close() {
+      await Promise.all(peers.map((p) => p.kill()));
+      await node.close();
+      for (const d of dirs) rmSync(d, { recursive: true, force: true });
+    },
+  };
+}

@@ -1,0 +1,96 @@
+/**
+ * `baton run` as a child process for tests: its own state dir, cookie and node base,
+ * output captured, and every process it left (itself, the recorded peer) killed at the end.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { expect } from 'vitest';
+import { readRecord } from '../../src/peer/index.js';
+import { baton } from './cli.js';
+import { repoRoot } from './erl.js';
+import { newCookie, uniqueName } from './nodes.js';
+import { trackPid } from './peers.js';
+
+const children: ChildProcess[] = [];
+const dirs: string[] = [];
+
+export function trackChild(c: ChildProcess): void {
+  children.push(c);
+  if (c.pid !== undefined) trackPid(c.pid);
+}
+
+export async function cleanupRuns(): Promise<void> {
+  for (const c of children) {
+    if (c.pid !== undefined && c.exitCode === null) {
+      try {
+        process.kill(-c.pid, 'SIGKILL');
+      } catch {
+        // Gone.
+      }
+    }
+  }
+  for (const d of dirs) {
+    const rec = readRecord(d);
+    if (rec !== undefined) {
+      try {
+        process.kill(-rec.osPid, 'SIGKILL');
+      } catch {
+        // Gone.
+      }
+    }
+    rmSync(d, { recursive: true, force: true });
+  }
+}
+
+export interface Run {
+  child: ChildProcess;
+  env: Record<string, string>;
+  output(): string;
+  exited: Promise<number | null>;
+}
+
+export function startRun(env: Record<string, string>): Run {
+  const child = spawn(process.execPath, ['--import', 'tsx', join(repoRoot, 'src/cli/main.ts'), 'run'], {
+    cwd: repoRoot,
+    env: { ...process.env, ...env },
+    detached: true,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  trackChild(child);
+  let out = '';
+  child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+  child.stderr!.on('data', (d: Buffer) => (out += d.toString()));
+  const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
+  return { child, env, output: () => out, exited };
+}
+
+export function runEnv(releaseRoot: string, extra: Record<string, string> = {}): Record<string, string> {
+  const stateDir = mkdtempSync(join(tmpdir(), 'baton-cli-'));
+  dirs.push(stateDir);
+  return {
+    BATON_RELEASE_ROOT: releaseRoot,
+    BATON_STATE_DIR: stateDir,
+    BATON_BIND: '127.0.0.1',
+    BATON_COOKIE: newCookie(),
+    RELEASE_NODE: uniqueName('cli'),
+    BATON_BACKOFF_MS: '200',
+    ...extra,
+  };
+}
+
+export async function peerNode(env: Record<string, string>, not?: string): Promise<string> {
+  let last = '';
+  await expect
+    .poll(
+      () => {
+        const r = baton(['peer-node'], env);
+        last = r.stdout.trim();
+        return r.status === 0 && last !== not && readRecord(env['BATON_STATE_DIR']!) !== undefined;
+      },
+      { timeout: 30_000, interval: 250 },
+    )
+    .toBe(true);
+  return last;
+}

@@ -87,7 +87,7 @@ export class ErpcCalls {
     return this.calls.size;
   }
 
-  call(conn: Connection, reqId: Reference, res: Reference, spawn: Control, timeoutMs: number | undefined, what: string): Promise<Term> {
+  call(conn: Connection, reqId: Reference, res: Reference, spawn: Control, timeoutMs: number | undefined, what: () => string): Promise<Term> {
     return new Promise<Term>((resolve, reject) => {
       const key = this.keyOf(reqId);
       const call: PendingCall = { conn, reqId, res, resolve, reject };
@@ -96,7 +96,7 @@ export class ErpcCalls {
           if (!this.calls.delete(key)) return;
           if (call.pid !== undefined) this.kill(conn, call.pid, reqId);
           else this.abandoned.set(key, conn);
-          reject(new TimeoutError(what, timeoutMs));
+          reject(new TimeoutError(what(), timeoutMs));
         }, timeoutMs);
       }
       this.calls.set(key, call);

@@ -80,6 +80,8 @@ const NOTSUP = atom('notsup');
 const UNDEF = atom('undef');
 const ERROR = atom('error');
 const OK = atom('ok');
+/** erpc's spawn options, shared by every call (encoding never mutates a term). */
+const MONITOR_OPTION: Term = [atom('monitor')];
 
 export function shortHostname(): string {
   return hostname().split('.')[0]!;
@@ -727,9 +729,11 @@ export class Node extends EventEmitter {
     const conn = this.connections.get(peer);
     if (conn === undefined) return this.connection(peer).then(() => this.erpc(peer, module, fun, args, options));
     // A peer without SPAWN cannot run erpc; rex can (errors then come as BadRpcError).
-    if (!hasFlag(conn.flags, DFLAG.SPAWN)) return this.rpc(peer, module, fun, args, options);
+    if (!conn.canSpawn) return this.rpc(peer, module, fun, args, options);
     const reqId = this.makeRef();
     const res = this.makeRef();
+    const m = toAtom(module);
+    const f = toAtom(fun);
     const spawn: Control = {
       kind: 'spawn_request',
       reqId,
@@ -738,10 +742,10 @@ export class Node extends EventEmitter {
       module: erpcMfa.module,
       fun: erpcMfa.fun,
       arity: 4,
-      options: [atom('monitor')],
-      args: [res, toAtom(module), toAtom(fun), args],
+      options: MONITOR_OPTION,
+      args: [res, m, f, args],
     };
-    return this.calls.call(conn, reqId, res, spawn, options.timeoutMs, `erpc ${peer} ${toAtom(module).name}:${toAtom(fun).name}/${args.length}`);
+    return this.calls.call(conn, reqId, res, spawn, options.timeoutMs, () => `erpc ${peer} ${m.name}:${f.name}/${args.length}`);
   }
 
   /** `erpc:cast/4`: fire and forget. */

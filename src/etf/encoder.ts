@@ -114,6 +114,23 @@ export function encodeWithoutVersion(term: Term, options: Omit<EncodeOptions, 'c
   return w.take();
 }
 
+/**
+ * Several terms, each with its version byte, back to back in one buffer after `headroom`
+ * bytes that the caller fills in (a distribution frame's length and type byte): one
+ * allocation and one copy for the lot instead of one per term plus a concatenation.
+ * The headroom bytes are left uninitialised.
+ */
+export function encodeSequence(terms: readonly Term[], headroom = 0): Buffer {
+  const w = new Writer(false);
+  w.ensure(headroom);
+  w.pos = headroom;
+  for (let i = 0; i < terms.length; i++) {
+    w.u8(T.VERSION);
+    writeTerm(w, terms[i]!);
+  }
+  return w.take();
+}
+
 /** The encoded size (version byte included) of a large flat term, known without walking it. */
 function exactSize(term: Term): number | undefined {
   if (term instanceof Uint8Array) return 6 + term.length;
@@ -277,8 +294,19 @@ function writeAtom(w: Writer, a: Atom): void {
     w.buf[w.pos++] = bytes >> 8;
     w.buf[w.pos++] = bytes & 0xff;
   }
+  if (ascii && len <= SHORT_ATOM) {
+    // Node names and module/function names in every control message: a JS loop beats
+    // the cost of calling into Buffer.write for a few dozen bytes.
+    const buf = w.buf;
+    let pos = w.pos;
+    for (let i = 0; i < len; i++) buf[pos++] = name.charCodeAt(i);
+    w.pos = pos;
+    return;
+  }
   w.pos += ascii ? w.buf.write(name, w.pos, len, 'latin1') : w.buf.write(name, w.pos, bytes, 'utf8');
 }
+
+const SHORT_ATOM = 64;
 
 function writeTuple(w: Writer, elements: Term[]): void {
   const n = elements.length;

@@ -262,6 +262,26 @@ function writeFloat(w: Writer, v: number): void {
 function writeAtom(w: Writer, a: Atom): void {
   const name = a.name;
   const len = name.length;
+  if (!w.latin1Atoms && len <= SHORT_ATOM) {
+    // Node, module and function names in every control message: copy while checking
+    // for ASCII in one pass, and fall through to the general case at the first byte that is not.
+    w.ensure(2 + len);
+    const buf = w.buf;
+    const start = w.pos;
+    let pos = start + 2;
+    let i = 0;
+    for (; i < len; i++) {
+      const c = name.charCodeAt(i);
+      if (c >= 0x80) break;
+      buf[pos++] = c;
+    }
+    if (i === len) {
+      buf[start] = T.SMALL_ATOM_UTF8_EXT;
+      buf[start + 1] = len;
+      w.pos = pos;
+      return;
+    }
+  }
   let ascii = true;
   let latin1 = true;
   for (let i = 0; i < len; i++) {
@@ -294,18 +314,10 @@ function writeAtom(w: Writer, a: Atom): void {
     w.buf[w.pos++] = bytes >> 8;
     w.buf[w.pos++] = bytes & 0xff;
   }
-  if (ascii && len <= SHORT_ATOM) {
-    // Node names and module/function names in every control message: a JS loop beats
-    // the cost of calling into Buffer.write for a few dozen bytes.
-    const buf = w.buf;
-    let pos = w.pos;
-    for (let i = 0; i < len; i++) buf[pos++] = name.charCodeAt(i);
-    w.pos = pos;
-    return;
-  }
   w.pos += ascii ? w.buf.write(name, w.pos, len, 'latin1') : w.buf.write(name, w.pos, bytes, 'utf8');
 }
 
+/** Atoms up to this length are copied by a JS loop: cheaper than a call into Buffer.write. */
 const SHORT_ATOM = 64;
 
 function writeTuple(w: Writer, elements: Term[]): void {

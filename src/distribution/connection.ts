@@ -10,8 +10,12 @@ import { DFLAG, hasFlag } from './flags.js';
 import { FrameReader, TICK } from './framing.js';
 import type { HandshakeResult } from './handshake.js';
 
-/** Queued frames up to this many bytes are copied into one buffer rather than handed to writev. */
-const COALESCE_BYTES = 64 * 1024;
+/**
+ * Queued frames up to this many bytes are copied into one buffer rather than handed to
+ * writev (cheaper than Node's per-chunk bookkeeping for many small frames); above it,
+ * large binaries, which encodeFrame leaves uncopied from 16 KiB, go to writev as they are.
+ */
+const COALESCE_BYTES = 16 * 1024;
 
 export interface ConnectionOptions {
   /** `net_ticktime` in ms: silence for this long means the peer is gone. */

@@ -6,8 +6,16 @@
 import type { Socket } from 'node:net';
 import type { Term } from '../etf/index.js';
 import { decodeControl, decodeFrame, encodeControl, encodeFrame, type Control } from './control.js';
+import { DFLAG, hasFlag } from './flags.js';
 import { FrameReader, TICK } from './framing.js';
 import type { HandshakeResult } from './handshake.js';
+
+/**
+ * Queued frames up to this many bytes are copied into one buffer rather than handed to
+ * writev (cheaper than Node's per-chunk bookkeeping for many small frames); above it,
+ * large binaries, which encodeFrame leaves uncopied from 16 KiB, go to writev as they are.
+ */
+const COALESCE_BYTES = 16 * 1024;
 
 export interface ConnectionOptions {
   /** `net_ticktime` in ms: silence for this long means the peer is gone. */
@@ -25,6 +33,8 @@ export class Connection {
   /** Negotiated flags. */
   readonly flags: bigint;
   readonly incoming: boolean;
+  /** DFLAG_SPAWN, tested once here rather than with bigint arithmetic on every erpc call. */
+  readonly canSpawn: boolean;
   private readonly reader: FrameReader;
   private readonly ticker: NodeJS.Timeout;
   private silentTicks = 0;
@@ -43,6 +53,7 @@ export class Connection {
     this.peerCreation = hs.peerCreation;
     this.flags = hs.flags;
     this.incoming = incoming;
+    this.canSpawn = hasFlag(hs.flags, DFLAG.SPAWN);
     this.reader = new FrameReader(4, opts.maxFrameBytes);
     socket.setNoDelay(true);
     socket.on('data', (chunk: Buffer) => this.onData(chunk));
@@ -73,16 +84,15 @@ export class Connection {
   sendRaw(ctl: Term, payload?: Term): boolean {
     if (this.closed) return false;
     const bufs = encodeFrame(ctl, payload);
-    if (!this.corked) {
-      // Everything sent until the current tick's microtasks have run (all the callers
-      // woken by one read, say) leaves in a single writev, without waiting a loop phase.
-      this.corked = true;
-      this.socket.cork();
-      process.nextTick(this.uncork);
+    // Everything sent until the current tick's microtasks have run (all the callers
+    // woken by one read, say) leaves in one write, without waiting a loop phase.
+    if (this.queued.length === 0) process.nextTick(this.flush);
+    for (const b of bufs) {
+      this.queued.push(b);
+      this.queuedBytes += b.length;
     }
-    for (const b of bufs) this.socket.write(b);
     this.wroteSinceTick = true;
-    if (this.socket.writableLength > this.opts.maxSendQueueBytes) {
+    if (this.socket.writableLength + this.queuedBytes > this.opts.maxSendQueueBytes) {
       // The peer has stopped reading; holding more would only grow our memory until the tick timeout.
       this.close(`send queue over ${this.opts.maxSendQueueBytes} bytes (peer not reading)`);
       return false;
@@ -90,10 +100,22 @@ export class Connection {
     return true;
   }
 
-  private corked = false;
-  private readonly uncork = (): void => {
-    this.corked = false;
-    this.socket.uncork();
+  private queued: Buffer[] = [];
+  private queuedBytes = 0;
+  private readonly flush = (): void => {
+    const q = this.queued;
+    const bytes = this.queuedBytes;
+    this.queued = [];
+    this.queuedBytes = 0;
+    if (this.closed || q.length === 0) return;
+    if (q.length === 1) this.socket.write(q[0]!);
+    else if (bytes <= COALESCE_BYTES) this.socket.write(Buffer.concat(q, bytes));
+    else {
+      // Large binaries go as they are (no copy): one writev.
+      this.socket.cork();
+      for (const b of q) this.socket.write(b);
+      this.socket.uncork();
+    }
   };
 
   private tick(): void {
@@ -130,6 +152,8 @@ export class Connection {
     if (this.closed) return;
     this.closed = true;
     this.closeReason = reason;
+    this.queued = [];
+    this.queuedBytes = 0;
     clearInterval(this.ticker);
     this.socket.destroy();
     this.opts.onClose(reason, this);

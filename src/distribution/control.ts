@@ -3,7 +3,7 @@
  * `{Op, ...}` tuples (plus the payload term some of them carry), and the 'p'
  * pass-through frame that carries them (no atom cache, no fragments).
  */
-import { Atom, Pid, Reference, Tuple, atom, decodeFrom, encode, encodeWithoutVersion, tuple, type Term } from '../etf/index.js';
+import { Atom, Pid, Reference, Tuple, atom, decodeFrom, encodeSequence, encodeWithoutVersion, tuple, type Term } from '../etf/index.js';
 import { ProtocolError } from './errors.js';
 import { DFLAG, hasFlag } from './flags.js';
 
@@ -110,6 +110,11 @@ function int(t: Term | undefined, what: string): number | bigint {
   return typeof t === 'bigint' || (typeof t === 'number' && Number.isInteger(t)) ? t : bad(`${what} is not an integer`);
 }
 
+// Not a closure inside decodeControl: that would be allocated for every incoming frame.
+function checkArity(op: number, e: Term[], n: number): void {
+  if (e.length !== n) bad(`op ${op} with ${e.length} elements`);
+}
+
 /** The typed control message for a decoded `ctl` tuple and its payload (if any). */
 export function decodeControl(ctl: Term, payload: Term | undefined): Control {
   if (!(ctl instanceof Tuple) || ctl.length < 1) bad('not a tuple');
@@ -118,19 +123,16 @@ export function decodeControl(ctl: Term, payload: Term | undefined): Control {
   if (typeof op !== 'number') bad('operation is not an integer');
   const wantsPayload = WITH_PAYLOAD.has(op);
   if (wantsPayload !== (payload !== undefined)) bad(`op ${op} ${wantsPayload ? 'needs' : 'takes no'} payload`);
-  const arity = (n: number): void => {
-    if (e.length !== n) bad(`op ${op} with ${e.length} elements`);
-  };
   switch (op) {
     case OP.LINK:
-      arity(3);
+      checkArity(op, e, 3);
       return { kind: 'link', from: pid(e[1], 'from'), to: pid(e[2], 'to') };
     case OP.UNLINK:
-      arity(3);
+      checkArity(op, e, 3);
       return { kind: 'unlink', from: pid(e[1], 'from'), to: pid(e[2], 'to') };
     case OP.UNLINK_ID:
     case OP.UNLINK_ID_ACK:
-      arity(4);
+      checkArity(op, e, 4);
       return {
         kind: op === OP.UNLINK_ID ? 'unlink_id' : 'unlink_id_ack',
         id: int(e[1], 'id'),
@@ -138,51 +140,51 @@ export function decodeControl(ctl: Term, payload: Term | undefined): Control {
         to: pid(e[3], 'to'),
       };
     case OP.SEND:
-      arity(3);
+      checkArity(op, e, 3);
       return { kind: 'send', to: pid(e[2], 'to'), message: payload! };
     case OP.SEND_TT:
-      arity(4);
+      checkArity(op, e, 4);
       return { kind: 'send', to: pid(e[2], 'to'), message: payload! };
     case OP.SEND_SENDER:
-      arity(3);
+      checkArity(op, e, 3);
       return { kind: 'send', from: pid(e[1], 'from'), to: pid(e[2], 'to'), message: payload! };
     case OP.SEND_SENDER_TT:
-      arity(4);
+      checkArity(op, e, 4);
       return { kind: 'send', from: pid(e[1], 'from'), to: pid(e[2], 'to'), message: payload! };
     case OP.REG_SEND:
-      arity(4);
+      checkArity(op, e, 4);
       return { kind: 'reg_send', from: pid(e[1], 'from'), name: atm(e[3], 'name'), message: payload! };
     case OP.REG_SEND_TT:
-      arity(5);
+      checkArity(op, e, 5);
       return { kind: 'reg_send', from: pid(e[1], 'from'), name: atm(e[3], 'name'), message: payload! };
     case OP.ALIAS_SEND:
-      arity(3);
+      checkArity(op, e, 3);
       return { kind: 'alias_send', from: pid(e[1], 'from'), alias: ref(e[2], 'alias'), message: payload! };
     case OP.ALIAS_SEND_TT:
-      arity(4);
+      checkArity(op, e, 4);
       return { kind: 'alias_send', from: pid(e[1], 'from'), alias: ref(e[2], 'alias'), message: payload! };
     case OP.EXIT:
     case OP.EXIT2:
-      arity(4);
+      checkArity(op, e, 4);
       return { kind: op === OP.EXIT ? 'exit' : 'exit2', from: pid(e[1], 'from'), to: pid(e[2], 'to'), reason: e[3]! };
     case OP.EXIT_TT:
     case OP.EXIT2_TT:
-      arity(5);
+      checkArity(op, e, 5);
       return { kind: op === OP.EXIT_TT ? 'exit' : 'exit2', from: pid(e[1], 'from'), to: pid(e[2], 'to'), reason: e[4]! };
     case OP.PAYLOAD_EXIT:
     case OP.PAYLOAD_EXIT2:
-      arity(3);
+      checkArity(op, e, 3);
       return { kind: op === OP.PAYLOAD_EXIT ? 'exit' : 'exit2', from: pid(e[1], 'from'), to: pid(e[2], 'to'), reason: payload! };
     case OP.PAYLOAD_EXIT_TT:
     case OP.PAYLOAD_EXIT2_TT:
-      arity(4);
+      checkArity(op, e, 4);
       return { kind: op === OP.PAYLOAD_EXIT_TT ? 'exit' : 'exit2', from: pid(e[1], 'from'), to: pid(e[2], 'to'), reason: payload! };
     case OP.GROUP_LEADER:
-      arity(3);
+      checkArity(op, e, 3);
       return { kind: 'group_leader', from: pid(e[1], 'from'), to: pid(e[2], 'to') };
     case OP.MONITOR_P:
     case OP.DEMONITOR_P:
-      arity(4);
+      checkArity(op, e, 4);
       return {
         kind: op === OP.MONITOR_P ? 'monitor' : 'demonitor',
         from: pid(e[1], 'from'),
@@ -190,14 +192,14 @@ export function decodeControl(ctl: Term, payload: Term | undefined): Control {
         ref: ref(e[3], 'ref'),
       };
     case OP.MONITOR_P_EXIT:
-      arity(5);
+      checkArity(op, e, 5);
       return { kind: 'monitor_exit', from: pidOrAtom(e[1], 'from'), to: pid(e[2], 'to'), ref: ref(e[3], 'ref'), reason: e[4]! };
     case OP.PAYLOAD_MONITOR_P_EXIT:
-      arity(4);
+      checkArity(op, e, 4);
       return { kind: 'monitor_exit', from: pidOrAtom(e[1], 'from'), to: pid(e[2], 'to'), ref: ref(e[3], 'ref'), reason: payload! };
     case OP.SPAWN_REQUEST:
     case OP.SPAWN_REQUEST_TT: {
-      arity(op === OP.SPAWN_REQUEST ? 6 : 7);
+      checkArity(op, e, op === OP.SPAWN_REQUEST ? 6 : 7);
       const mfa = e[4];
       if (!(mfa instanceof Tuple) || mfa.length !== 3) bad('spawn MFA');
       const arityN = mfa.elements[2];
@@ -216,7 +218,7 @@ export function decodeControl(ctl: Term, payload: Term | undefined): Control {
     }
     case OP.SPAWN_REPLY:
     case OP.SPAWN_REPLY_TT: {
-      arity(op === OP.SPAWN_REPLY ? 5 : 6);
+      checkArity(op, e, op === OP.SPAWN_REPLY ? 5 : 6);
       const flags = e[3];
       if (typeof flags !== 'number') bad('spawn reply flags');
       return { kind: 'spawn_reply', reqId: ref(e[1], 'reqId'), to: pid(e[2], 'to'), flags, result: pidOrAtom(e[4], 'result') };
@@ -235,7 +237,8 @@ const EMPTY = atom('');
  * (exit reasons as payload when both sides have EXIT_PAYLOAD).
  */
 export function encodeControl(msg: Control, flags: bigint): { ctl: Tuple; payload?: Term } {
-  const payloadExits = hasFlag(flags, DFLAG.EXIT_PAYLOAD);
+  // Flags are tested per message kind, not up front: bigint arithmetic allocates, and
+  // the erpc hot path (spawn_request) needs none.
   switch (msg.kind) {
     case 'link':
       return { ctl: tuple(OP.LINK, msg.from, msg.to) };
@@ -254,11 +257,11 @@ export function encodeControl(msg: Control, flags: bigint): { ctl: Tuple; payloa
     case 'alias_send':
       return { ctl: tuple(OP.ALIAS_SEND, msg.from, msg.alias), payload: msg.message };
     case 'exit':
-      return payloadExits
+      return hasFlag(flags, DFLAG.EXIT_PAYLOAD)
         ? { ctl: tuple(OP.PAYLOAD_EXIT, msg.from, msg.to), payload: msg.reason }
         : { ctl: tuple(OP.EXIT, msg.from, msg.to, msg.reason) };
     case 'exit2':
-      return payloadExits
+      return hasFlag(flags, DFLAG.EXIT_PAYLOAD)
         ? { ctl: tuple(OP.PAYLOAD_EXIT2, msg.from, msg.to), payload: msg.reason }
         : { ctl: tuple(OP.EXIT2, msg.from, msg.to, msg.reason) };
     case 'group_leader':
@@ -268,7 +271,7 @@ export function encodeControl(msg: Control, flags: bigint): { ctl: Tuple; payloa
     case 'demonitor':
       return { ctl: tuple(OP.DEMONITOR_P, msg.from, msg.target, msg.ref) };
     case 'monitor_exit':
-      return payloadExits
+      return hasFlag(flags, DFLAG.EXIT_PAYLOAD)
         ? { ctl: tuple(OP.PAYLOAD_MONITOR_P_EXIT, msg.from, msg.to, msg.ref), payload: msg.reason }
         : { ctl: tuple(OP.MONITOR_P_EXIT, msg.from, msg.to, msg.ref, msg.reason) };
     case 'spawn_request':
@@ -345,19 +348,16 @@ const VERSION_BYTE = Buffer.from([131]);
  * together (large binaries in the payload are not copied at all).
  */
 export function encodeFrame(ctl: Term, payload?: Term): Buffer[] {
-  const c = encode(ctl);
+  if (payload === undefined || !hasLargeBinary(payload, 3)) {
+    // The usual frame: length, type, control and payload in a single buffer (one write).
+    const frame = encodeSequence(payload === undefined ? [ctl] : [ctl, payload], 5);
+    frame.writeUInt32BE(frame.length - 4, 0);
+    frame[4] = PASS_THROUGH;
+    return [frame];
+  }
   const head = Buffer.allocUnsafe(5);
   head[4] = PASS_THROUGH;
-  if (payload === undefined) {
-    head.writeUInt32BE(1 + c.length, 0);
-    return [head, c];
-  }
-  if (!hasLargeBinary(payload, 3)) {
-    const p = encode(payload);
-    head.writeUInt32BE(1 + c.length + p.length, 0);
-    return [head, c, p];
-  }
-  const parts: Buffer[] = [head, c, VERSION_BYTE];
+  const parts: Buffer[] = [head, encodeSequence([ctl]), VERSION_BYTE];
   encodeChunks(payload, parts, 3);
   let size = 0;
   for (let i = 1; i < parts.length; i++) size += parts[i]!.length;

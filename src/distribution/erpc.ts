@@ -4,7 +4,7 @@
  * the process exits with `{Ref, return | throw | exit, V}` or `{Ref, error, E, Stack}`,
  * and that exit reason is the answer. These are the pure parts.
  */
-import { Atom, Pid, Reference, Tuple, asList, atom, termEquals, tuple, type Term } from '../etf/index.js';
+import { Atom, Pid, Reference, Tuple, asList, atom, tuple, type Term } from '../etf/index.js';
 import type { Connection } from './connection.js';
 import type { Control } from './control.js';
 import { ErpcError, NodeDownError, TimeoutError } from './errors.js';
@@ -22,9 +22,16 @@ export const erpcMfa = { module: ERPC, fun: EXECUTE_CALL, arity: 4 } as const;
 
 export type ErpcOutcome = { ok: true; value: Term } | { ok: false; error: Error };
 
+/** termEquals for two references, without its generic dispatch (this runs for every answer). */
+function sameRef(a: Reference, b: Reference): boolean {
+  if (a.node !== b.node || a.creation !== b.creation || a.ids.length !== b.ids.length) return false;
+  for (let i = 0; i < a.ids.length; i++) if (a.ids[i] !== b.ids[i]) return false;
+  return true;
+}
+
 /** The answer carried by the monitor's exit reason. */
 export function erpcOutcome(reason: Term, res: Reference, node: string): ErpcOutcome {
-  if (reason instanceof Tuple && reason.length >= 3 && reason.elements[0] instanceof Reference && termEquals(reason.elements[0], res)) {
+  if (reason instanceof Tuple && reason.length >= 3 && reason.elements[0] instanceof Reference && sameRef(reason.elements[0], res)) {
     const [, kind, value, stack] = reason.elements;
     if (kind === RETURN && reason.length === 3) return { ok: true, value: value! };
     if (kind === THROW && reason.length === 3) return { ok: false, error: new ErpcError('throw', value!, [], node) };
@@ -87,7 +94,7 @@ export class ErpcCalls {
     return this.calls.size;
   }
 
-  call(conn: Connection, reqId: Reference, res: Reference, spawn: Control, timeoutMs: number | undefined, what: string): Promise<Term> {
+  call(conn: Connection, reqId: Reference, res: Reference, spawn: Control, timeoutMs: number | undefined, what: () => string): Promise<Term> {
     return new Promise<Term>((resolve, reject) => {
       const key = this.keyOf(reqId);
       const call: PendingCall = { conn, reqId, res, resolve, reject };
@@ -96,7 +103,7 @@ export class ErpcCalls {
           if (!this.calls.delete(key)) return;
           if (call.pid !== undefined) this.kill(conn, call.pid, reqId);
           else this.abandoned.set(key, conn);
-          reject(new TimeoutError(what, timeoutMs));
+          reject(new TimeoutError(what(), timeoutMs));
         }, timeoutMs);
       }
       this.calls.set(key, call);

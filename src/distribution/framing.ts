@@ -20,6 +20,8 @@ export class FrameReader {
   private chunks: Buffer[] = [];
   /** Index of the first unconsumed chunk (shift() would make tiny chunks quadratic). */
   private head = 0;
+  /** Bytes of the head chunk already consumed: kept as an offset rather than re-slicing it. */
+  private offset = 0;
   private buffered = 0;
   private expected = -1;
 
@@ -46,8 +48,7 @@ export class FrameReader {
   next(): Buffer | undefined {
     if (this.expected < 0) {
       if (this.buffered < this.headerBytes) return undefined;
-      const header = this.take(this.headerBytes);
-      const length = this.headerBytes === 2 ? header.readUInt16BE(0) : header.readUInt32BE(0);
+      const length = this.readHeader();
       if (length > this.maxFrame) throw new FrameTooLargeError(length, this.maxFrame);
       this.expected = length;
     }
@@ -64,38 +65,56 @@ export class FrameReader {
     return rest;
   }
 
-  private take(n: number): Buffer {
-    if (n === 0) return Buffer.alloc(0);
+  /** The length header, read in place when the head chunk holds all of it (the usual case). */
+  private readHeader(): number {
     const first = this.chunks[this.head]!;
-    let out: Buffer;
-    if (first.length >= n) {
-      out = first.subarray(0, n);
-      if (first.length === n) this.head++;
-      else this.chunks[this.head] = first.subarray(n);
-    } else {
-      out = Buffer.allocUnsafe(n);
-      let filled = 0;
-      while (filled < n) {
-        const c = this.chunks[this.head]!;
-        const want = n - filled;
-        if (c.length <= want) {
-          c.copy(out, filled);
-          filled += c.length;
-          this.head++;
-        } else {
-          c.copy(out, filled, 0, want);
-          this.chunks[this.head] = c.subarray(want);
-          filled += want;
-        }
-      }
+    const at = this.offset;
+    if (first.length - at >= this.headerBytes) {
+      const length = this.headerBytes === 2 ? first.readUInt16BE(at) : first.readUInt32BE(at);
+      this.consumed(first, this.headerBytes);
+      return length;
     }
+    const header = this.take(this.headerBytes);
+    return this.headerBytes === 2 ? header.readUInt16BE(0) : header.readUInt32BE(0);
+  }
+
+  /** Advances past `n` bytes of the head chunk `first` (which has at least that many left). */
+  private consumed(first: Buffer, n: number): void {
+    this.offset += n;
     this.buffered -= n;
+    if (this.offset === first.length) this.nextChunk();
+  }
+
+  private nextChunk(): void {
+    this.head++;
+    this.offset = 0;
     if (this.head === this.chunks.length) {
       this.chunks = [];
       this.head = 0;
     } else if (this.head > 1024) {
       this.chunks = this.chunks.slice(this.head);
       this.head = 0;
+    }
+  }
+
+  private take(n: number): Buffer {
+    if (n === 0) return Buffer.alloc(0);
+    const first = this.chunks[this.head]!;
+    const at = this.offset;
+    if (first.length - at >= n) {
+      const out = first.subarray(at, at + n);
+      this.consumed(first, n);
+      return out;
+    }
+    const out = Buffer.allocUnsafe(n);
+    let filled = 0;
+    while (filled < n) {
+      const c = this.chunks[this.head]!;
+      const from = this.offset;
+      const take = Math.min(c.length - from, n - filled);
+      c.copy(out, filled, from, from + take);
+      filled += take;
+      this.consumed(c, take);
     }
     return out;
   }

@@ -21,6 +21,7 @@ import {
   TimeoutError,
 } from './errors.js';
 import { defaultEpmdPort, epmdNames, epmdPortPlease, epmdRegister, startEpmdDaemon, type NamesResponse, type Registration } from './epmd.js';
+import { BusyPoll } from './busy-poll.js';
 import { ErpcCalls, erpcMfa, spawnOptions } from './erpc.js';
 import { DFLAG, OUR_FLAGS, hasFlag } from './flags.js';
 import { AlreadyConnected, ClientHandshake, ServerHandshake, SimultaneousConnectLost, type Admission, type HandshakeIdentity } from './handshake.js';
@@ -60,6 +61,12 @@ export interface NodeOptions {
    * experiments only; the handshake still insists on OTP 25's mandatory flags).
    */
   distFlags?: bigint;
+  /**
+   * Keep the event loop polling (rather than sleeping in epoll_wait) for this many ms
+   * after each erpc request while replies are awaited, as BEAM schedulers busy-wait.
+   * Trades CPU for latency; 0 turns it off. Default 0.
+   */
+  busyPollMs?: number;
   /** Where output of remote code (`io:format` via our group leader) goes. Default: stdout, prefixed. */
   log?: (line: string, from: string) => void;
 }
@@ -80,6 +87,8 @@ const NOTSUP = atom('notsup');
 const UNDEF = atom('undef');
 const ERROR = atom('error');
 const OK = atom('ok');
+/** erpc's spawn options, shared by every call (encoding never mutates a term). */
+const MONITOR_OPTION: Term = [atom('monitor')];
 
 export function shortHostname(): string {
   return hostname().split('.')[0]!;
@@ -93,6 +102,7 @@ export class Node extends EventEmitter {
   readonly #cookie: string;
   private readonly opts: Required<Pick<NodeOptions, 'epmdPort' | 'epmdHost' | 'startEpmd' | 'listen' | 'netTicktime' | 'handshakeTimeoutMs' | 'maxFrameBytes' | 'maxSendQueueBytes' | 'maxPendingHandshakes'>> &
     Pick<NodeOptions, 'port' | 'log' | 'distFlags' | 'listenHost'>;
+  private readonly busyPoll: BusyPoll;
   creation = 0;
   private started: Promise<void> | undefined;
   private ready = false;
@@ -149,6 +159,7 @@ export class Node extends EventEmitter {
       log: options.log,
       distFlags: options.distFlags,
     };
+    this.busyPoll = new BusyPoll(options.busyPollMs ?? 0, () => this.calls.size > 0);
   }
 
   /** Listens, registers with EPMD (that gives our creation), and starts the io server. Idempotent. */
@@ -727,9 +738,11 @@ export class Node extends EventEmitter {
     const conn = this.connections.get(peer);
     if (conn === undefined) return this.connection(peer).then(() => this.erpc(peer, module, fun, args, options));
     // A peer without SPAWN cannot run erpc; rex can (errors then come as BadRpcError).
-    if (!hasFlag(conn.flags, DFLAG.SPAWN)) return this.rpc(peer, module, fun, args, options);
+    if (!conn.canSpawn) return this.rpc(peer, module, fun, args, options);
     const reqId = this.makeRef();
     const res = this.makeRef();
+    const m = toAtom(module);
+    const f = toAtom(fun);
     const spawn: Control = {
       kind: 'spawn_request',
       reqId,
@@ -738,10 +751,12 @@ export class Node extends EventEmitter {
       module: erpcMfa.module,
       fun: erpcMfa.fun,
       arity: 4,
-      options: [atom('monitor')],
-      args: [res, toAtom(module), toAtom(fun), args],
+      options: MONITOR_OPTION,
+      args: [res, m, f, args],
     };
-    return this.calls.call(conn, reqId, res, spawn, options.timeoutMs, `erpc ${peer} ${toAtom(module).name}:${toAtom(fun).name}/${args.length}`);
+    const answer = this.calls.call(conn, reqId, res, spawn, options.timeoutMs, () => `erpc ${peer} ${m.name}:${f.name}/${args.length}`);
+    this.busyPoll.arm();
+    return answer;
   }
 
   /** `erpc:cast/4`: fire and forget. */

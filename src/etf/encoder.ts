@@ -114,6 +114,23 @@ export function encodeWithoutVersion(term: Term, options: Omit<EncodeOptions, 'c
   return w.take();
 }
 
+/**
+ * Several terms, each with its version byte, back to back in one buffer after `headroom`
+ * bytes that the caller fills in (a distribution frame's length and type byte): one
+ * allocation and one copy for the lot instead of one per term plus a concatenation.
+ * The headroom bytes are left uninitialised.
+ */
+export function encodeSequence(terms: readonly Term[], headroom = 0): Buffer {
+  const w = new Writer(false);
+  w.ensure(headroom);
+  w.pos = headroom;
+  for (let i = 0; i < terms.length; i++) {
+    w.u8(T.VERSION);
+    writeTerm(w, terms[i]!);
+  }
+  return w.take();
+}
+
 /** The encoded size (version byte included) of a large flat term, known without walking it. */
 function exactSize(term: Term): number | undefined {
   if (term instanceof Uint8Array) return 6 + term.length;
@@ -245,6 +262,26 @@ function writeFloat(w: Writer, v: number): void {
 function writeAtom(w: Writer, a: Atom): void {
   const name = a.name;
   const len = name.length;
+  if (!w.latin1Atoms && len <= SHORT_ATOM) {
+    // Node, module and function names in every control message: copy while checking
+    // for ASCII in one pass, and fall through to the general case at the first byte that is not.
+    w.ensure(2 + len);
+    const buf = w.buf;
+    const start = w.pos;
+    let pos = start + 2;
+    let i = 0;
+    for (; i < len; i++) {
+      const c = name.charCodeAt(i);
+      if (c >= 0x80) break;
+      buf[pos++] = c;
+    }
+    if (i === len) {
+      buf[start] = T.SMALL_ATOM_UTF8_EXT;
+      buf[start + 1] = len;
+      w.pos = pos;
+      return;
+    }
+  }
   let ascii = true;
   let latin1 = true;
   for (let i = 0; i < len; i++) {
@@ -279,6 +316,9 @@ function writeAtom(w: Writer, a: Atom): void {
   }
   w.pos += ascii ? w.buf.write(name, w.pos, len, 'latin1') : w.buf.write(name, w.pos, bytes, 'utf8');
 }
+
+/** Atoms up to this length are copied by a JS loop: cheaper than a call into Buffer.write. */
+const SHORT_ATOM = 64;
 
 function writeTuple(w: Writer, elements: Term[]): void {
   const n = elements.length;

@@ -3,7 +3,7 @@
  * exchanges for them (`term_to_binary/1`, the distribution protocol). No I/O.
  */
 export { decode, decodeFrom, decodeWithoutVersion, type DecodeOptions } from './decoder.js';
-export { encode, encodeWithoutVersion, type EncodeOptions } from './encoder.js';
+export { encode, encodeSequence, encodeWithoutVersion, type EncodeOptions } from './encoder.js';
 export { EtfDecodeError, EtfEncodeError } from './errors.js';
 export {
   Atom,

@@ -1,28 +1,51 @@
 /**
- * `npm run bench -- erpc [calls] [durationMs]`: baton against a native hidden erl node,
- * both calling `erpc:call(Peer, baton_dist_helper, echo, [X])` on the same peer in the
- * same run. Latency p50/p99 of a tiny call and of a 64 KiB echo, throughput with 1 and
- * 64 concurrent callers; the table ends with baton/native ratios.
+ * `npm run bench -- erpc [calls=2000] [durationMs=1000] [rounds=7] [busyPollMs=0]`: baton
+ * against a native hidden erl node, both calling `erpc:call(Peer, baton_dist_helper,
+ * echo, [X])` on the same peer in the same run. Latency p50/p99 of a tiny call and of
+ * a 64 KiB echo, throughput with 1 and 64 concurrent callers.
  *
- * `npm run bench -- erpc [calls=5000] [durationMs=3000] [rounds=3]`: rounds alternate
- * native and baton so that load from elsewhere on the machine hits both alike.
+ * Interleaving: in every round each metric is measured by both sides back to back
+ * (native first in even rounds, baton first in odd ones), so both see the machine in
+ * the same state; the figures are medians over the rounds and the ratio is the median
+ * of the per-round baton/native ratios, printed with its range. On a small shared VM
+ * the machine's state drifts over tens of seconds (other work, and whether the peer's
+ * scheduler and the caller share a core), which whole-side rounds of several seconds
+ * each did not cancel: it moved ratios by up to 2× between runs.
+ *
+ * Fairness, checked in both directions:
+ * - Both sides call the same peer with the same call shape (SPAWN_REQUEST with a
+ *   monitor, answered by SPAWN_REPLY and the monitor exit), no timeout (erpc:call/4 is
+ *   `infinity`, so baton arms no timer either), one sample = one awaited call, the same
+ *   percentile rule (`round(N*q)`-th of the sorted samples), callers counted alike
+ *   (64 Erlang processes vs 64 async loops, each counting its own completed calls).
+ * - Baton runs the compiled `dist/` build (what users run; `npm run bench` builds it
+ *   first), not the sources through tsx's on-the-fly transform, which adds helper
+ *   calls of its own to some functions.
+ * - Both are warmed up before each round (JIT for baton, the code path for the BEAM).
+ * - Sockets: baton sets TCP_NODELAY, as inet_tcp_dist does; frames queued in one tick
+ *   leave in one write, as the BEAM's dist port batches output.
+ * - What is not equalised: the native driver's schedulers busy-wait after work
+ *   (`+sbwt`, on by default), so on a VM a reply rarely has to wake a halted vCPU;
+ *   baton's event loop sleeps in epoll_wait unless `busyPollMs` (the 4th argument,
+ *   NodeOptions.busyPollMs, default 0) asks it to poll while replies are awaited.
  */
 import { spawn } from 'node:child_process';
 import { cpus, loadavg } from 'node:os';
 import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { Tuple, atom, type Term } from '../../src/etf/index.js';
-import { Node, shortHostname } from '../../src/distribution/index.js';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import type * as Etf from '../../src/etf/index.js';
+import type * as Distribution from '../../src/distribution/index.js';
+import type { Node as NodeType } from '../../src/distribution/index.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
+const DIST = join(here, '..', '..', 'dist');
+// The compiled build, as users run it (typed from the sources, which it is built from).
+const { atom } = (await import(pathToFileURL(join(DIST, 'etf', 'index.js')).href)) as typeof Etf;
+const { Node, shortHostname } = (await import(pathToFileURL(join(DIST, 'distribution', 'index.js')).href)) as typeof Distribution;
+type Node = NodeType;
+type Term = Etf.Term;
+type Tuple = Etf.Tuple;
 const EBIN = join(here, '..', '..', '_build', 'default', 'lib', 'baton', 'test', 'erl');
-
-interface Figures {
-  tiny: [number, number];
-  echo64k: [number, number];
-  tput1: number;
-  tput64: number;
-}
 
 function startErl(name: string, cookie: string, extra: string[], evalCode: string): { done: Promise<string>; kill(): void } {
   const proc = spawn('erl', ['-sname', name, '-setcookie', cookie, '-noshell', '-pa', EBIN, ...extra, '-eval', evalCode], {
@@ -53,70 +76,91 @@ function percentile(sorted: number[], q: number): number {
   return sorted[Math.max(0, Math.round(sorted.length * q) - 1)]!;
 }
 
-async function batonFigures(node: Node, peer: string, n: number, durMs: number): Promise<Figures> {
+/** The six figures, each measured by one side in one segment. */
+type Metric = 'tinyP50' | 'tinyP99' | 'bigP50' | 'bigP99' | 'tput1' | 'tput64';
+const METRICS: Metric[] = ['tinyP50', 'tinyP99', 'bigP50', 'bigP99', 'tput1', 'tput64'];
+
+interface Side {
+  latency(what: 'tiny' | 'big', count: number): Promise<[number, number]>;
+  throughput(callers: number, durMs: number): Promise<number>;
+}
+
+function batonSide(node: Node, peer: string): Side {
   const tiny = atom('ok');
   const big = Buffer.alloc(65536, 'x');
   const call = (arg: Buffer | typeof tiny): Promise<unknown> => node.erpc(peer, 'baton_dist_helper', 'echo', [arg]);
-  const latency = async (arg: Buffer | typeof tiny, count: number): Promise<[number, number]> => {
-    const samples: number[] = [];
+  const samples = async (arg: Buffer | typeof tiny, count: number): Promise<number[]> => {
+    const out: number[] = [];
     for (let i = 0; i < count; i++) {
       const t0 = process.hrtime.bigint();
       await call(arg);
-      samples.push(Number(process.hrtime.bigint() - t0));
+      out.push(Number(process.hrtime.bigint() - t0));
     }
-    samples.sort((a, b) => a - b);
-    return [percentile(samples, 0.5), percentile(samples, 0.99)];
+    return out;
   };
-  const throughput = async (callers: number): Promise<number> => {
-    const deadline = Date.now() + durMs;
-    const t0 = process.hrtime.bigint();
-    const counts = await Promise.all(
-      Array.from({ length: callers }, async () => {
-        let k = 0;
-        while (Date.now() < deadline) {
-          await call(tiny);
-          k++;
-        }
-        return k;
-      }),
-    );
-    const secs = Number(process.hrtime.bigint() - t0) / 1e9;
-    return Math.round(counts.reduce((a, b) => a + b, 0) / secs);
-  };
-  await latency(tiny, 500);
-  await latency(big, 100);
   return {
-    tiny: await latency(tiny, n),
-    echo64k: await latency(big, Math.max(1, Math.floor(n / 5))),
-    tput1: await throughput(1),
-    tput64: await throughput(64),
+    async latency(what, count) {
+      const arg = what === 'tiny' ? tiny : big;
+      // The same warm-up as baton_bench:latency_pcts/3.
+      await samples(arg, Math.max(20, Math.floor(count / 10)));
+      const sorted = (await samples(arg, count)).sort((a, b) => a - b);
+      return [percentile(sorted, 0.5), percentile(sorted, 0.99)];
+    },
+    async throughput(callers, durMs) {
+      const deadline = Date.now() + durMs;
+      const t0 = process.hrtime.bigint();
+      const counts = await Promise.all(
+        Array.from({ length: callers }, async () => {
+          let k = 0;
+          while (Date.now() < deadline) {
+            await call(tiny);
+            k++;
+          }
+          return k;
+        }),
+      );
+      const secs = Number(process.hrtime.bigint() - t0) / 1e9;
+      return Math.round(counts.reduce((a, b) => a + b, 0) / secs);
+    },
   };
 }
 
-function nativeFromTerm(t: Term): Figures {
-  const e = (t as Tuple).elements;
-  const pair = (x: Term | undefined): [number, number] => [Number((x as Tuple).elements[0]), Number((x as Tuple).elements[1])];
-  return { tiny: pair(e[0]), echo64k: pair(e[1]), tput1: Number(e[2]), tput64: Number(e[3]) };
+function nativeSide(node: Node, driver: string, peer: string): Side {
+  const ask = (f: string, args: Term[]): Promise<Term> => node.erpc(driver, 'baton_bench', f, args, { timeoutMs: 600_000 });
+  return {
+    async latency(what, count) {
+      const t = (await ask('latency_pcts', [atom(peer), atom(what), count])) as Tuple;
+      return [Number(t.elements[0]), Number(t.elements[1])];
+    },
+    async throughput(callers, durMs) {
+      return Number(await ask('throughput', [atom(peer), callers, durMs]));
+    },
+  };
+}
+
+/** One round of every metric for one side. */
+async function segment(side: Side, metric: 'tiny' | 'big' | 'tput1' | 'tput64', n: number, durMs: number): Promise<Partial<Record<Metric, number>>> {
+  if (metric === 'tiny') {
+    const [p50, p99] = await side.latency('tiny', n);
+    return { tinyP50: p50, tinyP99: p99 };
+  }
+  if (metric === 'big') {
+    const [p50, p99] = await side.latency('big', Math.max(1, Math.floor(n / 5)));
+    return { bigP50: p50, bigP99: p99 };
+  }
+  return { [metric]: await side.throughput(metric === 'tput1' ? 1 : 64, durMs) };
 }
 
 function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b);
-  return s[Math.floor(s.length / 2)]!;
-}
-
-function combine(rounds: Figures[]): Figures {
-  return {
-    tiny: [median(rounds.map((r) => r.tiny[0])), median(rounds.map((r) => r.tiny[1]))],
-    echo64k: [median(rounds.map((r) => r.echo64k[0])), median(rounds.map((r) => r.echo64k[1]))],
-    tput1: median(rounds.map((r) => r.tput1)),
-    tput64: median(rounds.map((r) => r.tput64)),
-  };
+  return s.length % 2 === 1 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
 }
 
 export async function run(args: string[]): Promise<void> {
-  const n = Number(args[0] ?? 5000);
-  const durMs = Number(args[1] ?? 3000);
-  const rounds = Number(args[2] ?? 3);
+  const n = Number(args[0] ?? 2000);
+  const durMs = Number(args[1] ?? 1000);
+  const rounds = Number(args[2] ?? 7);
+  const busyPollMs = Number(args[3] ?? 0);
   const cookie = `bench_${process.pid}`;
   const host = shortHostname();
   const peerName = `bench_peer_${process.pid}`;
@@ -124,7 +168,7 @@ export async function run(args: string[]): Promise<void> {
   const peer = startErl(peerName, cookie, [], 'receive after infinity -> ok end.');
   // The native side: a hidden erl node that runs the same measurements when asked.
   const driver = startErl(driverName, cookie, ['-hidden'], 'receive after infinity -> ok end.');
-  const node = new Node({ name: `bench_baton_${process.pid}`, cookie, hidden: true, log: () => {} });
+  const node = new Node({ name: `bench_baton_${process.pid}`, cookie, hidden: true, log: () => {}, busyPollMs });
   try {
     const peerFull = `${peerName}@${host}`;
     const driverFull = `${driverName}@${host}`;
@@ -133,30 +177,46 @@ export async function run(args: string[]): Promise<void> {
     await node.erpc(peerFull, 'code', 'add_patha', [[...EBIN].map((c) => c.charCodeAt(0))]);
     console.log(`${cpus().length} CPUs, load average ${loadavg().map((l) => l.toFixed(1)).join(' ')} (the machine's other work lands on both sides alike)`);
     console.log(
-      `peer ${peerFull}; ${rounds} interleaved rounds (native, then baton), medians shown; ` +
-        `${n} latency samples (${Math.floor(n / 5)} for 64 KiB), ${durMs} ms per throughput run`,
+      `peer ${peerFull}; ${rounds} rounds, each metric measured by both sides back to back (order alternating); ` +
+        `${n} latency samples (${Math.floor(n / 5)} for 64 KiB), ${durMs} ms per throughput run; baton busyPollMs=${busyPollMs}`,
     );
-    const nativeRounds: Figures[] = [];
-    const batonRounds: Figures[] = [];
+    const sides = { native: nativeSide(node, driverFull, peerFull), baton: batonSide(node, peerFull) };
+    // JIT warm-up for baton (the BEAM needs none beyond each segment's own).
+    await sides.baton.latency('tiny', 5000);
+    await sides.baton.latency('big', 500);
+    await sides.baton.throughput(64, 500);
+    const per: Record<'native' | 'baton', Record<Metric, number[]>> = {
+      native: Object.fromEntries(METRICS.map((m) => [m, []])) as unknown as Record<Metric, number[]>,
+      baton: Object.fromEntries(METRICS.map((m) => [m, []])) as unknown as Record<Metric, number[]>,
+    };
     for (let r = 0; r < rounds; r++) {
-      nativeRounds.push(nativeFromTerm(await node.erpc(driverFull, 'baton_bench', 'round', [atom(peerFull), n, durMs], { timeoutMs: 600_000 })));
-      batonRounds.push(await batonFigures(node, peerFull, n, durMs));
+      for (const metric of ['tiny', 'big', 'tput1', 'tput64'] as const) {
+        const order: ('native' | 'baton')[] = r % 2 === 0 ? ['native', 'baton'] : ['baton', 'native'];
+        for (const who of order) {
+          const got = await segment(sides[who], metric, n, durMs);
+          for (const [k, v] of Object.entries(got)) per[who][k as Metric].push(v);
+        }
+      }
     }
-    const native = combine(nativeRounds);
-    const baton = combine(batonRounds);
     const us = (ns: number): string => (ns / 1000).toFixed(1);
-    const rows: [string, string, string, string][] = [
-      ['tiny call p50 (µs)', us(native.tiny[0]), us(baton.tiny[0]), (baton.tiny[0] / native.tiny[0]).toFixed(2)],
-      ['tiny call p99 (µs)', us(native.tiny[1]), us(baton.tiny[1]), (baton.tiny[1] / native.tiny[1]).toFixed(2)],
-      ['64 KiB echo p50 (µs)', us(native.echo64k[0]), us(baton.echo64k[0]), (baton.echo64k[0] / native.echo64k[0]).toFixed(2)],
-      ['64 KiB echo p99 (µs)', us(native.echo64k[1]), us(baton.echo64k[1]), (baton.echo64k[1] / native.echo64k[1]).toFixed(2)],
-      ['throughput, 1 caller (calls/s)', String(native.tput1), String(baton.tput1), (baton.tput1 / native.tput1).toFixed(2)],
-      ['throughput, 64 callers (calls/s)', String(native.tput64), String(baton.tput64), (baton.tput64 / native.tput64).toFixed(2)],
-    ];
+    const label: Record<Metric, string> = {
+      tinyP50: 'tiny call p50 (µs)',
+      tinyP99: 'tiny call p99 (µs)',
+      bigP50: '64 KiB echo p50 (µs)',
+      bigP99: '64 KiB echo p99 (µs)',
+      tput1: 'throughput, 1 caller (calls/s)',
+      tput64: 'throughput, 64 callers (calls/s)',
+    };
     console.log('');
-    console.log('| metric | native erl (hidden) | baton | baton/native |');
+    console.log('| metric | native erl (hidden) | baton | baton/native (median of per-round ratios; range) |');
     console.log('|---|---:|---:|---:|');
-    for (const r of rows) console.log(`| ${r.join(' | ')} |`);
+    for (const m of METRICS) {
+      const fmt = m.startsWith('tput') ? (x: number): string => String(Math.round(x)) : us;
+      const ratios = per.baton[m].map((b, i) => b / per.native[m][i]!);
+      const lo = Math.min(...ratios).toFixed(2);
+      const hi = Math.max(...ratios).toFixed(2);
+      console.log(`| ${label[m]} | ${fmt(median(per.native[m]))} | ${fmt(median(per.baton[m]))} | ${median(ratios).toFixed(2)} (${lo}–${hi}) |`);
+    }
     console.log('');
     console.log('Latency ratios: lower is better (target ≤ 1.2). Throughput ratios: higher is better (target ≥ 1.0).');
   } finally {

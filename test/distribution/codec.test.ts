@@ -75,6 +75,26 @@ describe('framing', () => {
     h.push(frame2(Buffer.alloc(11)));
     expect(() => h.next()).toThrow(/exceeds the limit/);
   });
+  it('returns frames packed several to a chunk, headers split across chunks, byte for byte', () => {
+    const bodies = [Buffer.from('one'), Buffer.alloc(0), Buffer.from('three!'), Buffer.alloc(300, 3), Buffer.from('x')];
+    const wire = Buffer.concat(bodies.map((b) => {
+      const h = Buffer.alloc(4);
+      h.writeUInt32BE(b.length);
+      return Buffer.concat([h, b]);
+    }));
+    for (const cuts of [[1, 2, 3], [5, 6], [7, 9, 17, 100], [wire.length - 1], [2, 4, 8, 16, 32, 64, 128, 256]]) {
+      const r = new FrameReader(4, 1 << 20);
+      const got: Buffer[] = [];
+      let from = 0;
+      for (const to of [...cuts, wire.length]) {
+        r.push(wire.subarray(from, to));
+        from = to;
+        for (let f = r.next(); f !== undefined; f = r.next()) got.push(Buffer.from(f));
+      }
+      expect(got).toEqual(bodies);
+      expect(r.pending).toBe(0);
+    }
+  });
   it('hands over the remainder', () => {
     const r = new FrameReader(2, 100);
     r.push(Buffer.concat([frame2(Buffer.from('ab')), Buffer.from([0, 0, 0, 9, 1])]));

@@ -1,7 +1,7 @@
 %% The native side of `npm run bench -- erpc`: a hidden erl node calling erpc:call on
 %% the same peer as baton, measured the same way. Prints one line per figure.
 -module(baton_bench).
--export([main/1, round/3]).
+-export([main/1, round/3, latency_pcts/3, throughput/3]).
 
 main([Peer, N, DurMs]) ->
     Tiny = ok,
@@ -34,6 +34,14 @@ round(Peer, N, DurMs) ->
     _ = latency(Peer, Big, 50),
     {pcts(latency(Peer, ok, N)), pcts(latency(Peer, Big, max(1, N div 5))),
      throughput(Peer, 1, DurMs), throughput(Peer, 64, DurMs)}.
+
+%% One latency figure, warmed up first: {P50, P99} in ns of N calls echoing Arg
+%% (`tiny` for the atom ok, `big` for a 64 KiB binary).
+latency_pcts(Peer, What, N) ->
+    Arg = case What of tiny -> ok; big -> binary:copy(<<"x">>, 65536) end,
+    true = net_kernel:connect_node(Peer),
+    _ = latency(Peer, Arg, max(20, N div 10)),
+    pcts(latency(Peer, Arg, N)).
 
 pcts(Sorted) ->
     N = length(Sorted),

@@ -13,6 +13,7 @@ import {
   decodeFrom,
   decodeWithoutVersion,
   encode,
+  encodeSequence,
   encodeWithoutVersion,
   EtfEncodeError,
   ExportFun,
@@ -195,6 +196,27 @@ describe('framing helpers', () => {
     expect(second.term).toEqual(Buffer.alloc(5000, 1));
     expect(third.term).toBe(atom('end'));
     expect(third.offset).toBe(frame.length);
+  });
+
+  it('encodes several terms back to back after reserved headroom, as encode would one by one', () => {
+    const terms: Term[] = [tuple(29, atom('erpc'), 'x'.length), [atom('monitor')], Buffer.alloc(20000, 7), atom('näive_ünïcode')];
+    const out = encodeSequence(terms, 5);
+    expect(out.subarray(5)).toEqual(Buffer.concat(terms.map((t) => encode(t))));
+    expect(encodeSequence([atom('a')])).toEqual(encode(atom('a')));
+    // The result is not a view of the shared scratch buffer that later encodes reuse.
+    const kept = Buffer.from(encodeSequence([atom('first')], 1).subarray(1));
+    const again = encodeSequence([atom('first')], 1);
+    encodeSequence([atom('other_atom_overwriting')], 1);
+    expect(again.subarray(1)).toEqual(kept);
+  });
+
+  it('encodes short and long ASCII atoms and non-ASCII atoms byte for byte as before', () => {
+    for (const name of ['a', 'bench_baton_12345@somehost', 'x'.repeat(64), 'y'.repeat(65), 'z'.repeat(255), 'ü', 'π'.repeat(100)]) {
+      const bytes = encode(atom(name));
+      expect(decode(bytes)).toBe(atom(name));
+      const utf8 = Buffer.from(name, 'utf8');
+      expect(bytes.subarray(utf8.length <= 255 ? 3 : 4)).toEqual(utf8);
+    }
   });
 
   it('encodes and decodes without the version byte', () => {

@@ -1,0 +1,60 @@
+import { describe, expect, it } from 'vitest';
+import { BusyPoll } from '../../src/distribution/busy-poll.js';
+
+/** Loop iterations that pass while the loop waits `ms` on a timer (each turn runs the immediates due). */
+async function turnsDuring(ms: number, counter: () => number): Promise<number> {
+  const before = counter();
+  await new Promise((r) => setTimeout(r, ms));
+  return counter() - before;
+}
+
+describe('BusyPoll', () => {
+  it('keeps the loop turning while something is awaited, within its window', async () => {
+    let awaited = true;
+    let turns = 0;
+    const poll = new BusyPoll(50, () => {
+      turns++;
+      return awaited;
+    });
+    poll.arm();
+    expect(poll.active).toBe(true);
+    expect(await turnsDuring(20, () => turns)).toBeGreaterThan(10);
+    awaited = false;
+    await new Promise((r) => setImmediate(r));
+    await new Promise((r) => setImmediate(r));
+    expect(poll.active).toBe(false);
+    expect(await turnsDuring(10, () => turns)).toBe(0);
+  });
+
+  it('stops when its window has passed even if replies are still awaited', async () => {
+    const poll = new BusyPoll(5, () => true);
+    poll.arm();
+    await new Promise((r) => setTimeout(r, 30));
+    expect(poll.active).toBe(false);
+  });
+
+  it('does nothing with a window of 0', () => {
+    const poll = new BusyPoll(0, () => true);
+    poll.arm();
+    expect(poll.active).toBe(false);
+  });
+
+  it('re-arming extends the window without starting a second spinner', async () => {
+    let turns = 0;
+    const poll = new BusyPoll(15, () => {
+      turns++;
+      return true;
+    });
+    poll.arm();
+    poll.arm();
+    await new Promise((r) => setTimeout(r, 10));
+    poll.arm();
+    await new Promise((r) => setTimeout(r, 10));
+    expect(poll.active).toBe(true);
+    await new Promise((r) => setTimeout(r, 30));
+    expect(poll.active).toBe(false);
+    const after = turns;
+    await new Promise((r) => setTimeout(r, 10));
+    expect(turns).toBe(after);
+  });
+});

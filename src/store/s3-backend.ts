@@ -27,6 +27,9 @@ import { checkKey, progressCounter, type Backend, type GetResult, type ObjectInf
 import { ObjectNotFoundError, PreconditionFailedError, StoreConfigError, StoreUnreachableError } from './errors.js';
 import { defaultRetry, withRetry, type RetryPolicy } from './retry.js';
 
+/** Whether each endpoint + bucket honours conditional writes, probed once per process. */
+const probes = new Map<string, Promise<boolean>>();
+
 export interface S3Options {
   bucket: string;
   prefix: string;
@@ -78,7 +81,6 @@ export class S3Backend implements Backend {
   readonly url: string;
   readonly client: S3Client;
   private readonly retryPolicy: RetryPolicy;
-  private honoured: Promise<boolean> | undefined;
 
   constructor(private readonly opts: S3Options) {
     this.url = `s3://${opts.bucket}${opts.prefix ? `/${opts.prefix}` : ''}${opts.endpoint ? ` (${opts.endpoint})` : ''}`;
@@ -218,10 +220,16 @@ export class S3Backend implements Backend {
 
   /**
    * Creates a probe object twice with `If-None-Match: *`: a server that honours the
-   * condition refuses the second write. Asked once per backend.
+   * condition refuses the second write. Asked once per process for each endpoint and
+   * bucket, however many backends are opened on it: probes running side by side gain
+   * nothing, and on s3rver one probe's delete removes the directory under another's
+   * write.
    */
   conditionsHonoured(): Promise<boolean> {
-    this.honoured ??= (async () => {
+    const key = `${this.opts.endpoint ?? 'aws'}|${this.opts.bucket}`;
+    const known = probes.get(key);
+    if (known !== undefined) return known;
+    const probing = (async () => {
       const probe = `.baton/cas-probe-${randomBytes(8).toString('hex')}`;
       await this.put(probe, Buffer.from('1'), { ifNoneMatch: '*' });
       try {
@@ -234,9 +242,10 @@ export class S3Backend implements Backend {
         await this.delete(probe).catch(() => undefined);
       }
     })().catch((err: unknown) => {
-      this.honoured = undefined;
+      probes.delete(key);
       throw err;
     });
-    return this.honoured;
+    probes.set(key, probing);
+    return probing;
   }
 }

@@ -10,7 +10,7 @@ import { randomBytes } from 'node:crypto';
 import { closeSync, mkdirSync, openSync, readFileSync, readSync, fstatSync, writeFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
-import { Node } from '../distribution/index.js';
+import { EpmdError, Node, type NodeOptions } from '../distribution/index.js';
 import {
   NoPeerError,
   Peer,
@@ -58,6 +58,24 @@ export function distributionHost(env: Record<string, string | undefined>, vmArgs
   return h.includes('.') ? h : '127.0.0.1';
 }
 
+/**
+ * baton's own node, `baton-<gen>@<host>`. The generation counts per state dir, so
+ * another baton on the host (another app, another state dir) may hold the name: EPMD
+ * says so, and the next generation is tried.
+ */
+async function startBatonNode(stateDir: string, host: string | undefined, opts: Omit<NodeOptions, 'name'>): Promise<Node> {
+  for (let attempt = 1; ; attempt++) {
+    const node = new Node({ ...opts, name: `baton-${nextGeneration(stateDir)}${host === undefined ? '' : `@${host}`}` });
+    try {
+      await node.start();
+      return node;
+    } catch (err) {
+      await node.close();
+      if (!(err instanceof EpmdError && err.reason === 'name_taken') || attempt === 20) throw err;
+    }
+  }
+}
+
 export async function runCommand(args: string[], io: Out): Promise<number> {
   const cfg = runConfig(args, io.env);
   const say = (line: string): void => io.err(`baton: ${line}\n`);
@@ -68,8 +86,12 @@ export async function runCommand(args: string[], io: Out): Promise<number> {
   const cookie = resolveCookie(cfg, live, layout.cookie);
 
   const host = distributionHost(io.env, layout.vmArgs?.text);
-  const node = new Node({ name: `baton-${nextGeneration(cfg.stateDir)}${host === undefined ? '' : `@${host}`}`, cookie, hidden: true, startEpmd: true, log: (line, from) => io.out(`[${from}] ${line}\n`) });
-  await node.start();
+  const node = await startBatonNode(cfg.stateDir, host, {
+    cookie,
+    hidden: true,
+    startEpmd: true,
+    log: (line, from) => io.out(`[${from}] ${line}\n`),
+  });
   say(`node ${node.name}`);
   if (cfg.handoff === 'reuseport' && tcpMigrateReq() === false) {
     say('warning: net.ipv4.tcp_migrate_req is 0, so connections queued on a stopping peer\'s SO_REUSEPORT listener are reset when it closes; set it to 1, or use the fd handoff');

@@ -95,6 +95,23 @@ describe('baton run', () => {
   });
 });
 
+describe('two batons on one host', () => {
+  it('each gets its own node name although both state dirs count generations from 1', async () => {
+    const envs = [runEnv(fx.demoErl['1.0.0'], { BATON_PORT: String(await freePort()) }), runEnv(fx.demoErl['1.0.0'], { BATON_PORT: String(await freePort()) })];
+    const runs = envs.map((env) => startRun(env));
+    const peers = await Promise.all(envs.map((env) => peerNode(env)));
+    const batonNames = runs.map((r) => /node (baton-\d+@\S+)/.exec(r.output())?.[1]);
+    expect(batonNames[0]).toBeDefined();
+    expect(batonNames[1]).toBeDefined();
+    expect(batonNames[0]).not.toBe(batonNames[1]);
+    for (const [i, env] of envs.entries()) {
+      expect(await getOnce(`http://127.0.0.1:${env['BATON_PORT']}/`)).toEqual({ version: '1.0.0', node: peers[i] });
+    }
+    for (const r of runs) r.child.kill('SIGTERM');
+    expect(await Promise.all(runs.map((r) => r.exited))).toEqual([0, 0]);
+  });
+});
+
 describe('baton run on Fly-style long names', () => {
   it('FLY_PRIVATE_IP: peers are <base>-<gen>@<ip> over inet6_tcp, the socket is dual stack, eval reaches it', async () => {
     const port = await freePort();

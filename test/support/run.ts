@@ -81,16 +81,19 @@ export function runEnv(releaseRoot: string, extra: Record<string, string> = {}):
 }
 
 export async function peerNode(env: Record<string, string>, not?: string): Promise<string> {
-  let last = '';
+  // Wait on the record (a file read) rather than on `baton peer-node` itself: each CLI
+  // spawn costs a second or more on a loaded machine, and the poll would mostly measure that.
   await expect
     .poll(
       () => {
-        const r = baton(['peer-node'], env);
-        last = r.stdout.trim();
-        return r.status === 0 && last !== not && readRecord(env['BATON_STATE_DIR']!) !== undefined;
+        const node = readRecord(env['BATON_STATE_DIR']!)?.node;
+        return node !== undefined && node !== not;
       },
-      { timeout: 30_000, interval: 250 },
+      { timeout: 45_000, interval: 100 },
     )
     .toBe(true);
-  return last;
+  const r = baton(['peer-node'], env);
+  expect(r.status, r.stderr).toBe(0);
+  expect(r.stdout.trim()).toBe(readRecord(env['BATON_STATE_DIR']!)!.node);
+  return r.stdout.trim();
 }

@@ -221,10 +221,9 @@ function readTerm(r: Reader): Term {
       return [];
     case T.STRING_EXT: {
       const len = r.u16();
-      r.need(len, 'STRING_EXT');
-      const text = r.buf.toString('latin1', r.pos, r.pos + len);
-      r.pos += len;
-      return len === 0 ? [] : new Charlist(text);
+      if (len === 0) return [];
+      const bytes = r.bytes(len, 'STRING_EXT');
+      return Charlist.fromLatin1(r.copyBinaries ? Buffer.from(bytes) : bytes);
     }
     case T.LIST_EXT:
       return listBody(r);

@@ -134,7 +134,11 @@ export function encodeSequence(terms: readonly Term[], headroom = 0): Buffer {
 /** The encoded size (version byte included) of a large flat term, known without walking it. */
 function exactSize(term: Term): number | undefined {
   if (term instanceof Uint8Array) return 6 + term.length;
-  if (term instanceof Charlist && term.text.length <= 0xffff && !NOT_LATIN1.test(term.text)) return 4 + term.text.length;
+  if (term instanceof Charlist) {
+    const bytes = term.latin1Bytes();
+    if (bytes !== undefined) return 4 + bytes.length;
+    if (term.text.length <= 0xffff && !NOT_LATIN1.test(term.text)) return 4 + term.text.length;
+  }
   return undefined;
 }
 
@@ -360,6 +364,16 @@ function writeList(w: Writer, list: Term[]): void {
 const NOT_LATIN1 = /[^\x00-\xff]/;
 
 function writeCharlist(w: Writer, list: Charlist): void {
+  const bytes = list.latin1Bytes();
+  if (bytes !== undefined) {
+    // Decoded from STRING_EXT: written back as it came, without building the text.
+    w.ensure(3 + bytes.length);
+    w.buf[w.pos++] = T.STRING_EXT;
+    w.buf[w.pos++] = bytes.length >> 8;
+    w.buf[w.pos++] = bytes.length & 0xff;
+    w.bytes(bytes);
+    return;
+  }
   const text = list.text;
   // A regex rather than a charCodeAt loop: V8 answers it at once for one-byte strings.
   if (text.length > 0xffff || NOT_LATIN1.test(text)) return writeList(w, list.codePoints());

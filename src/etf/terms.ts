@@ -242,21 +242,52 @@ export class ExportFun {
  */
 export class Charlist {
   private points: number[] | undefined;
+  private decoded: string | undefined;
+  /** Set when decoded from STRING_EXT: its bytes, one per character, read lazily. */
+  private latin1: Uint8Array | undefined;
 
-  constructor(readonly text: string) {}
+  constructor(text: string) {
+    this.decoded = text;
+  }
+
+  /**
+   * A charlist over STRING_EXT bytes (each a character code 0–255). Like a decoded
+   * binary it is a view into those bytes: the text is built on first use, so decoding
+   * a long string costs no more than decoding a binary.
+   */
+  static fromLatin1(bytes: Uint8Array): Charlist {
+    const c = new Charlist('');
+    c.decoded = undefined;
+    c.latin1 = bytes;
+    return c;
+  }
+
+  get text(): string {
+    if (this.decoded === undefined) {
+      const b = this.latin1!;
+      this.decoded = Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('latin1');
+    }
+    return this.decoded;
+  }
+
+  /** The STRING_EXT bytes this charlist was decoded from, if it was. */
+  latin1Bytes(): Uint8Array | undefined {
+    return this.latin1;
+  }
 
   /** The elements of the list. */
   codePoints(): number[] {
     if (this.points === undefined) {
       const out: number[] = [];
-      for (const ch of this.text) out.push(ch.codePointAt(0)!);
+      if (this.latin1 !== undefined) for (const b of this.latin1) out.push(b);
+      else for (const ch of this.text) out.push(ch.codePointAt(0)!);
       this.points = out;
     }
     return this.points;
   }
 
   get length(): number {
-    return this.codePoints().length;
+    return this.latin1 !== undefined ? this.latin1.length : this.codePoints().length;
   }
 
   toString(): string {

@@ -23,7 +23,11 @@ export function interleaved(contenders: Record<string, () => unknown>, rounds = 
   const samples: Record<string, number[]> = {};
   for (const name of Object.keys(contenders)) samples[name] = [];
   for (let r = 0; r < rounds; r++) {
-    for (const [name, fn] of Object.entries(contenders)) samples[name]!.push(opsPerSecond(fn, minMs));
+    for (const [name, fn] of Object.entries(contenders)) {
+      // Garbage left by the previous sample would otherwise be collected on this one's time.
+      (globalThis as { gc?: () => void }).gc?.();
+      samples[name]!.push(opsPerSecond(fn, minMs));
+    }
   }
   const out: Record<string, number> = {};
   for (const [name, values] of Object.entries(samples)) {

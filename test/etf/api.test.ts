@@ -234,6 +234,18 @@ describe('framing helpers', () => {
     expect(copy.toString()).toBe('shared');
   });
 
+  it('reads STRING_EXT as a view too: its text is built on first use', () => {
+    const input = encode(charlist('shared'));
+    const view = decode(input) as Charlist;
+    const copy = decode(input, { copyBinaries: true }) as Charlist;
+    expect(view.length).toBe(6);
+    expect(encode(view)).toEqual(input);
+    input[input.length - 1] = 0x21;
+    expect(view.text).toBe('share!');
+    expect(copy.text).toBe('shared');
+    expect(copy.codePoints()).toEqual([115, 104, 97, 114, 101, 100]);
+  });
+
   it('builds tuples with a 0-based accessor', () => {
     const t = new Tuple([atom('a'), 2]);
     expect(t.length).toBe(2);

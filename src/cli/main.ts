@@ -4,15 +4,18 @@
  * Commands arrive with the areas they drive; this file only dispatches.
  */
 import { readFileSync } from 'node:fs';
-import { PEER_CLI_USAGE, startPeerCommand } from './peer-cli.js';
-import { STORE_USAGE, startStoreCommand } from './store-commands.js';
+import { startGroupCommand } from './dispatch.js';
+import { peerGroup } from './peer-cli.js';
+import { storeGroup } from './store-commands.js';
+
+const groups = [storeGroup, peerGroup];
 
 const USAGE = `usage: baton <command> [options]
 
 commands:
   version     print baton's version
   help        print this text
-${STORE_USAGE}${PEER_CLI_USAGE}`;
+${groups.map((g) => g.usage).join('')}`;
 
 function version(): string {
   const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
@@ -32,18 +35,12 @@ export function main(argv: string[]): number {
     case '-h':
       process.stdout.write(USAGE);
       return 0;
-    case 'publish':
-    case 'releases':
-    case 'status':
-      return startStoreCommand(command, argv.slice(1));
-    case 'run':
-    case 'peer-node':
-    case 'eval':
-    case 'remsh':
-      return startPeerCommand(command, argv.slice(1));
-    default:
+    default: {
+      const group = groups.find((g) => Object.hasOwn(g.commands, command));
+      if (group !== undefined) return startGroupCommand(group, command, argv.slice(1));
       process.stderr.write(`baton: unknown command '${command}'.\n${USAGE}`);
       return 2;
+    }
   }
 }
 

@@ -1,6 +1,6 @@
 /** src/peer launching the real fixture releases: boot, serve, runtime config, bad apps. */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { atom, charlist, mapGet, tuple } from '../../src/etf/index.js';
+import { atom, charlist, charlistToString, mapGet, tuple } from '../../src/etf/index.js';
 import { PeerLayoutError, PeerReadyTimeoutError, PeerStartError, bindListener, pidAlive, type Listener } from '../../src/peer/index.js';
 import { fixtures, type Fixtures } from '../support/fixtures.js';
 import { freePort, getOnce } from '../support/nodes.js';
@@ -33,7 +33,7 @@ describe('launch', () => {
     expect(await getOnce(`http://127.0.0.1:${l.port}/`)).toEqual({ version: '1.0.0', node: peer.node });
     expect(peer.node).toMatch(/^p-.*-1@/);
     expect(await peer.erpc('application', 'get_env', [atom('baton'), atom('role')])).toEqual(tuple(atom('ok'), atom('peer')));
-    expect(await peer.erpc('os', 'getenv', [charlist('BATON_PEER')])).toEqual(charlist('1'));
+    expect(charlistToString(await peer.erpc('os', 'getenv', [charlist('BATON_PEER')]))).toBe('1');
   });
 });
 
@@ -56,8 +56,8 @@ describe('launch (Elixir)', () => {
     });
     expect(await peer.erpc('Elixir.DemoEx.Describe', 'impl_for', [1])).toEqual(atom('Elixir.DemoEx.Describe.Integer'));
     // The start script's variables, as env.sh saw them, and PHX_SERVER as bin/server sets it.
-    expect(await peer.erpc('os', 'getenv', [charlist('RELEASE_ROOT')])).toEqual(charlist(fx.demoEx));
-    expect(await peer.erpc('os', 'getenv', [charlist('PHX_SERVER')])).toEqual(charlist('true'));
+    expect(charlistToString(await peer.erpc('os', 'getenv', [charlist('RELEASE_ROOT')]))).toBe(fx.demoEx);
+    expect(charlistToString(await peer.erpc('os', 'getenv', [charlist('PHX_SERVER')]))).toBe('true');
     await expect.poll(() => peer.output(), { timeout: 5000 }).toMatch(/runtime_value=GREEN\/prod/);
   });
 

@@ -26,6 +26,20 @@ afterAll(async () => {
   rmSync(work, { recursive: true, force: true });
 });
 
+/** A progress callback that stops s3rver the first time bytes move, mid-transfer. */
+function stopOnFirstProgress(): { onProgress: () => void; stopped: () => boolean } {
+  let stopped = false;
+  return {
+    onProgress: () => {
+      if (!stopped) {
+        stopped = true;
+        void s3.stop();
+      }
+    },
+    stopped: () => stopped,
+  };
+}
+
 it('s3rver stopped during an upload: retried with backoff, then a StoreUnreachableError; current.json untouched', async () => {
   const delays: number[] = [];
   const retry: RetryPolicy = { attempts: 4, baseDelayMs: 40, maxDelayMs: 1000, onRetry: (_n, ms) => delays.push(ms) };
@@ -35,21 +49,16 @@ it('s3rver stopped during an upload: retried with backoff, then a StoreUnreachab
   const listed = await store.backend.list('');
   if (before.status !== 'ok') throw new Error('no current.json');
 
-  let stopped = false;
+  const stopper = stopOnFirstProgress();
   const err = await publish({
     store,
     app: 'tiny',
     input: rel2,
     mode: 'hot',
     version: 'h1',
-    onProgress: () => {
-      if (!stopped) {
-        stopped = true;
-        void s3.stop();
-      }
-    },
+    onProgress: stopper.onProgress,
   }).catch((e: unknown) => e);
-  expect(stopped).toBe(true);
+  expect(stopper.stopped()).toBe(true);
   expect(err).toMatchObject({ code: 'STORE_UNREACHABLE', attempts: 4 });
   expect((err as Error).message).toMatch(new RegExp(`store s3://baton/app \\(${s3.endpoint.replace(/[.:/]/g, '\\$&')}\\) unreachable after 4 attempts: PUT releases/tiny/h1\\.tar\\.gz`));
   // Three waits between four attempts, each window twice the last.
@@ -100,16 +109,11 @@ it('s3rver stopped while a machine downloads a tarball: FETCH_FAILED, nothing ex
   const r = await publish({ store, app: 'tiny', input: big, mode: 'blue-green' });
   const machine = join(work, 'machine');
   mkdirSync(machine);
-  let stopped = false;
+  const stopper = stopOnFirstProgress();
   const err = await fetchLayer(store, r.layer, join(machine, 'release'), 'blue-green', {
-    onProgress: () => {
-      if (!stopped) {
-        stopped = true;
-        void s3.stop();
-      }
-    },
+    onProgress: stopper.onProgress,
   }).catch((e: unknown) => e);
-  expect(stopped).toBe(true);
+  expect(stopper.stopped()).toBe(true);
   expect(err).toMatchObject({ code: 'FETCH_FAILED' });
   expect((err as Error).message).toMatch(/cannot fetch releases\/tiny\/0\.1\.0\.tar\.gz: download interrupted/);
   expect(readdirSync(machine)).toEqual([]);

@@ -9,11 +9,11 @@ import { randomBytes } from 'node:crypto';
 import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { get as httpGet } from 'node:http';
 import { createServer } from 'node:net';
-import { hostname, tmpdir } from 'node:os';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
+import { shortHostname } from '../../src/distribution/index.js';
 
-export const shortHost = hostname().split('.')[0] ?? 'localhost';
 
 const live = new Set<ChildProcess>();
 // Last resort when a test file dies before its afterAll: no BEAM outlives the run.
@@ -84,7 +84,7 @@ export async function startServing(opts: {
     live.delete(child);
   });
   const started: Started = {
-    node: `${opts.node}@${shortHost}`,
+    node: `${opts.node}@${shortHostname()}`,
     port: opts.port,
     cookie: opts.cookie,
     child,

@@ -16,7 +16,11 @@ let v2: string;
 let v3: string;
 
 function mixRelease(project: string, out: string): string {
-  execFileSync('mix', ['release', '--quiet', '--overwrite', '--path', out], { cwd: project, env: { ...process.env, MIX_ENV: 'prod' }, stdio: 'pipe' });
+  const env = { ...process.env, MIX_ENV: 'prod' };
+  // Mix compares source mtimes at one-second resolution: an edit made in the same second as the
+  // previous compile is not seen, so every release here recompiles the project explicitly.
+  execFileSync('mix', ['compile', '--force'], { cwd: project, env, stdio: 'pipe' });
+  execFileSync('mix', ['release', '--quiet', '--overwrite', '--path', out], { cwd: project, env, stdio: 'pipe' });
   return out;
 }
 

@@ -23,7 +23,7 @@ export const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..', '
 const cacheRoot = process.env['BATON_FIXTURE_CACHE'] ?? join(repoRoot, 'node_modules', '.cache', 'baton-fixtures');
 
 /** Bumped when the recipe below changes in a way the hashed inputs do not show. */
-const RECIPE = 2;
+const RECIPE = 3;
 
 export type DemoErlVersion = '1.0.0' | '1.0.1' | '2.0.0';
 
@@ -38,6 +38,12 @@ export interface Fixtures {
   demoEx: string;
   /** demo_ex 0.1.1: hot-compatible, its consolidated protocol has one more implementation. */
   demoExNext: string;
+  /**
+   * demo_phx 0.1.0, the Phoenix-shaped app, once per adapter its config names:
+   * `bandit` (Bandit.PhoenixAdapter over a ThousandIsland-shaped server) and `cowboy`
+   * (Phoenix.Endpoint.Cowboy2Adapter over a ranch-shaped listener).
+   */
+  demoPhx: Record<'bandit' | 'cowboy', string>;
   /** demo_bad 0.1.0: DEMO_BAD=crash crashes in start/2, DEMO_BAD=nobind never listens. */
   demoBad: string;
   /** baton's erlang/ modules and the tests' test/erl/ modules, compiled for OTP 25. */
@@ -81,6 +87,7 @@ async function buildAll(): Promise<Fixtures> {
     demoEx: join(fixtureDir, 'demo_ex'),
     demoBad: join(fixtureDir, 'demo_bad'),
     demoExNext: join(fixtureDir, 'demo_ex-0.1.1'),
+    demoPhx: { bandit: join(fixtureDir, 'demo_phx-bandit'), cowboy: join(fixtureDir, 'demo_phx-cowboy') },
     erlEbin,
   };
 }
@@ -247,6 +254,12 @@ async function buildReleases(stage: string): Promise<void> {
     await cp(join(src, 'demo_ex'), exSrc, { recursive: true });
     await sh('mix', ['release', '--quiet', '--overwrite'], exSrc, { MIX_ENV: 'prod', DEMO_EX_VSN: vsn });
     await rename(join(exSrc, '_build', 'prod', 'rel', 'demo_ex'), join(stage, out));
+  }
+  for (const adapter of ['bandit', 'cowboy'] as const) {
+    const phxSrc = join(src, `demo_phx-${adapter}`);
+    await cp(join(src, 'demo_phx'), phxSrc, { recursive: true });
+    await sh('mix', ['release', '--quiet', '--overwrite'], phxSrc, { MIX_ENV: 'prod', DEMO_PHX_ADAPTER: adapter });
+    await rename(join(phxSrc, '_build', 'prod', 'rel', 'demo_phx'), join(stage, `demo_phx-${adapter}`));
   }
   await rm(src, { recursive: true, force: true });
   await rm(join(stage, '_build'), { recursive: true, force: true });

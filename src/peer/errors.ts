@@ -21,7 +21,7 @@ export class PeerLayoutError extends PeerError {
   }
 }
 
-export type PeerStartStage = 'spawn' | 'connect' | 'prepare' | 'runtime_config' | 'start_app';
+export type PeerStartStage = 'spawn' | 'connect' | 'prepare' | 'runtime_config' | 'inject' | 'start_app';
 
 /** The peer exited or failed before its application was started. */
 export class PeerStartError extends PeerError {

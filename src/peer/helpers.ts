@@ -13,7 +13,7 @@ import { Atom, Tuple, atom, charlist, type Term } from '../etf/index.js';
 import type { Node } from '../distribution/index.js';
 import { PeerError } from './errors.js';
 
-export const HELPER_MODULES = ['baton_peer', 'baton_upgrader'] as const;
+export const HELPER_MODULES = ['baton_peer', 'baton_endpoint', 'baton_upgrader'] as const;
 
 /** `_build/default/lib/baton/ebin` of this package (from src/peer or dist/peer alike). */
 export function defaultHelperEbin(): string {

@@ -4,6 +4,16 @@
  */
 export { Peer, killGroup, pidAlive, type LaunchOptions, type PeerExit, type StopOptions, type StopResult } from './peer.js';
 export { bindListener, type Listener } from './listener.js';
+export {
+  describeEndpoints,
+  describeStop,
+  injectFd,
+  stopAccepting,
+  type Endpoint,
+  type Injection,
+  type PeerCall,
+  type StopAccepting,
+} from './endpoints.js';
 export { readLayout } from './layout.js';
 export {
   envChanges,

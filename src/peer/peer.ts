@@ -21,6 +21,7 @@ import {
 } from './args.js';
 import { sourceEnvSh } from './envsh.js';
 import { NoPeerError, PeerError, PeerReadyTimeoutError, PeerStartError, type PeerStartStage } from './errors.js';
+import { describeStop, injectFd, stopAccepting, type Injection, type StopAccepting } from './endpoints.js';
 import { helperEbin, loadHelpers } from './helpers.js';
 import { readLayout } from './layout.js';
 import type { Listener } from './listener.js';
@@ -70,12 +71,16 @@ export interface StopOptions {
   drainMs?: number;
   /** Longest wait for the VM to exit after init:stop before SIGKILL (default 10 s). */
   exitTimeoutMs?: number;
+  /** Told which stop recipe ran and how long its phases took. */
+  progress?: (line: string) => void;
 }
 
 export interface StopResult {
-  /** What stopping the endpoint said (`ok`, or why it could not). */
+  /** `ok` once the endpoint stopped accepting, else why it could not be asked. */
   endpoint: string;
-  /** Connections still open when the drain gave up (0 = all finished). */
+  /** How it stopped accepting: the recipe, its phases' durations, any fallback. */
+  recipe?: StopAccepting;
+  /** Connections still busy when the drain gave up (0 = all finished). */
   leftOpen: number;
   killed: boolean;
 }
@@ -164,13 +169,14 @@ export class Peer {
     const drainMs = o.drainMs ?? 15_000;
     let endpoint = 'not reached';
     let leftOpen = 0;
+    let recipe: StopAccepting | undefined;
     if (this.alive) {
       try {
-        const ep = this.record.endpoint === undefined ? atom('undefined') : atom(this.record.endpoint);
-        const r = await this.erpc('baton_peer', 'stop_endpoint', [ep, this.record.port], 10_000);
-        endpoint = r === OK ? 'ok' : await this.format(r);
-        const n = await this.erpc('baton_peer', 'drain', [this.record.port, drainMs], drainMs + 10_000);
-        leftOpen = typeof n === 'number' ? n : 0;
+        const call = this.erpc.bind(this);
+        recipe = await stopAccepting(call, { port: this.record.port, ...(this.record.endpoint ? { endpoint: this.record.endpoint } : {}), drainMs });
+        endpoint = 'ok';
+        leftOpen = recipe.leftOpen;
+        o.progress?.(`peer ${this.node}: stopped accepting by ${describeStop(recipe)}`);
         await this.erpc('init', 'stop', [], 5000);
       } catch (err) {
         // A peer that cannot be asked is killed below; say why in the result.
@@ -179,7 +185,7 @@ export class Peer {
     }
     const killed = await this.waitOrKill(o.exitTimeoutMs ?? 10_000);
     clearRecord(this.stateDir, this.node);
-    return { endpoint, leftOpen, killed };
+    return { endpoint, ...(recipe ? { recipe } : {}), leftOpen, killed };
   }
 
   /** SIGKILL to the peer's process group, then waits for it to be gone. */
@@ -205,15 +211,6 @@ export class Peer {
     // erl_child_setup and port programs share the group: none outlives the VM.
     killGroup(this.osPid, 'SIGKILL');
     return timedOut;
-  }
-
-  private async format(t: Term): Promise<string> {
-    try {
-      const b = await this.erpc('baton_peer', 'format', [t], 5000);
-      return Buffer.isBuffer(b) ? b.toString('utf8') : String(b);
-    } catch {
-      return String(t);
-    }
   }
 
   /** Starts a peer from a release. On failure nothing of it is left running. */
@@ -333,6 +330,13 @@ export class Peer {
         await peer.erpc('application', 'load', [atom('elixir')]);
         await peer.erpc('Elixir.Config.Provider', 'boot', [], remaining(bootDeadline));
       }
+      if (o.handoff === 'fd' && o.listener !== undefined) {
+        stage = 'inject';
+        // Phoenix endpoints get the handed socket through their config, set after the
+        // runtime config so that runtime.exs's `ip`/`port` cannot undo it.
+        const done = await injectFd(peer.erpc.bind(peer), [app], { fd: fdIndex, inet6: o.listener.family === 'inet6' });
+        for (const i of done) progress(`peer ${node}: ${describeInjection(i, fdIndex)}`);
+      }
       stage = 'start_app';
       const r = await peer.erpc('baton_peer', 'start_app', [atom(app)], remaining(bootDeadline));
       if (!(r instanceof Tuple && r.elements[0] === OK)) {
@@ -447,6 +451,11 @@ export class Peer {
 }
 
 class StartFailure extends Error {}
+
+function describeInjection(i: Injection, fd: number): string {
+  const what = `${i.endpoint} (${i.app}, ${i.adapter})`;
+  return i.result === 'injected' ? `${what} listens on the handed socket (fd ${fd}): http ${i.http ?? ''}` : `${what} left as configured (${i.result})`;
+}
 
 /** What went wrong, from the peer's side when it has gone. */
 function describe(err: unknown, peer: Peer): string {

@@ -53,7 +53,7 @@ describe('handoff', () => {
     const a = await h.launch({ releaseRoot: fx.demoErl['1.0.0'], port, handoff: 'restart' });
     expect(await getOnce(`http://127.0.0.1:${port}/`)).toMatchObject({ node: a.node });
     const r = await a.stop({ drainMs: 5000 });
-    expect(r).toEqual({ endpoint: 'ok', leftOpen: 0, killed: false });
+    expect(r).toMatchObject({ endpoint: 'ok', recipe: { recipe: 'plain' }, leftOpen: 0, killed: false });
     expect(a.alive).toBe(false);
     const b = await h.launch({ releaseRoot: fx.demoErl['1.0.1'], port, handoff: 'restart' });
     expect(await getOnce(`http://127.0.0.1:${port}/`)).toEqual({ version: '1.0.1', node: b.node });
@@ -72,7 +72,7 @@ describe('stop', () => {
     const stopped = peer.stop({ drainMs: 10_000 });
     const results = await Promise.all(slow);
     expect(results).toEqual(Array.from({ length: 8 }, () => ({ slept: 1500 })));
-    expect(await stopped).toEqual({ endpoint: 'ok', leftOpen: 0, killed: false });
+    expect(await stopped).toMatchObject({ endpoint: 'ok', recipe: { recipe: 'plain' }, leftOpen: 0, killed: false });
     expect(peer.alive).toBe(false);
     expect(Date.now() - t0).toBeLessThan(10_000);
   });

@@ -1,0 +1,127 @@
+/**
+ * The peer's HTTP endpoints, as `baton_endpoint` (erlang/baton_endpoint.erl) sees them
+ * from inside: discovery for `baton status`, fd injection into Phoenix endpoints before
+ * the application starts, and stopping to accept without resetting a connection. This
+ * module only calls and decodes; the decisions are made in the peer, where the
+ * processes are.
+ */
+import { Atom, Tuple, asList, atom, mapGet, type Term } from '../etf/index.js';
+
+/** How a peer is asked something: `Peer.erpc`, or a node's erpc bound to the peer. */
+export type PeerCall = (mod: string, fun: string, args: Term[], timeoutMs?: number) => Promise<Term>;
+
+export interface Endpoint {
+  kind: 'phoenix' | 'thousand_island' | 'ranch' | 'plain';
+  /** Endpoint module (Phoenix), server pid (ThousandIsland), listener ref (ranch), registered name (plain). */
+  name: string;
+  /** The port its socket listens on, or (Phoenix) the one its config names. */
+  port?: number;
+  /** Phoenix: the application whose env holds the endpoint's config. */
+  app?: string;
+  /** Phoenix: `bandit`, `cowboy`, or the adapter module when it is neither. */
+  adapter?: string;
+}
+
+export interface Injection {
+  app: string;
+  endpoint: string;
+  adapter: string;
+  /** `injected`, or why the endpoint was left as it was (`no_http`, `unknown_adapter`). */
+  result: string;
+  /** The endpoint's `http` config as injected, in Erlang syntax. */
+  http?: string;
+}
+
+export interface StopAccepting {
+  /** `thousand_island`, `ranch`, `plain`, or a fallback (`thousand_island_suspend`, `ranch_suspend`). */
+  recipe: string;
+  /** Each phase and how long it took, in order (ms). */
+  phases: Array<[string, number]>;
+  /** Why the recipe could not run as designed, when it could not. */
+  fallback?: string;
+  /** Connections still busy when the drain gave up. */
+  leftOpen: number;
+}
+
+export async function describeEndpoints(call: PeerCall): Promise<Endpoint[]> {
+  const r = await call('baton_endpoint', 'describe', [], 10_000);
+  return list(r).map((e) => {
+    const m = e as Map<Term, Term>;
+    const out: Endpoint = { kind: text(mapGet(m, atom('kind'))) as Endpoint['kind'], name: text(mapGet(m, atom('name'))) };
+    const port = mapGet(m, atom('port'));
+    if (typeof port === 'number') out.port = port;
+    const app = mapGet(m, atom('app'));
+    if (app instanceof Atom) out.app = app.name;
+    const adapter = mapGet(m, atom('adapter'));
+    if (adapter instanceof Atom) out.adapter = moduleName(adapter.name);
+    return out;
+  });
+}
+
+/**
+ * Rewrites every Phoenix endpoint's `http` in `apps` (and what they depend on) to listen
+ * on fd `fd` of the peer; to be called once the release's config, runtime.exs
+ * included, is in place, and before the application starts.
+ */
+export async function injectFd(call: PeerCall, apps: string[], sock: { fd: number; inet6: boolean }): Promise<Injection[]> {
+  const spec = new Map<Term, Term>([
+    [atom('fd'), sock.fd],
+    [atom('inet6'), atom(sock.inet6 ? 'true' : 'false')],
+  ]);
+  const r = await call('baton_endpoint', 'inject', [apps.map(atom), spec], 30_000);
+  return list(r).map((e) => {
+    const m = e as Map<Term, Term>;
+    const res = mapGet(m, atom('result'));
+    const out: Injection = {
+      app: text(mapGet(m, atom('app'))),
+      endpoint: moduleName(text(mapGet(m, atom('endpoint')))),
+      adapter: moduleName(text(mapGet(m, atom('adapter')))),
+      result: res instanceof Tuple ? `skipped: ${text(res.elements[1])}` : text(res),
+    };
+    const http = mapGet(m, atom('http'));
+    if (http !== undefined) out.http = text(http);
+    return out;
+  });
+}
+
+/** Stops the endpoint on `port` accepting and drains it, by the recipe that fits what runs. */
+export async function stopAccepting(call: PeerCall, o: { port: number; endpoint?: string; drainMs: number }): Promise<StopAccepting> {
+  const spec = new Map<Term, Term>([
+    [atom('port'), o.port],
+    [atom('endpoint'), atom(o.endpoint ?? 'undefined')],
+    [atom('drain_ms'), o.drainMs],
+  ]);
+  // The peer bounds every phase itself; this bound only covers a peer that stops answering.
+  const r = (await call('baton_endpoint', 'stop', [spec], o.drainMs + 20_000)) as Map<Term, Term>;
+  const fallback = mapGet(r, atom('fallback'));
+  const left = mapGet(r, atom('left_open'));
+  return {
+    recipe: text(mapGet(r, atom('recipe'))),
+    phases: list(mapGet(r, atom('phases'))).map((p) => {
+      const [name, ms] = (p as Tuple).elements;
+      return [text(name), typeof ms === 'number' ? ms : 0];
+    }),
+    ...(Buffer.isBuffer(fallback) ? { fallback: fallback.toString('utf8') } : {}),
+    leftOpen: typeof left === 'number' ? left : 0,
+  };
+}
+
+/** `thousand_island (suspend 1 ms, park 4 ms, ...)`, for the log. */
+export function describeStop(s: StopAccepting): string {
+  const phases = s.phases.map(([n, ms]) => `${n} ${ms} ms`).join(', ');
+  return `${s.recipe} (${phases})` + (s.fallback !== undefined ? `; fallback because ${s.fallback}` : '');
+}
+
+function list(t: Term | undefined): Term[] {
+  return (t === undefined ? undefined : asList(t)) ?? [];
+}
+
+function text(t: Term | undefined): string {
+  if (t instanceof Atom) return t.name;
+  if (Buffer.isBuffer(t)) return t.toString('utf8');
+  return String(t);
+}
+
+function moduleName(name: string): string {
+  return name.startsWith('Elixir.') ? name.slice('Elixir.'.length) : name;
+}

@@ -4,7 +4,6 @@ import { UsageError, openFrom, parse, type Out } from './store-io.js';
 export async function fleetStatusCommand(args: string[], io: Out): Promise<number> {
   const { values, positionals } = parse(args, { fleet: { type: 'boolean' }, app: { type: 'string' }, store: { type: 'string' }, json: { type: 'boolean' } });
   if (positionals.length > 0) throw new UsageError('status takes no arguments');
-  if (values.fleet !== true) throw new UsageError('only `status --fleet` is available here (a machine\'s own status comes from its API)');
   const app = values.app ?? io.env.BATON_APP;
   if (typeof app !== 'string') throw new UsageError('--app is required');
   const store = openFrom(values, io);

@@ -7,12 +7,13 @@ import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { EvalSyntaxError, Node } from '../distribution/index.js';
-import { erlPath, pidAlive, readLayout, readRecord, type PeerRecord } from '../peer/index.js';
+import { describeEndpoints, erlPath, pidAlive, readLayout, readRecord, type Endpoint, type PeerRecord } from '../peer/index.js';
 import { UsageError, parse, type Out } from './store-io.js';
 
 export const PEER_USAGE = `  peer-node   [--state-dir DIR]                         print the running peer's node name
   eval 'Expr.' [--state-dir DIR]                        evaluate an Erlang expression on the peer, print the result
   remsh       [--state-dir DIR]                         interactive shell on the peer (iex for Elixir releases)
+  status      [--state-dir DIR] [--json]                the running peer and the HTTP endpoints found in it
 `;
 
 class NoPeer extends Error {}
@@ -34,25 +35,65 @@ export async function peerNodeCommand(args: string[], io: Out): Promise<number> 
   return 0;
 }
 
+/** A one-off hidden node with the peer's cookie: outgoing only, nothing registered with EPMD. */
+async function withNode<T>(rec: PeerRecord, io: Out, purpose: string, fn: (node: Node) => Promise<T>): Promise<T> {
+  const node = new Node({ name: `baton-${purpose}-${randomBytes(4).toString('hex')}`, cookie: rec.cookie, hidden: true, listen: false, log: (line) => io.out(`${line}\n`) });
+  await node.start();
+  try {
+    return await fn(node);
+  } finally {
+    await node.close();
+  }
+}
+
 export async function evalCommand(args: string[], io: Out): Promise<number> {
   const { values, positionals } = parse(args, stateDirOpt);
   if (positionals.length !== 1) throw new UsageError("give one expression, e.g. baton eval 'erlang:memory(total).'");
   const rec = record(values, io);
-  // Outgoing only: nothing to register with EPMD for a one-off call.
-  const node = new Node({ name: `baton-eval-${randomBytes(4).toString('hex')}`, cookie: rec.cookie, hidden: true, listen: false, log: (line) => io.out(`${line}\n`) });
-  await node.start();
+  return withNode(rec, io, 'eval', async (node) => {
+    try {
+      const value = await node.eval(rec.node, positionals[0]!, { timeoutMs: 60_000 });
+      const text = await node.erpc(rec.node, 'baton_peer', 'format', [value], { timeoutMs: 10_000 });
+      io.out(`${Buffer.isBuffer(text) ? text.toString('utf8') : String(text)}\n`);
+      return 0;
+    } catch (err) {
+      if (err instanceof EvalSyntaxError) io.err(`baton eval: the expression does not parse: ${err.message}\n`);
+      else io.err(`baton eval: evaluating on ${rec.node} failed: ${(err as Error).message}\n`);
+      return 1;
+    }
+  });
+}
+
+/** `baton status`: what runs here, and the endpoints baton_endpoint finds in the peer. */
+export async function statusCommand(args: string[], io: Out): Promise<number> {
+  const { values, positionals } = parse(args, { ...stateDirOpt, json: { type: 'boolean' } });
+  if (positionals.length > 0) throw new UsageError(`unexpected argument '${positionals[0]}'`);
+  const rec = record(values, io);
+  let endpoints: Endpoint[] | string;
   try {
-    const value = await node.eval(rec.node, positionals[0]!, { timeoutMs: 60_000 });
-    const text = await node.erpc(rec.node, 'baton_peer', 'format', [value], { timeoutMs: 10_000 });
-    io.out(`${Buffer.isBuffer(text) ? text.toString('utf8') : String(text)}\n`);
-    return 0;
+    endpoints = await withNode(rec, io, 'status', (node) =>
+      describeEndpoints((m, f, a, t) => node.erpc(rec.node, m, f, a, { timeoutMs: t ?? 10_000 })),
+    );
   } catch (err) {
-    if (err instanceof EvalSyntaxError) io.err(`baton eval: the expression does not parse: ${err.message}\n`);
-    else io.err(`baton eval: evaluating on ${rec.node} failed: ${(err as Error).message}\n`);
-    return 1;
-  } finally {
-    await node.close();
+    endpoints = `cannot ask ${rec.node}: ${(err as Error).message}`;
   }
+  const peer = { node: rec.node, os_pid: rec.osPid, app: rec.app, vsn: rec.vsn, release_root: rec.releaseRoot, handoff: rec.handoff, port: rec.port, started_at: rec.startedAt, baton: rec.baton };
+  if (values.json === true) {
+    io.out(`${JSON.stringify(typeof endpoints === 'string' ? { peer, error: endpoints } : { peer, endpoints }, null, 2)}\n`);
+    return typeof endpoints === 'string' ? 1 : 0;
+  }
+  io.out(`peer ${rec.node} (os pid ${rec.osPid}): ${rec.app} ${rec.vsn}, ${rec.handoff} handoff on port ${rec.port}, since ${rec.startedAt}\n`);
+  if (typeof endpoints === 'string') {
+    io.err(`baton status: ${endpoints}\n`);
+    return 1;
+  }
+  if (endpoints.length === 0) io.out('endpoints: none found\n');
+  else io.out('endpoints:\n');
+  for (const e of endpoints) {
+    const detail = [e.app, e.adapter].filter((x) => x !== undefined).join(', ');
+    io.out(`  ${e.kind} ${e.name}${detail ? ` (${detail})` : ''}${e.port !== undefined && e.port !== 0 ? ` port ${e.port}` : ''}\n`);
+  }
+  return 0;
 }
 
 /** The command line of a remote shell on the recorded peer. */

@@ -197,7 +197,7 @@ export async function runCommand(args: string[], io: Out): Promise<number> {
       await sleep(ms);
     }
     if (current !== undefined) {
-      const r = await current.stop({ drainMs: cfg.drainMs });
+      const r = await current.stop({ drainMs: cfg.drainMs, progress: say });
       say(
         `peer ${current.node} stopped` +
           (r.leftOpen > 0 ? `; ${r.leftOpen} connection(s) still open after the drain` : '') +

@@ -1,6 +1,7 @@
-/** The store side of the CLI: `publish`, `releases`, `status --fleet`. */
+/** The store side of the CLI: `publish`, `releases`, `status --fleet` (plain `status` is the local peer's). */
 import type { CommandGroup } from './dispatch.js';
 import { fleetStatusCommand } from './fleet-status.js';
+import { statusCommand } from './peer-commands.js';
 import { publishCommand } from './publish.js';
 import { releasesCommand } from './releases.js';
 
@@ -10,5 +11,9 @@ export const storeGroup: CommandGroup = {
   releases    [--app A] [--store URL] [--json]          what is published, sizes and dates
   status --fleet --app A [--store URL] [--json]         per-machine results of the current upgrades
 `,
-  commands: { publish: publishCommand, releases: releasesCommand, status: fleetStatusCommand },
+  commands: {
+    publish: publishCommand,
+    releases: releasesCommand,
+    status: (args, io) => (args.includes('--fleet') ? fleetStatusCommand(args, io) : statusCommand(args, io)),
+  },
 };

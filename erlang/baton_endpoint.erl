@@ -18,7 +18,7 @@
 %% proc_lib:initial_call = {supervisor, 'Elixir.ThousandIsland.Server', _}, ranch
 %% listeners from ranch:info(), and the supervisor named by BATON_ENDPOINT.
 -module(baton_endpoint).
--export([describe/0, inject/2, stop/1, phoenix_endpoints/1, idle/1]).
+-export([describe/0, inject/2, stop/1, phoenix_endpoints/1, ti_servers/0, idle/1]).
 
 -define(PARK_MS, 1000).
 -define(CALL_MS, 2000).
@@ -325,17 +325,22 @@ stop_ti(Srv, Port, Deadline) ->
     end.
 
 %% ThousandIsland's own suspend (acceptors, then the listener): loses a connection an
-%% acceptor had just accepted, but stops accepting everywhere.
+%% acceptor had just accepted, but stops accepting everywhere. When even that fails,
+%% the plain stop closes the listener through its supervisor.
 ti_fallback(Srv, Port, Deadline, Why) ->
     case exported('Elixir.ThousandIsland.Server', suspend, 1) of
         true ->
             ConnSups = [C || {_, A, supervisor, _} <- children(child(Srv, acceptor_pool_supervisor)), is_pid(A),
                              C <- [child(A, connection_sup)], is_pid(C)],
-            {T1, _} = timed(fun() -> catch 'Elixir.ThousandIsland.Server':suspend(Srv) end),
-            {T2, Left} = timed(fun() -> drain_idle(fun() -> ti_connections(ConnSups) end, Deadline) end),
-            #{recipe => thousand_island_suspend,
-              phases => [{suspend, T1}, {drain, T2}],
-              fallback => Why, left_open => Left};
+            case timed(fun() -> catch 'Elixir.ThousandIsland.Server':suspend(Srv) end) of
+                {T1, ok} ->
+                    {T2, Left} = timed(fun() -> drain_idle(fun() -> ti_connections(ConnSups) end, Deadline) end),
+                    #{recipe => thousand_island_suspend, phases => [{suspend, T1}, {drain, T2}],
+                      fallback => Why, left_open => Left};
+                {_, Err} ->
+                    stop_plain(undefined, Port, Deadline,
+                               <<Why/binary, "; ThousandIsland.Server.suspend/1 returned ", (fmt(Err))/binary>>)
+            end;
         false ->
             stop_plain(undefined, Port, Deadline, Why)
     end.

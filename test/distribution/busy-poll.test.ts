@@ -28,9 +28,11 @@ describe('BusyPoll', () => {
 
   it('stops when its window has passed even if replies are still awaited', async () => {
     const poll = new BusyPoll(5, () => true);
+    const t0 = performance.now();
     poll.arm();
-    await new Promise((r) => setTimeout(r, 30));
-    expect(poll.active).toBe(false);
+    // Polled rather than slept: on a loaded machine a timer can fire before the spinner's next turn.
+    await expect.poll(() => poll.active, { timeout: 2000, interval: 1 }).toBe(false);
+    expect(performance.now() - t0).toBeGreaterThanOrEqual(5);
   });
 
   it('does nothing with a window of 0', () => {
@@ -41,18 +43,21 @@ describe('BusyPoll', () => {
 
   it('re-arming extends the window without starting a second spinner', async () => {
     let turns = 0;
-    const poll = new BusyPoll(15, () => {
+    const poll = new BusyPoll(300, () => {
       turns++;
       return true;
     });
+    const t0 = performance.now();
     poll.arm();
     poll.arm();
-    await new Promise((r) => setTimeout(r, 10));
+    await new Promise((r) => setTimeout(r, 150));
     poll.arm();
-    await new Promise((r) => setTimeout(r, 10));
-    expect(poll.active).toBe(true);
-    await new Promise((r) => setTimeout(r, 30));
-    expect(poll.active).toBe(false);
+    const rearmed = performance.now();
+    // Past the first window, inside the second (wide margins: the machine may be loaded).
+    await new Promise((r) => setTimeout(r, Math.max(0, t0 + 400 - performance.now())));
+    if (performance.now() < rearmed + 300) expect(poll.active).toBe(true);
+    await expect.poll(() => poll.active, { timeout: 3000, interval: 1 }).toBe(false);
+    expect(performance.now() - rearmed).toBeGreaterThanOrEqual(300);
     const after = turns;
     await new Promise((r) => setTimeout(r, 10));
     expect(turns).toBe(after);

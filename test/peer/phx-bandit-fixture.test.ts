@@ -346,4 +346,39 @@ describe('demo_phx on the Bandit / ThousandIsland stand-ins', () => {
     }
     expect(await getOnce(`http://[::1]:${app.port}/`)).toMatchObject({ server: 'bandit' });
   });
+  it('at shutdown closes idle keep-alive connections without waiting out shutdown_timeout and lets an in-flight request finish, as Bandit does', async () => {
+    const port = await onNode<number>(`
+      process_flag(trap_exit, true),
+      {ok, Pid} = 'Elixir.Bandit':start_link([{plug, 'Elixir.DemoPhxWeb.Endpoint'}, {port, 0}, {startup_log, false}]),
+      unlink(Pid),
+      persistent_term:put(phx_bandit_fixture_stop, Pid),
+      {ok, {_, Port}} = 'Elixir.ThousandIsland':listener_info(Pid),
+      Port`);
+    const idle = await KeepAlive.open(port);
+    const busy = await KeepAlive.open(port);
+    try {
+      expect(await idle.get('/')).toMatch(/"server":"bandit"/);
+      const slow = busy.get('/slow?ms=700');
+      await new Promise((r) => setTimeout(r, 200));
+      const t0 = Date.now();
+      const stopped = onNode<string>(`
+        Pid = persistent_term:get(phx_bandit_fixture_stop),
+        persistent_term:erase(phx_bandit_fixture_stop),
+        'Elixir.ThousandIsland':stop(Pid, 5000)`);
+      const answer = await slow;
+      expect(answer).toMatch(/"slept":700/);
+      // No `connection: close` even while the server drains.
+      expect(answer).toMatch(/connection: keep-alive/);
+      // The supervisors shut connection_sups down one after the other, so the idle
+      // connection closes before or right after the busy one's response, not after the
+      // 15 s shutdown_timeout (ThousandIsland.stop/2 would give up after 5 s).
+      expect(await stopped).toBe('ok');
+      expect(Date.now() - t0).toBeLessThan(3000);
+      await expect.poll(() => idle.closed, { timeout: 500, interval: 10 }).toBe(true);
+      await expect.poll(() => busy.closed, { timeout: 2000, interval: 10 }).toBe(true);
+    } finally {
+      idle.close();
+      busy.close();
+    }
+  });
 });

@@ -5,9 +5,10 @@
  */
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { EvalSyntaxError, Node } from '../distribution/index.js';
-import { describeEndpoints, erlPath, pidAlive, readLayout, readRecord, type Endpoint, type PeerRecord } from '../peer/index.js';
+import { describeEndpoints, erlPath, pidAlive, protoDistArgs, readLayout, readRecord, type Endpoint, type PeerRecord } from '../peer/index.js';
 import { UsageError, parse, type Out } from './store-io.js';
 
 export const PEER_USAGE = `  peer-node   [--state-dir DIR]                         print the running peer's node name
@@ -96,31 +97,39 @@ export async function statusCommand(args: string[], io: Out): Promise<number> {
   return 0;
 }
 
-/** The command line of a remote shell on the recorded peer. */
-export function remshCommandLine(rec: PeerRecord, erl: string, releaseName: string): { cmd: string; args: string[]; env: Record<string, string> } {
+/**
+ * The command line of a remote shell on the recorded peer. For Elixir releases it is the
+ * release's own `releases/<vsn>/iex` with what `bin/<rel> remote` would pass it, but
+ * not through that script: its env.sh may export RELEASE_NODE (Fly's template does),
+ * which names the app's base node rather than this peer, and ERL_AFLAGS with a second
+ * `-proto_dist` (see protoDistArgs).
+ */
+export function remshCommandLine(
+  rec: PeerRecord,
+  erl: string,
+  env: Record<string, string | undefined> = {},
+): { cmd: string; args: string[]; env: Record<string, string> } {
   const suffix = randomBytes(3).toString('hex');
   const host = rec.node.slice(rec.node.indexOf('@') + 1);
-  const inet6 = host.includes(':');
+  const protoDist = protoDistArgs(host, env, undefined);
+  const self = `remsh-${suffix}@${host}`;
   if (rec.elixir) {
-    // The release's own script: its iex, its ERTS, RELEASE_* telling it where to go.
+    const relDir = join(rec.releaseRoot, 'releases', rec.vsn);
+    const remoteVmArgs = join(relDir, 'remote.vm.args');
     return {
-      cmd: join(rec.releaseRoot, 'bin', releaseName),
-      args: ['remote'],
-      env: {
-        RELEASE_NODE: rec.node,
-        RELEASE_COOKIE: rec.cookie,
-        RELEASE_DISTRIBUTION: rec.longNames ? 'name' : 'sname',
-        ...(inet6 ? { ELIXIR_ERL_OPTIONS: '-proto_dist inet6_tcp' } : {}),
-      },
+      cmd: join(relDir, 'iex'),
+      args: [
+        '--hidden', '--cookie', rec.cookie, rec.longNames ? '--name' : '--sname', self,
+        '--boot', join(relDir, 'start_clean'), '--boot-var', 'RELEASE_LIB', join(rec.releaseRoot, 'lib'),
+        ...(existsSync(remoteVmArgs) ? ['--vm-args', remoteVmArgs] : []),
+        '--remsh', rec.node,
+      ],
+      env: protoDist.length > 0 ? { ELIXIR_ERL_OPTIONS: protoDist.join(' ') } : {},
     };
   }
   return {
     cmd: erl,
-    args: [
-      rec.longNames ? '-name' : '-sname', `remsh-${suffix}@${host}`, '-hidden', '-setcookie', rec.cookie,
-      ...(inet6 ? ['-proto_dist', 'inet6_tcp'] : []),
-      '-remsh', rec.node,
-    ],
+    args: [rec.longNames ? '-name' : '-sname', self, '-hidden', '-setcookie', rec.cookie, ...protoDist, '-remsh', rec.node],
     env: {},
   };
 }
@@ -130,7 +139,7 @@ export async function remshCommand(args: string[], io: Out): Promise<number> {
   if (positionals.length > 0) throw new UsageError(`unexpected argument '${positionals[0]}'`);
   const rec = record(values, io);
   const layout = readLayout(rec.releaseRoot);
-  const { cmd, args: argv, env } = remshCommandLine(rec, erlPath(layout), layout.name);
+  const { cmd, args: argv, env } = remshCommandLine(rec, erlPath(layout), io.env);
   io.err(`baton: remote shell on ${rec.node} (leave with Ctrl-G q, or Ctrl-C twice; q() would stop the peer)\n`);
   const child = spawn(cmd, argv, { stdio: 'inherit', env: { ...io.env, ...env } });
   return new Promise((resolve) => {

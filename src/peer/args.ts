@@ -101,6 +101,19 @@ export function peerArgs(i: PeerArgsInput): string[] {
   return args;
 }
 
+/**
+ * `-proto_dist inet6_tcp` for a peer on an IPv6 host, unless the release already asks for
+ * a distribution protocol (Fly's env.sh exports `ERL_AFLAGS="-proto_dist inet6_tcp"`):
+ * given twice, even the same value, OTP 25 quietly falls back to inet_tcp, and the node
+ * then listens on IPv4 only and cannot be reached at its IPv6 name.
+ */
+export function protoDistArgs(host: string, env: Record<string, string | undefined>, vmArgs: string | undefined): string[] {
+  if (!host.includes(':')) return [];
+  const given = ['ERL_AFLAGS', 'ERL_FLAGS', 'ERL_ZFLAGS'].some((k) => /(^|\s)-proto_dist\s/.test(env[k] ?? ''));
+  if (given || (vmArgs !== undefined && /^\s*-proto_dist\s/m.test(vmArgs))) return [];
+  return ['-proto_dist', 'inet6_tcp'];
+}
+
 /** Node names allow letters, digits, `_` and `-` in the name part. */
 export function nodeBase(releaseNode: string | undefined, app: string): string {
   const raw = releaseNode !== undefined && releaseNode !== '' ? releaseNode.split('@')[0]! : app;

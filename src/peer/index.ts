@@ -24,6 +24,7 @@ export {
   peerArgs,
   peerEnv,
   peerNodeName,
+  protoDistArgs,
   vmArgsName,
   type Handoff,
   type ReleaseLayout,

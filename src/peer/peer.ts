@@ -15,6 +15,7 @@ import {
   peerArgs,
   peerEnv,
   peerNodeName,
+  protoDistArgs,
   releaseVars,
   vmArgsName,
   type Handoff,
@@ -260,7 +261,7 @@ export class Peer {
     // A crash dump goes beside the log, not into baton's working directory.
     env['ERL_CRASH_DUMP'] ??= join(logs, `${node}.erl_crash.dump`);
     // An IPv6 host (Fly's private network) needs distribution over IPv6.
-    const extra = o.batonNode.host.includes(':') ? ['-proto_dist', 'inet6_tcp'] : [];
+    const extra = protoDistArgs(o.batonNode.host, env, layout.vmArgs?.text);
     const args = peerArgs({ layout, node, longNames, cookie: o.cookie, argsFile, extra });
 
     progress(`starting peer ${node} (${layout.name} ${layout.vsn}, ${o.handoff} handoff)`);

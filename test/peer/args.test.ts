@@ -1,6 +1,6 @@
 /** The pure rules of starting a peer: command line, vm.args, names, environment. */
 import { describe, expect, it } from 'vitest';
-import { envChanges, erlPath, filterVmArgs, nodeBase, parseEnv0, peerArgs, peerEnv, peerNodeName, vmArgsName, type ReleaseLayout } from '../../src/peer/index.js';
+import { envChanges, erlPath, filterVmArgs, nodeBase, parseEnv0, peerArgs, peerEnv, peerNodeName, protoDistArgs, vmArgsName, type ReleaseLayout } from '../../src/peer/index.js';
 
 const layout: ReleaseLayout = {
   root: '/app',
@@ -44,6 +44,15 @@ describe('peer args', () => {
     expect(filterVmArgs('-env X ${X}', { X: 'y' }, false)).toBe('-env X ${X}');
     expect(vmArgsName('+K true\n-name app@host')).toEqual({ long: true, name: 'app@host' });
     expect(vmArgsName('+K true')).toBeUndefined();
+  });
+
+  it('asks for inet6_tcp on an IPv6 host only when the release does not already (twice falls back to IPv4)', () => {
+    expect(protoDistArgs('::1', {}, undefined)).toEqual(['-proto_dist', 'inet6_tcp']);
+    expect(protoDistArgs('fdaa:0:1::3', { ERL_AFLAGS: '-proto_dist inet6_tcp' }, undefined)).toEqual([]);
+    expect(protoDistArgs('::1', { ERL_FLAGS: '+K true -proto_dist inet6_tcp' }, undefined)).toEqual([]);
+    expect(protoDistArgs('::1', {}, '-name a@b\n-proto_dist inet6_tcp\n')).toEqual([]);
+    expect(protoDistArgs('::1', { ERL_AFLAGS: '-proto_distx' }, '## -proto_dist inet6_tcp\n')).toEqual(['-proto_dist', 'inet6_tcp']);
+    expect(protoDistArgs('host.example', { ERL_AFLAGS: '' }, undefined)).toEqual([]);
   });
 
   it('names peers <base>-<gen>@<host> from RELEASE_NODE or the app', () => {

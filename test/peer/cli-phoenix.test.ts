@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { baton } from '../support/cli.js';
 import { fixtures, type Fixtures } from '../support/fixtures.js';
 import { freePort, getOnce, uniqueName } from '../support/nodes.js';
-import { cleanupRuns, peerNode, runEnv, startRun } from '../support/run.js';
+import { cleanupRuns, peerNode, remshEval, runEnv, startRun } from '../support/run.js';
 
 let fx: Fixtures;
 
@@ -19,7 +19,7 @@ beforeAll(async () => {
 afterAll(cleanupRuns);
 
 describe('baton run, Phoenix on Fly', () => {
-  it('FLY_PRIVATE_IP=::1: <app>-<ref>-<gen>@::1, served over IPv4 and IPv6, status names the endpoints, SIGTERM stops by the recipe', async () => {
+  it('FLY_PRIVATE_IP=::1: <app>-<ref>-<gen>@::1, served over IPv4 and IPv6, status names the endpoints, remsh reaches it, SIGTERM stops by the recipe', async () => {
     const port = await freePort();
     const app = uniqueName('fly').replace(/[^a-z0-9-]/g, '-');
     const env = runEnv(fx.demoPhx.bandit, {
@@ -44,6 +44,9 @@ describe('baton run, Phoenix on Fly', () => {
     expect(st.stdout).toContain(`peer ${node}`);
     expect(st.stdout).toContain('phoenix DemoPhxWeb.Endpoint (demo_phx, bandit)');
     expect(st.stdout).toMatch(new RegExp(`thousand_island <[\\d.]+> port ${port}`));
+
+    // An operator's remote shell reaches this peer (not the base name env.sh exports).
+    await remshEval(env, 'node()', `:"${node}"`);
 
     run.child.kill('SIGTERM');
     expect(await run.exited).toBe(0);

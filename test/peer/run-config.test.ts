@@ -41,13 +41,22 @@ describe('run config', () => {
     expect([1, 2, 3, 4, 10].map((n) => backoff(n, 1000, 30_000))).toEqual([1000, 2000, 4000, 8000, 30_000]);
   });
 
-  it('remsh: erl -remsh for Erlang releases, the release script for Elixir', () => {
-    const rec = { node: 'app-3@h', cookie: 'c', releaseRoot: '/app', elixir: false, longNames: false } as PeerRecord;
-    const erl = remshCommandLine(rec, '/usr/bin/erl', 'app');
+  it("remsh: erl -remsh for Erlang releases, the release's iex for Elixir (not bin/app, whose env.sh may rename the node)", () => {
+    const rec = { node: 'app-3@h', cookie: 'c', releaseRoot: '/app', vsn: '1.2.0', elixir: false, longNames: false } as PeerRecord;
+    const erl = remshCommandLine(rec, '/usr/bin/erl');
     expect(erl.cmd).toBe('/usr/bin/erl');
     expect(erl.args).toEqual(['-sname', expect.stringMatching(/^remsh-[0-9a-f]+@h$/), '-hidden', '-setcookie', 'c', '-remsh', 'app-3@h']);
-    const ex = remshCommandLine({ ...rec, elixir: true }, 'erl', 'app');
-    expect(ex).toEqual({ cmd: '/app/bin/app', args: ['remote'], env: { RELEASE_NODE: 'app-3@h', RELEASE_COOKIE: 'c', RELEASE_DISTRIBUTION: 'sname' } });
+    const ex = remshCommandLine({ ...rec, elixir: true }, 'erl');
+    expect(ex).toEqual({
+      cmd: '/app/releases/1.2.0/iex',
+      args: ['--hidden', '--cookie', 'c', '--sname', expect.stringMatching(/^remsh-[0-9a-f]+@h$/), '--boot', '/app/releases/1.2.0/start_clean', '--boot-var', 'RELEASE_LIB', '/app/lib', '--remsh', 'app-3@h'],
+      env: {},
+    });
+    // On Fly: long names over IPv6, once.
+    const fly = { ...rec, node: 'app-ref-3@fdaa::3', longNames: true };
+    expect(remshCommandLine(fly, '/usr/bin/erl').args).toContain('inet6_tcp');
+    expect(remshCommandLine({ ...fly, elixir: true }, 'erl').env).toEqual({ ELIXIR_ERL_OPTIONS: '-proto_dist inet6_tcp' });
+    expect(remshCommandLine({ ...fly, elixir: true }, 'erl', { ERL_AFLAGS: '-proto_dist inet6_tcp' }).env).toEqual({});
   });
 });
 

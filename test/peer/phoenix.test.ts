@@ -106,6 +106,25 @@ describe('Phoenix on cowboy, keep-alive clients', () => {
   });
 });
 
+describe('Phoenix on bandit, keep-alive clients', () => {
+  it("blue-green under 8 keep-alive clients: at most one lost request per kept-alive connection per stop (Bandit's limit), and only as a closed connection", async () => {
+    const l = dualStack();
+    let a = await launch('bandit', l);
+    const load = startLoad({ port: l.port, clients: 8, mode: 'keepalive' });
+    await load.answered(5);
+    for (let i = 0; i < 2; i++) {
+      const b = await launch('bandit', l, [], [a.node]);
+      const r = await a.stop({ drainMs: 5000 });
+      expect(r.recipe).toMatchObject({ recipe: 'thousand_island', leftOpen: 0 });
+      a = b;
+      await load.answered(5);
+    }
+    const res = await load.stop();
+    expect(res.failed).toBeLessThanOrEqual(8 * 2);
+    for (const code of Object.keys(res.errors)) expect(['ECONNRESET', 'socket hang up', 'EPIPE']).toContain(code);
+  });
+});
+
 describe('Phoenix on bandit, when ThousandIsland is not shaped as the recipe expects', () => {
   it('falls back, says why, and in-flight requests still finish while the new peer serves', async () => {
     const l = dualStack();

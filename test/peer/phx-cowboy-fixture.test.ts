@@ -225,6 +225,52 @@ describe('demo_phx on the Cowboy stand-ins', () => {
     expect(await onPeer(`ranch:wait_for_connections(${REF}, '==', 0, 10)`)).toBe('ok');
   }, 60_000);
 
+  it('listens on a bound fd given as `http: [:inet6, port: 0, fd: N]`, and refuses an ip beside it (einval)', async () => {
+    // A dual-stack socket bound (not listening) on the peer, as baton hands one over;
+    // its holder process keeps it open. Then a second endpoint's listeners, built by
+    // the adapter from the config baton injects.
+    const r = await onPeer<{ port: number; ranch_port: number; with_ip: boolean }>(`
+      Me = self(),
+      Bind = fun() ->
+          {ok, S} = socket:open(inet6, stream, tcp),
+          ok = socket:setopt(S, {ipv6, v6only}, false),
+          ok = socket:bind(S, #{family => inet6, addr => any, port => 0}),
+          {ok, #{port := P}} = socket:sockname(S),
+          {ok, Fd} = socket:getopt(S, {otp, fd}),
+          {Fd, P}
+        end,
+      Holder = spawn(fun() ->
+          {Fd1, P1} = Bind(),
+          {Fd2, _} = Bind(),
+          Me ! {bound, Fd1, P1, Fd2},
+          receive stop -> ok end
+        end),
+      register(phx_cowboy_fd_holder, Holder),
+      receive {bound, Fd, Port, OtherFd} -> ok end,
+      Specs = 'Elixir.Phoenix.Endpoint.Cowboy2Adapter':child_specs('Elixir.FdTest.Endpoint',
+                [{otp_app, demo_phx}, {http, [inet6, {port, 0}, {fd, Fd}]}]),
+      {ok, Sup} = 'Elixir.Supervisor':start_link(Specs, [{strategy, one_for_one}]),
+      unlink(Sup),
+      register(phx_cowboy_fd_sup, Sup),
+      %% Another fd: the failed listen takes its fd away from whoever holds it.
+      Bad = 'Elixir.Phoenix.Endpoint.Cowboy2Adapter':child_specs('Elixir.FdTest.Endpoint2',
+                [{otp_app, demo_phx}, {http, [inet6, {ip, {0,0,0,0,0,0,0,0}}, {port, 0}, {fd, OtherFd}]}]),
+      process_flag(trap_exit, true),
+      {error, E} = 'Elixir.Supervisor':start_link(Bad, [{strategy, one_for_one}]),
+      #{port => Port, ranch_port => ranch:get_port('Elixir.FdTest.Endpoint.HTTP'),
+        with_ip => string:find(io_lib:format("~0p", [E]), "einval") =/= nomatch}`);
+    expect(r.ranch_port).toBe(r.port);
+    expect(r.with_ip).toBe(true);
+    expect(await getOnce(`http://127.0.0.1:${r.port}/`)).toMatchObject({ node: peer!.node, server: 'cowboy' });
+    expect(await getOnce(`http://[::1]:${r.port}/`)).toMatchObject({ node: peer!.node, server: 'cowboy' });
+    expect(await onPeer(`[Ref || {Ref, _} <- ranch:info()]`)).toEqual([
+      'Elixir.DemoPhxWeb.Endpoint.HTTP',
+      'Elixir.FdTest.Endpoint.HTTP',
+    ]);
+    await onPeer(`gen_server:stop(phx_cowboy_fd_sup), phx_cowboy_fd_holder ! stop`);
+    await expect.poll(() => onPeer<unknown[]>(`[Ref || {Ref, _} <- ranch:info()]`)).toEqual(['Elixir.DemoPhxWeb.Endpoint.HTTP']);
+  });
+
   it('suspend_listener stops accepting while open connections keep being served; resume listens again', async () => {
     const p = peer!;
     const ka = await KeepAlive.open('::1', p.port);

@@ -20,7 +20,10 @@
 -module(baton_endpoint).
 -export([describe/0, inject/2, stop/1, phoenix_endpoints/1, ti_servers/0, idle/1]).
 
+%% Parking ends when every acceptor is parked, when none has been parked for STALL_MS
+%% (no connection is arriving: closing now resets nothing), or after PARK_MS.
 -define(PARK_MS, 1000).
+-define(STALL_MS, 50).
 -define(CALL_MS, 2000).
 
 -type endpoint() :: map().
@@ -305,7 +308,7 @@ stop_ti(Srv, Port, Deadline) ->
             {T1, Suspended} = timed(fun() -> suspend_all(ConnSups) end),
             case Suspended of
                 ok ->
-                    {T2, _} = timed(fun() -> wait_until(fun() -> not lists:any(fun in_accept/1, Acceptors) end, ?PARK_MS) end),
+                    {T2, _} = timed(fun() -> park(fun() -> length([A || A <- Acceptors, not in_accept(A)]) end, length(Acceptors)) end),
                     {T3, Closed} = timed(fun() -> supervisor:terminate_child(Srv, shutdown_listener) end),
                     {T4, _} = timed(fun() -> [catch sys:resume(C, ?CALL_MS) || C <- ConnSups] end),
                     {T5, Left} = timed(fun() -> drain_idle(fun() -> ti_connections(ConnSups) end, Deadline) end),
@@ -386,10 +389,10 @@ stop_ranch(Ref, Port, Deadline) ->
         true ->
             {T1, _} = timed(fun() -> ranch:set_max_connections(Ref, 0) end),
             Acceptors = catch ranch:procs(Ref, acceptors),
-            {T2, _} = timed(fun() ->
-                                    wait_until(fun() -> is_list(Acceptors) andalso lists:all(fun in_start_protocol/1, Acceptors) end,
-                                               ?PARK_MS)
-                            end),
+            Parked = fun() when is_list(Acceptors) -> length([A || A <- Acceptors, in_start_protocol(A)]);
+                        () -> 0
+                     end,
+            {T2, _} = timed(fun() -> park(Parked, case Acceptors of L when is_list(L) -> length(L); _ -> 0 end) end),
             {T3, Suspended} = timed(fun() -> catch ranch:suspend_listener(Ref) end),
             {T4, Left} = timed(fun() -> drain_idle(fun() -> ranch_connections(Ref) end, Deadline, count) end),
             R = #{recipe => ranch,
@@ -443,28 +446,39 @@ drain_idle(Conns, Deadline) ->
     drain_idle(Conns, Deadline, idle).
 
 drain_idle(Conns, Deadline, Mode) ->
-    Busy = case Mode of
-               idle -> [P || P <- Conns(), not idle(P)];
-               count -> Conns()
-           end,
-    case Busy of
+    case busy(Conns, Mode) of
         [] -> 0;
-        _ ->
+        Busy ->
             case now_ms() >= Deadline of
                 true -> length(Busy);
                 false -> timer:sleep(10), drain_idle(Conns, Deadline, Mode)
             end
     end.
 
+busy(Conns, idle) -> [P || P <- Conns(), not idle(P)];
+busy(Conns, count) -> Conns().
+
 %% A connection process is idle when it sits, with nothing queued, where servers wait
-%% for the next request: a gen_server/gen_statem receive (ThousandIsland handlers with
-%% active: once) or a passive recv. A request being read or answered is not idle.
+%% for the next request (a gen_server/gen_statem receive, as ThousandIsland handlers
+%% with active: once do, or a passive recv) and its socket has delivered bytes before
+%% (a connection that has read nothing still owes its first request an answer).
 -spec idle(pid()) -> boolean().
 idle(Pid) ->
-    case erlang:process_info(Pid, [current_function, message_queue_len, status]) of
-        [{current_function, MFA}, {message_queue_len, 0}, {status, waiting}] -> idle_at(MFA);
+    case erlang:process_info(Pid, [current_function, message_queue_len, status, links]) of
+        [{current_function, MFA}, {message_queue_len, 0}, {status, waiting}, {links, Links}] ->
+            idle_at(MFA) andalso lists:all(fun has_read/1, [L || L <- Links, is_port(L)]);
         undefined -> true;
         _ -> false
+    end.
+
+has_read(Port) ->
+    case erlang:port_info(Port, name) of
+        {name, "tcp_inet"} ->
+            case inet:getstat(Port, [recv_oct]) of
+                {ok, [{recv_oct, N}]} -> N > 0;
+                _ -> true
+            end;
+        _ -> true
     end.
 
 idle_at({gen_server, loop, _}) -> true;
@@ -485,17 +499,21 @@ timed(F) ->
     R = F(),
     {now_ms() - T0, R}.
 
-wait_until(Pred, Ms) ->
-    Deadline = now_ms() + Ms,
-    wait_loop(Pred, Deadline).
+%% Waits for Parked() to reach Total, giving up after PARK_MS, or STALL_MS after the
+%% count last moved.
+park(Parked, Total) ->
+    Now = now_ms(),
+    park_loop(Parked, Total, Parked(), Now, Now + ?PARK_MS).
 
-wait_loop(Pred, Deadline) ->
-    case Pred() of
-        true -> true;
-        false ->
-            case now_ms() >= Deadline of
-                true -> false;
-                false -> timer:sleep(2), wait_loop(Pred, Deadline)
+park_loop(Parked, Total, Last, Moved, Deadline) ->
+    case Parked() of
+        N when N >= Total -> done;
+        N ->
+            Now = now_ms(),
+            Moved1 = case N =/= Last of true -> Now; false -> Moved end,
+            case Now >= Deadline orelse Now - Moved1 >= ?STALL_MS of
+                true -> N;
+                false -> timer:sleep(2), park_loop(Parked, Total, N, Moved1, Deadline)
             end
     end.
 

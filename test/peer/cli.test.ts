@@ -100,9 +100,10 @@ describe('two batons on one host', () => {
     const envs = [runEnv(fx.demoErl['1.0.0'], { BATON_PORT: String(await freePort()) }), runEnv(fx.demoErl['1.0.0'], { BATON_PORT: String(await freePort()) })];
     const runs = envs.map((env) => startRun(env));
     const peers = await Promise.all(envs.map((env) => peerNode(env)));
-    const batonNames = runs.map((r) => /node (baton-\d+@\S+)/.exec(r.output())?.[1]);
-    expect(batonNames[0]).toBeDefined();
-    expect(batonNames[1]).toBeDefined();
+    // The line reaches us through a pipe: it may land after the record is written.
+    const batonName = (r: (typeof runs)[number]): string | undefined => /node (baton-\d+@\S+)/.exec(r.output())?.[1];
+    for (const r of runs) await expect.poll(() => batonName(r), { timeout: 10_000 }).toBeDefined();
+    const batonNames = runs.map(batonName);
     expect(batonNames[0]).not.toBe(batonNames[1]);
     for (const [i, env] of envs.entries()) {
       expect(await getOnce(`http://127.0.0.1:${env['BATON_PORT']}/`)).toEqual({ version: '1.0.0', node: peers[i] });

@@ -36,7 +36,7 @@ describe('baton run, Phoenix on Fly', () => {
     for (const host of ['127.0.0.1', '[::1]']) {
       expect(await getOnce(`http://${host}:${port}/`)).toMatchObject({ server: 'bandit', node });
     }
-    expect(run.output()).toContain('DemoPhxWeb.Endpoint (demo_phx, bandit) listens on the handed socket (fd 3)');
+    await expect.poll(() => run.output(), { timeout: 10_000 }).toContain('DemoPhxWeb.Endpoint (demo_phx, bandit) listens on the handed socket (fd 3)');
 
     const st = baton(['status'], env);
     expect(st.stderr).toBe('');

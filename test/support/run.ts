@@ -62,7 +62,8 @@ export function startRun(env: Record<string, string>): Run {
   let out = '';
   child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
   child.stderr!.on('data', (d: Buffer) => (out += d.toString()));
-  const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
+  // 'close', not 'exit': by then everything it wrote to its pipes has been read.
+  const exited = new Promise<number | null>((r) => child.once('close', (code) => r(code)));
   return { child, env, output: () => out, exited };
 }
 

@@ -24,6 +24,7 @@
 %% (no connection is arriving: closing now resets nothing), or after PARK_MS.
 -define(PARK_MS, 1000).
 -define(STALL_MS, 50).
+-define(REUSEPORT, {raw, 1, 15, <<1:32/native>>}).
 -define(CALL_MS, 2000).
 
 -type endpoint() :: map().
@@ -186,7 +187,8 @@ exported(M, F, A) ->
 
 %% Apps: the release's application and what it depends on (loaded here so their env,
 %% sys.config and runtime config included, is what we read).
--spec inject([atom()], #{fd := non_neg_integer(), inet6 := boolean()}) -> [map()].
+%% Sock: `#{fd, inet6}` in fd mode, `#{reuseport := true}` in reuseport mode.
+-spec inject([atom()], #{fd => non_neg_integer(), inet6 => boolean(), reuseport => true}) -> [map()].
 inject(Apps, Sock) ->
     All = load_all(Apps, []),
     [inject_one(E, Sock) || E <- phoenix_endpoints(All)].
@@ -218,15 +220,22 @@ inject_one(#{app := App, endpoint := Ep, adapter := Adapter, conf := Conf}, Sock
                     Conf1 = lists:keystore(http, 1, Conf, {http, New}),
                     ok = application:set_env(App, Ep, Conf1, [{persistent, true}]),
                     Base#{result => injected, http => fmt(New)};
-                skip ->
-                    Base#{result => {skipped, unknown_adapter}}
+                {skip, Why} ->
+                    Base#{result => {skipped, Why}}
             end;
         _ ->
             Base#{result => {skipped, no_http}}
     end.
 
 %% `{fd, N}` works only with port 0 and no `ip`; an IPv6 socket also needs `inet6`.
--spec http_for(atom(), list(), map()) -> {ok, list()} | skip.
+%% SO_REUSEPORT is a raw option on OTP 25 (`{reuseport, true}` is badarg before 26):
+%% ranch passes it through, ThousandIsland rejects raw tuples, so Bandit cannot share
+%% a port that way and keeps its config (the peer binds PORT alone).
+-spec http_for(atom(), list(), map()) -> {ok, list()} | {skip, atom()}.
+http_for(bandit, _Http, #{reuseport := true}) ->
+    {skip, reuseport_unsupported};
+http_for(cowboy, Http, #{reuseport := true}) ->
+    {ok, [O || O <- Http, O =/= ?REUSEPORT] ++ [?REUSEPORT]};
 http_for(bandit, Http, #{fd := Fd, inet6 := Inet6}) ->
     TI = proplists:get_value(thousand_island_options, Http, []),
     Transport = [O || O <- proplists:get_value(transport_options, TI, []), not socket_opt(O)],
@@ -239,7 +248,7 @@ http_for(cowboy, Http, #{fd := Fd, inet6 := Inet6}) ->
     Rest = [O || O <- Http, not socket_opt(O), not is_key(port, O)],
     {ok, [{port, 0}, {fd, Fd} | family(Inet6)] ++ Rest};
 http_for(_, _, _) ->
-    skip.
+    {skip, unknown_adapter}.
 
 family(true) -> [inet6];
 family(false) -> [].

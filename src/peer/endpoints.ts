@@ -58,16 +58,24 @@ export async function describeEndpoints(call: PeerCall): Promise<Endpoint[]> {
   });
 }
 
+/** How the peer gets its listening socket: the handed fd, or SO_REUSEPORT on the port. */
+export type SocketHandoff = { fd: number; inet6: boolean } | { reuseport: true };
+
 /**
  * Rewrites every Phoenix endpoint's `http` in `apps` (and what they depend on) to listen
- * on fd `fd` of the peer; to be called once the release's config, runtime.exs
- * included, is in place, and before the application starts.
+ * on the handed fd of the peer (or, in reuseport mode, to add SO_REUSEPORT where the
+ * adapter allows it); to be called once the release's config, runtime.exs included, is
+ * in place, and before the application starts.
  */
-export async function injectFd(call: PeerCall, apps: string[], sock: { fd: number; inet6: boolean }): Promise<Injection[]> {
-  const spec = new Map<Term, Term>([
-    [atom('fd'), sock.fd],
-    [atom('inet6'), atom(sock.inet6 ? 'true' : 'false')],
-  ]);
+export async function injectEndpoints(call: PeerCall, apps: string[], sock: SocketHandoff): Promise<Injection[]> {
+  const spec = new Map<Term, Term>(
+    'fd' in sock
+      ? [
+          [atom('fd'), sock.fd],
+          [atom('inet6'), atom(sock.inet6 ? 'true' : 'false')],
+        ]
+      : [[atom('reuseport'), atom('true')]],
+  );
   const r = await call('baton_endpoint', 'inject', [apps.map(atom), spec], 30_000);
   return list(r).map((e) => {
     const m = e as Map<Term, Term>;

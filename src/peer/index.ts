@@ -7,11 +7,12 @@ export { bindListener, type Listener } from './listener.js';
 export {
   describeEndpoints,
   describeStop,
-  injectFd,
+  injectEndpoints,
   stopAccepting,
   type Endpoint,
   type Injection,
   type PeerCall,
+  type SocketHandoff,
   type StopAccepting,
 } from './endpoints.js';
 export { readLayout } from './layout.js';

@@ -22,7 +22,7 @@ import {
 } from './args.js';
 import { sourceEnvSh } from './envsh.js';
 import { NoPeerError, PeerError, PeerReadyTimeoutError, PeerStartError, type PeerStartStage } from './errors.js';
-import { describeStop, injectFd, stopAccepting, type Injection, type StopAccepting } from './endpoints.js';
+import { describeStop, injectEndpoints, stopAccepting, type Injection, type SocketHandoff, type StopAccepting } from './endpoints.js';
 import { helperEbin, loadHelpers } from './helpers.js';
 import { readLayout } from './layout.js';
 import type { Listener } from './listener.js';
@@ -331,12 +331,13 @@ export class Peer {
         await peer.erpc('application', 'load', [atom('elixir')]);
         await peer.erpc('Elixir.Config.Provider', 'boot', [], remaining(bootDeadline));
       }
-      if (o.handoff === 'fd' && o.listener !== undefined) {
+      if (o.handoff !== 'restart') {
         stage = 'inject';
         // Phoenix endpoints get the handed socket through their config, set after the
         // runtime config so that runtime.exs's `ip`/`port` cannot undo it.
-        const done = await injectFd(peer.erpc.bind(peer), [app], { fd: fdIndex, inet6: o.listener.family === 'inet6' });
-        for (const i of done) progress(`peer ${node}: ${describeInjection(i, fdIndex)}`);
+        const how: SocketHandoff = o.handoff === 'fd' && o.listener !== undefined ? { fd: fdIndex, inet6: o.listener.family === 'inet6' } : { reuseport: true };
+        const done = await injectEndpoints(peer.erpc.bind(peer), [app], how);
+        for (const i of done) progress(`peer ${node}: ${describeInjection(i, how)}`);
       }
       stage = 'start_app';
       const r = await peer.erpc('baton_peer', 'start_app', [atom(app)], remaining(bootDeadline));
@@ -453,9 +454,10 @@ export class Peer {
 
 class StartFailure extends Error {}
 
-function describeInjection(i: Injection, fd: number): string {
+function describeInjection(i: Injection, how: SocketHandoff): string {
   const what = `${i.endpoint} (${i.app}, ${i.adapter})`;
-  return i.result === 'injected' ? `${what} listens on the handed socket (fd ${fd}): http ${i.http ?? ''}` : `${what} left as configured (${i.result})`;
+  if (i.result !== 'injected') return `${what} left as configured (${i.result})`;
+  return `${what} ${'fd' in how ? `listens on the handed socket (fd ${how.fd})` : 'binds its port with SO_REUSEPORT'}: http ${i.http ?? ''}`;
 }
 
 /** What went wrong, from the peer's side when it has gone. */

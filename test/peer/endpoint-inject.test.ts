@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Node } from '../../src/distribution/index.js';
 import { charlistToString } from '../../src/etf/index.js';
-import { describeEndpoints, injectFd, loadHelpers, type PeerCall } from '../../src/peer/index.js';
+import { describeEndpoints, injectEndpoints, loadHelpers, type PeerCall } from '../../src/peer/index.js';
 import { closeAllBatons, killAll, startBaton, startErl, type ErlNode } from '../distribution/helpers.js';
 import { fixtures } from '../support/fixtures.js';
 import { newCookie } from '../support/nodes.js';
@@ -44,6 +44,8 @@ const adapters: Record<string, string | undefined> = {
   phx_cowboy: 'Elixir.Phoenix.Endpoint.Cowboy2Adapter',
   phx_default: undefined,
   phx_other: 'Elixir.My.Adapter',
+  phx_reuse_cowboy: 'Elixir.Phoenix.Endpoint.Cowboy2Adapter',
+  phx_reuse_bandit: 'Elixir.Bandit.PhoenixAdapter',
 };
 
 /**
@@ -79,7 +81,7 @@ const generated = (extra = ''): string =>
 describe('inject', () => {
   it('Bandit: thousand_island_options listen on the fd with port 0; the generated ip is dropped; it survives application:load', async () => {
     await runtimeConfig('phx_bandit', generated());
-    const r = await injectFd(call, ['phx_bandit'], { fd: 3, inet6: false });
+    const r = await injectEndpoints(call, ['phx_bandit'], { fd: 3, inet6: false });
     expect(r).toEqual([
       {
         app: 'phx_bandit',
@@ -101,46 +103,57 @@ describe('inject', () => {
 
   it('Bandit on an IPv6 socket (Fly): inet6 beside the fd', async () => {
     await runtimeConfig('phx_bandit6', generated());
-    const [r] = await injectFd(call, ['phx_bandit6'], { fd: 3, inet6: true });
+    const [r] = await injectEndpoints(call, ['phx_bandit6'], { fd: 3, inet6: true });
     expect(r?.http).toBe('[{port,4000},{thousand_island_options,[{port,0},{transport_options,[{fd,3},inet6]}]}]');
   });
 
   it("Bandit: the app's own thousand_island_options are kept, minus what the fd decides", async () => {
     await runtimeConfig('phx_ti', generated(', {thousand_island_options, [{num_acceptors, 10}, {transport_options, [{ip, {127,0,0,1}}, {nodelay, false}]}]}'));
-    const [r] = await injectFd(call, ['phx_ti'], { fd: 4, inet6: false });
+    const [r] = await injectEndpoints(call, ['phx_ti'], { fd: 4, inet6: false });
     expect(r?.http).toBe('[{port,4000},{thousand_island_options,[{num_acceptors,10},{transport_options,[{fd,4},{nodelay,false}]},{port,0}]}]');
   });
 
   it('Cowboy: port 0 and the fd as options, ip dropped, other options kept', async () => {
     await runtimeConfig('phx_cowboy', generated(', {protocol_options, [{idle_timeout, 1000}]}'));
-    const [r] = await injectFd(call, ['phx_cowboy'], { fd: 3, inet6: true });
+    const [r] = await injectEndpoints(call, ['phx_cowboy'], { fd: 3, inet6: true });
     expect(r).toMatchObject({ adapter: 'cowboy', result: 'injected', http: '[{port,0},{fd,3},inet6,{protocol_options,[{idle_timeout,1000}]}]' });
   });
 
   it("no adapter configured is Phoenix's default, Cowboy", async () => {
     await runtimeConfig('phx_default', generated());
-    const [r] = await injectFd(call, ['phx_default'], { fd: 3, inet6: false });
+    const [r] = await injectEndpoints(call, ['phx_default'], { fd: 3, inet6: false });
     expect(r).toMatchObject({ adapter: 'cowboy', result: 'injected', http: '[{port,0},{fd,3}]' });
   });
 
   it('an adapter baton does not know is left as configured, and said so', async () => {
     await runtimeConfig('phx_other', generated());
     const before = await show(`application:get_env(phx_other, 'Elixir.DemoWeb.Endpoint')`);
-    expect(await injectFd(call, ['phx_other'], { fd: 3, inet6: false })).toEqual([
+    expect(await injectEndpoints(call, ['phx_other'], { fd: 3, inet6: false })).toEqual([
       { app: 'phx_other', endpoint: 'DemoWeb.Endpoint', adapter: 'My.Adapter', result: 'skipped: unknown_adapter' },
     ]);
     expect(await show(`application:get_env(phx_other, 'Elixir.DemoWeb.Endpoint')`)).toBe(before);
   });
 
+  it('reuseport: Cowboy gets the raw SO_REUSEPORT option beside its own ip and port; Bandit cannot take it and is left alone', async () => {
+    await runtimeConfig('phx_reuse_cowboy', generated());
+    const [c] = await injectEndpoints(call, ['phx_reuse_cowboy'], { reuseport: true });
+    expect(c).toMatchObject({ result: 'injected', http: '[{ip,{0,0,0,0,0,0,0,0}},{port,4000},{raw,1,15,<<1,0,0,0>>}]' });
+    await runtimeConfig('phx_reuse_bandit', generated());
+    const before = await show(`application:get_env(phx_reuse_bandit, 'Elixir.DemoWeb.Endpoint')`);
+    const [b] = await injectEndpoints(call, ['phx_reuse_bandit'], { reuseport: true });
+    expect(b).toMatchObject({ adapter: 'bandit', result: 'skipped: reuseport_unsupported' });
+    expect(await show(`application:get_env(phx_reuse_bandit, 'Elixir.DemoWeb.Endpoint')`)).toBe(before);
+  });
+
   it('an endpoint serving https only is left alone', async () => {
     await runtimeConfig('phx_https', `[{url, [{host, <<"h">>}]}, {https, [{port, 443}]}, {secret_key_base, <<"s">>}]`);
-    expect(await injectFd(call, ['phx_https'], { fd: 3, inet6: false })).toEqual([
+    expect(await injectEndpoints(call, ['phx_https'], { fd: 3, inet6: false })).toEqual([
       { app: 'phx_https', endpoint: 'DemoWeb.Endpoint', adapter: 'bandit', result: 'skipped: no_http' },
     ]);
   });
 
   it('config that merely has an http key (an HTTP client) is not an endpoint', async () => {
-    expect(await injectFd(call, ['not_phx'], { fd: 3, inet6: false })).toEqual([]);
+    expect(await injectEndpoints(call, ['not_phx'], { fd: 3, inet6: false })).toEqual([]);
     expect(await show(`application:get_env(not_phx, 'Elixir.Demo.Client')`)).toBe('{ok,[{http,[{port,80},{ip,{127,0,0,1}}]},{timeout,5000}]}');
   });
 

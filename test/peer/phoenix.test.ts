@@ -9,7 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { bindListener, type Listener, type Peer } from '../../src/peer/index.js';
 import { fixtures, type Fixtures } from '../support/fixtures.js';
 import { startLoad } from '../support/load.js';
-import { getOnce } from '../support/nodes.js';
+import { freePort, getOnce } from '../support/nodes.js';
 import { harness, type Harness } from '../support/peers.js';
 
 let fx: Fixtures;
@@ -85,6 +85,26 @@ describe.each(['bandit', 'cowboy'] as const)('Phoenix on %s', (adapter) => {
     expect(res.errors).toEqual({});
     expect(res.failed).toBe(0);
     expect(Object.keys(res.nodes).length).toBe(4);
+  });
+});
+
+describe('Phoenix in reuseport mode', () => {
+  it('two Cowboy peers bind the port with SO_REUSEPORT and both serve; Bandit keeps its config and the log says why', async () => {
+    const port = await freePort();
+    const lines: string[] = [];
+    const launchReuse = (adapter: 'bandit' | 'cowboy', p: number): Promise<Peer> =>
+      h.launch({ releaseRoot: fx.demoPhx[adapter], port: p, handoff: 'reuseport', env, progress: (s) => lines.push(s) });
+    const a = await launchReuse('cowboy', port);
+    const b = await launchReuse('cowboy', port);
+    expect(lines.join('\n')).toContain('DemoPhxWeb.Endpoint (demo_phx, cowboy) binds its port with SO_REUSEPORT');
+    const seen = new Set<unknown>();
+    for (let i = 0; i < 200 && seen.size < 2; i++) seen.add((await getOnce(`http://127.0.0.1:${port}/`))['node']);
+    expect([...seen].sort()).toEqual([a.node, b.node].sort());
+    await Promise.all([a.stop({ drainMs: 2000 }), b.stop({ drainMs: 2000 })]);
+
+    const c = await launchReuse('bandit', await freePort());
+    expect(lines.join('\n')).toContain('DemoPhxWeb.Endpoint (demo_phx, bandit) left as configured (skipped: reuseport_unsupported)');
+    await c.stop({ drainMs: 2000 });
   });
 });
 

@@ -306,9 +306,10 @@ stop_plain(Name, Port, Deadline, Why) ->
     end.
 
 %% ThousandIsland 1.x: every acceptor's connection_sup is suspended, so an acceptor that
-%% has just accepted blocks in DynamicSupervisor.start_child holding its socket; once
-%% none is inside accept, closing the listener resets nothing; the connection_sups
-%% resume and the parked connections are served.
+%% has just accepted blocks in DynamicSupervisor.start_child holding its socket. Once
+%% none is inside accept, or none has come out of it for STALL_MS (no connection is
+%% arriving), closing the listener resets nothing; the connection_sups resume (also if
+%% anything in between fails) and the parked connections are served.
 stop_ti(Srv, Port, Deadline) ->
     case ti_shape(Srv) of
         {ok, Pairs} ->
@@ -317,9 +318,16 @@ stop_ti(Srv, Port, Deadline) ->
             {T1, Suspended} = timed(fun() -> suspend_all(ConnSups) end),
             case Suspended of
                 ok ->
-                    {T2, _} = timed(fun() -> park(fun() -> length([A || A <- Acceptors, not in_accept(A)]) end, length(Acceptors)) end),
-                    {T3, Closed} = timed(fun() -> supervisor:terminate_child(Srv, shutdown_listener) end),
-                    {T4, _} = timed(fun() -> [catch sys:resume(C, ?CALL_MS) || C <- ConnSups] end),
+                    Resume = fun() -> [catch sys:resume(C, ?CALL_MS) || C <- ConnSups] end,
+                    {T2, T3, Closed} =
+                        try
+                            {P, _} = timed(fun() -> park(fun() -> length([A || A <- Acceptors, not in_accept(A)]) end, length(Acceptors)) end),
+                            {C, Cl} = timed(fun() -> supervisor:terminate_child(Srv, shutdown_listener) end),
+                            {P, C, Cl}
+                        catch
+                            Class:Reason:St -> Resume(), erlang:raise(Class, Reason, St)
+                        end,
+                    {T4, _} = timed(Resume),
                     {T5, Left} = timed(fun() -> drain_idle(fun() -> ti_connections(ConnSups) end, Deadline) end),
                     R = #{recipe => thousand_island,
                           phases => [{suspend, T1}, {park, T2}, {close, T3}, {resume, T4}, {drain, T5}],

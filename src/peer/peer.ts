@@ -77,7 +77,7 @@ export interface StopOptions {
 }
 
 export interface StopResult {
-  /** `ok` once the endpoint stopped accepting, else why it could not be asked. */
+  /** `ok` when the endpoint stopped accepting as its recipe intends; else the fallback taken, or why the peer could not be asked. */
   endpoint: string;
   /** How it stopped accepting: the recipe, its phases' durations, any fallback. */
   recipe?: StopAccepting;
@@ -175,7 +175,7 @@ export class Peer {
       try {
         const call = this.erpc.bind(this);
         recipe = await stopAccepting(call, { port: this.record.port, ...(this.record.endpoint ? { endpoint: this.record.endpoint } : {}), drainMs });
-        endpoint = 'ok';
+        endpoint = recipe.fallback === undefined ? 'ok' : `fallback: ${recipe.fallback}`;
         leftOpen = recipe.leftOpen;
         o.progress?.(`peer ${this.node}: stopped accepting by ${describeStop(recipe)}`);
         await this.erpc('init', 'stop', [], 5000);

@@ -10,7 +10,11 @@
  */
 import { connect, type Socket, type TcpNetConnectOpts } from 'node:net';
 
-/** Size of each slab. */
+/**
+ * Size of each slab. A binary decoded from a read keeps that read's whole slab alive
+ * (Node's own read buffers are trimmed to the bytes read): a long-lived small binary
+ * can pin up to this much. 256 KiB slabs measured up to 18% slower on the 64 KiB echo.
+ */
 const SLAB_BYTES = 1024 * 1024;
 /** A new slab is started when less than this is left in the current one. */
 const MIN_READ_BYTES = 64 * 1024;

@@ -163,7 +163,7 @@ describe('erpc', () => {
   });
 
   it('binaries read into the slab stay intact across slab boundaries and later reads', async () => {
-    // Echoes of uneven sizes put frame ends at every kind of offset in the 1 MiB read slabs;
+    // Echoes of uneven sizes put frame ends at every kind of offset in the read slabs;
     // results are kept while later reads arrive, so a reused region would show up here.
     const kept: [Buffer, Buffer][] = [];
     for (let i = 0; i < 40; i++) {

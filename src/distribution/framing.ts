@@ -37,6 +37,16 @@ export class FrameReader {
 
   push(chunk: Buffer): void {
     if (chunk.length === 0) return;
+    const last = this.chunks.length - 1;
+    if (last >= this.head) {
+      const prev = this.chunks[last]!;
+      if (prev.buffer === chunk.buffer && prev.byteOffset + prev.length === chunk.byteOffset) {
+        // Reads into one slab (see slab.ts) land next to each other: one chunk, no copy later.
+        this.chunks[last] = Buffer.from(prev.buffer, prev.byteOffset, prev.length + chunk.length);
+        this.buffered += chunk.length;
+        return;
+      }
+    }
     this.chunks.push(chunk);
     this.buffered += chunk.length;
   }

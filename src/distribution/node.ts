@@ -4,7 +4,7 @@
  * that is the group leader of everything baton runs remotely.
  */
 import { EventEmitter } from 'node:events';
-import { connect as tcpConnect, createServer, type Server, type Socket } from 'node:net';
+import { createServer, type Server, type Socket } from 'node:net';
 import { hostname } from 'node:os';
 import { randomInt } from 'node:crypto';
 import { Atom, Pid, Reference, Tuple, asList, atom, charlist, tuple, type Term } from '../etf/index.js';
@@ -26,6 +26,7 @@ import { ErpcCalls, erpcMfa, spawnOptions } from './erpc.js';
 import { DFLAG, OUR_FLAGS, hasFlag } from './flags.js';
 import { AlreadyConnected, ClientHandshake, ServerHandshake, SimultaneousConnectLost, type Admission, type HandshakeIdentity } from './handshake.js';
 import { runHandshake } from './handshake-io.js';
+import { connectSlab } from './slab.js';
 import { chardataToString } from './io-server.js';
 import { LineBuffer, netKernelHandler, rexHandler, runIoServer, serveGenCalls, type ExposedFunction } from './system.js';
 import { Process, pidKey, refKey, toAtom, type Destination, type Name, type SpawnOptions } from './process.js';
@@ -287,7 +288,7 @@ export class Node extends EventEmitter {
     const answer = await epmdPortPlease({ host, port: this.opts.epmdPort }, alive);
     if (!answer.found) throw new NodeDownError(peer, `${alive} is not registered with EPMD on ${host}`);
     const socket = await new Promise<Socket>((resolve, reject) => {
-      const s = tcpConnect({ host, port: answer.port });
+      const s = connectSlab({ host, port: answer.port });
       const timer = setTimeout(() => {
         s.destroy();
         reject(new NodeDownError(peer, `no answer from ${host}:${answer.port} in ${this.opts.handshakeTimeoutMs} ms`));

@@ -67,6 +67,21 @@ describe('framing', () => {
       expect(r.pending).toBe(0);
     }
   });
+  it('joins chunks that lie next to each other in memory: the frame is a view, not a copy', () => {
+    const wire = Buffer.alloc(4 + 70_000, 5);
+    wire.writeUInt32BE(70_000, 0);
+    const r = new FrameReader(4, 1 << 20);
+    for (let i = 0; i < wire.length; i += 4096) r.push(wire.subarray(i, i + 4096));
+    const f = r.next()!;
+    expect(f.length).toBe(70_000);
+    expect(f.buffer).toBe(wire.buffer);
+    expect(f.byteOffset).toBe(wire.byteOffset + 4);
+    // Separate buffers (copies of the same bytes) are reassembled as before.
+    const s = new FrameReader(4, 1 << 20);
+    for (let i = 0; i < wire.length; i += 4096) s.push(Buffer.from(wire.subarray(i, i + 4096)));
+    expect(s.next()!.equals(f)).toBe(true);
+    expect(s.pending).toBe(0);
+  });
   it('refuses an oversized declared length before buffering it', () => {
     const r = new FrameReader(4, 1000);
     r.push(Buffer.from([0xff, 0xff, 0xff, 0xff, 1, 2]));

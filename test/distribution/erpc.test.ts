@@ -162,6 +162,22 @@ describe('erpc', () => {
     expect(made.every((b) => b === 7)).toBe(true);
   });
 
+  it('binaries read into the slab stay intact across slab boundaries and later reads', async () => {
+    // Echoes of uneven sizes put frame ends at every kind of offset in the read slabs;
+    // results are kept while later reads arrive, so a reused region would show up here.
+    const kept: [Buffer, Buffer][] = [];
+    for (let i = 0; i < 40; i++) {
+      const sent = Buffer.alloc(30_000 + i * 7_919, i + 1);
+      sent[0] = i;
+      kept.push([sent, (await baton.erpc(peer.name, 'baton_dist_helper', 'echo', [sent])) as Buffer]);
+    }
+    const concurrent = await Promise.all(kept.map(([sent]) => baton.erpc(peer.name, 'baton_dist_helper', 'echo', [sent])));
+    kept.forEach(([sent, back], i) => {
+      expect(Buffer.compare(back, sent)).toBe(0);
+      expect(Buffer.compare(concurrent[i] as Buffer, sent)).toBe(0);
+    });
+  });
+
   it('a timeout rejects with TimeoutError and kills the remote process', async () => {
     const before = (await baton.erpc(peer.name, 'erlang', 'system_info', [atom('process_count')])) as number;
     const started = Date.now();

@@ -6,12 +6,10 @@
  * Bandit and of ThousandIsland.Transports.TCP, and how suspending stops accepting while
  * open keep-alive connections are still served.
  */
-import { randomBytes } from 'node:crypto';
 import { connect, type Socket } from 'node:net';
-import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { fixtures } from '../support/fixtures.js';
-import { Control, freePort, getOnce, newCookie, startServing, uniqueName, type Started } from '../support/nodes.js';
+import { Control, getOnce, newCookie, startDemoPhx, type Started } from '../support/nodes.js';
 
 let ctl: Control;
 let app: Started;
@@ -39,23 +37,7 @@ const fmt = (expr: string): string => `lists:flatten(io_lib:format("~0p", [${exp
 beforeAll(async () => {
   const fx = await fixtures();
   ctl = new Control(fx.erlEbin, cookie);
-  const name = uniqueName('phxbandit');
-  const port = await freePort();
-  app = await startServing({
-    cmd: join(fx.demoPhx.bandit, 'bin', 'demo_phx'),
-    args: ['start'],
-    env: {
-      PHX_SERVER: 'true',
-      SECRET_KEY_BASE: randomBytes(48).toString('base64'),
-      PORT: String(port),
-      RELEASE_NODE: name,
-      RELEASE_DISTRIBUTION: 'sname',
-      RELEASE_COOKIE: cookie,
-    },
-    node: name,
-    port,
-    cookie,
-  });
+  app = await startDemoPhx(fx.demoPhx.bandit, { cookie });
 }, 120_000);
 
 afterAll(async () => {

@@ -7,10 +7,9 @@
  * but keeps connections, and Cowboy's max_keepalive closing keep-alive connections.
  */
 import { connect, type Socket } from 'node:net';
-import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { fixtures } from '../support/fixtures.js';
-import { Control, freePort, getOnce, newCookie, startServing, uniqueName, type Started } from '../support/nodes.js';
+import { Control, getOnce, newCookie, startDemoPhx, type Started } from '../support/nodes.js';
 
 const REF = "'Elixir.DemoPhxWeb.Endpoint.HTTP'";
 const cookie = newCookie();
@@ -109,24 +108,7 @@ class KeepAlive {
 beforeAll(async () => {
   const fx = await fixtures();
   ctl = new Control(fx.erlEbin, cookie);
-  const name = uniqueName('phxcowboy');
-  const port = await freePort();
-  const root = fx.demoPhx.cowboy;
-  peer = await startServing({
-    cmd: join(root, 'bin', 'demo_phx'),
-    args: ['start'],
-    env: {
-      PHX_SERVER: 'true',
-      SECRET_KEY_BASE: 'a'.repeat(64),
-      PORT: String(port),
-      RELEASE_NODE: name,
-      RELEASE_DISTRIBUTION: 'sname',
-      RELEASE_COOKIE: cookie,
-    },
-    node: name,
-    port,
-    cookie,
-  });
+  peer = await startDemoPhx(fx.demoPhx.cowboy, { cookie });
 }, 180_000);
 
 afterAll(async () => {

@@ -154,12 +154,13 @@ export async function startDemoErl(releaseRoot: string, o: StartOptions = {}): P
   });
 }
 
-export async function startDemoEx(releaseRoot: string, o: StartOptions = {}): Promise<Started> {
-  const name = uniqueName('demoex');
+/** A `mix release` started as its user would, `bin/<bin> start`, with short names. */
+export async function startMixRelease(releaseRoot: string, bin: string, o: StartOptions = {}): Promise<Started> {
+  const name = uniqueName(bin.replace(/_/g, ''));
   const cookie = o.cookie ?? newCookie();
   const port = o.port ?? (await freePort());
   return startServing({
-    cmd: join(releaseRoot, 'bin', 'demo_ex'),
+    cmd: join(releaseRoot, 'bin', bin),
     args: ['start'],
     env: {
       RELEASE_NODE: name,
@@ -174,6 +175,15 @@ export async function startDemoEx(releaseRoot: string, o: StartOptions = {}): Pr
     port,
     cookie,
   });
+}
+
+export function startDemoEx(releaseRoot: string, o: StartOptions = {}): Promise<Started> {
+  return startMixRelease(releaseRoot, 'demo_ex', o);
+}
+
+/** demo_phx as Phoenix's release docs start it: PHX_SERVER and SECRET_KEY_BASE set. */
+export function startDemoPhx(releaseRoot: string, o: StartOptions = {}): Promise<Started> {
+  return startMixRelease(releaseRoot, 'demo_phx', { ...o, env: { PHX_SERVER: 'true', SECRET_KEY_BASE: 'k'.repeat(64), ...o.env } });
 }
 
 /**

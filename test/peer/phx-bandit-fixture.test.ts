@@ -6,9 +6,9 @@
  * Bandit and of ThousandIsland.Transports.TCP, and how suspending stops accepting while
  * open keep-alive connections are still served.
  */
-import { connect, type Socket } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { fixtures } from '../support/fixtures.js';
+import { KeepAlive } from '../support/keepalive.js';
 import { Control, getOnce, newCookie, startDemoPhx, type Started } from '../support/nodes.js';
 
 let ctl: Control;
@@ -44,64 +44,6 @@ afterAll(async () => {
   await app?.stop();
   await ctl?.close();
 });
-
-/** One client connection kept alive: `get` sends a request and resolves with the body of its response. */
-class KeepAlive {
-  private readonly sock: Socket;
-  private buf = '';
-  private waiter: ((body: string) => void) | undefined;
-  closed = false;
-
-  private constructor(sock: Socket) {
-    this.sock = sock;
-    sock.setEncoding('latin1');
-    sock.on('data', (d: string) => {
-      this.buf += d;
-      this.deliver();
-    });
-    sock.on('close', () => (this.closed = true));
-    sock.on('error', () => (this.closed = true));
-  }
-
-  static open(port: number, host = '127.0.0.1'): Promise<KeepAlive> {
-    return new Promise((resolveConn, reject) => {
-      const sock = connect(port, host, () => resolveConn(new KeepAlive(sock)));
-      sock.once('error', reject);
-    });
-  }
-
-  private deliver(): void {
-    const head = this.buf.indexOf('\r\n\r\n');
-    if (head < 0 || this.waiter === undefined) return;
-    const len = Number(/content-length: (\d+)/i.exec(this.buf.slice(0, head))?.[1] ?? NaN);
-    if (this.buf.length < head + 4 + len) return;
-    const headers = this.buf.slice(0, head);
-    const body = this.buf.slice(head + 4, head + 4 + len);
-    this.buf = this.buf.slice(head + 4 + len);
-    const w = this.waiter;
-    this.waiter = undefined;
-    w(`${headers}\n${body}`);
-  }
-
-  /** Resolves with `headers\nbody`; rejects if nothing complete arrives within `ms`. */
-  get(path: string, ms = 5000): Promise<string> {
-    return new Promise((resolveBody, reject) => {
-      const timer = setTimeout(() => {
-        this.waiter = undefined;
-        reject(new Error(`no response to ${path} within ${ms} ms`));
-      }, ms);
-      this.waiter = (b) => {
-        clearTimeout(timer);
-        resolveBody(b);
-      };
-      this.sock.write(`GET ${path} HTTP/1.1\r\nhost: x\r\n\r\n`);
-    });
-  }
-
-  close(): void {
-    this.sock.destroy();
-  }
-}
 
 describe('demo_phx on the Bandit / ThousandIsland stand-ins', () => {
   it('serves GET / over IPv4 and IPv6: the generated ip {0,0,0,0,0,0,0,0} binds dual stack', async () => {
@@ -261,7 +203,7 @@ describe('demo_phx on the Bandit / ThousandIsland stand-ins', () => {
     let conn: KeepAlive | undefined;
     try {
       conn = await KeepAlive.open(app.port);
-      const answer = conn.get('/', 10_000);
+      const answer = conn.get('/', 10_000).then((a) => a.text);
       const notAccepting = `
         ${SRV},
         Accs = [Acc || {_, A, _, _} <- supervisor:which_children('Elixir.ThousandIsland.Server':acceptor_pool_supervisor_pid(Srv)),
@@ -284,14 +226,14 @@ describe('demo_phx on the Bandit / ThousandIsland stand-ins', () => {
   it('ThousandIsland.Server.suspend/1 stops accepting while an open keep-alive connection is still served', async () => {
     const conn = await KeepAlive.open(app.port);
     try {
-      const first = await conn.get('/');
+      const first = (await conn.get('/')).text;
       expect(first).toMatch(/connection: keep-alive/);
       expect(first).toMatch(/"server":"bandit"/);
       expect(await onNode<string>(`${SRV}, 'Elixir.ThousandIsland.Server':suspend(Srv)`)).toBe('ok');
       await expect(getOnce(`http://127.0.0.1:${app.port}/`)).rejects.toThrow(/ECONNREFUSED/);
       await expect(getOnce(`http://[::1]:${app.port}/`)).rejects.toThrow(/ECONNREFUSED/);
       // Bandit keeps the connection alive (no `connection: close`) and serves it on.
-      const second = await conn.get('/slow?ms=100');
+      const second = (await conn.get('/slow?ms=100')).text;
       expect(second).toMatch(/connection: keep-alive/);
       expect(second).toMatch(/"slept":100/);
       expect(conn.closed).toBe(false);
@@ -310,7 +252,7 @@ describe('demo_phx on the Bandit / ThousandIsland stand-ins', () => {
   it('terminating the shutdown_listener child closes the listener, ends the acceptors normally, and keeps connections', async () => {
     const conn = await KeepAlive.open(app.port);
     try {
-      expect(await conn.get('/')).toMatch(/"server":"bandit"/);
+      expect((await conn.get('/')).text).toMatch(/"server":"bandit"/);
       const r = await onNode<Record<string, unknown>>(`
         ${SRV},
         ok = supervisor:terminate_child(Srv, shutdown_listener),
@@ -321,7 +263,7 @@ describe('demo_phx on the Bandit / ThousandIsland stand-ins', () => {
           acceptors_left => length(Left), pool_alive => is_process_alive(Pool)}`);
       expect(r).toEqual({ listener: '[false]', acceptors_left: 0, pool_alive: true });
       await expect(getOnce(`http://127.0.0.1:${app.port}/`)).rejects.toThrow(/ECONNREFUSED/);
-      expect(await conn.get('/')).toMatch(/"server":"bandit"/);
+      expect((await conn.get('/')).text).toMatch(/"server":"bandit"/);
     } finally {
       conn.close();
       expect(await onNode<string>(`${SRV}, 'Elixir.ThousandIsland.Server':resume(Srv)`)).toBe('ok');
@@ -339,8 +281,8 @@ describe('demo_phx on the Bandit / ThousandIsland stand-ins', () => {
     const idle = await KeepAlive.open(port);
     const busy = await KeepAlive.open(port);
     try {
-      expect(await idle.get('/')).toMatch(/"server":"bandit"/);
-      const slow = busy.get('/slow?ms=700');
+      expect((await idle.get('/')).text).toMatch(/"server":"bandit"/);
+      const slow = busy.get('/slow?ms=700').then((a) => a.text);
       await new Promise((r) => setTimeout(r, 200));
       const t0 = Date.now();
       const stopped = onNode<string>(`

@@ -6,9 +6,9 @@
  * `ranch_conns_sup:start_protocol/2` at max_connections, a suspend that stops accepting
  * but keeps connections, and Cowboy's max_keepalive closing keep-alive connections.
  */
-import { connect, type Socket } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { fixtures } from '../support/fixtures.js';
+import { KeepAlive } from '../support/keepalive.js';
 import { Control, getOnce, newCookie, startDemoPhx, type Started } from '../support/nodes.js';
 
 const REF = "'Elixir.DemoPhxWeb.Endpoint.HTTP'";
@@ -16,6 +16,13 @@ const cookie = newCookie();
 let ctl: Control;
 let peer: Started | undefined;
 const open: KeepAlive[] = [];
+
+/** A kept-alive connection closed in afterAll, whatever the test did with it. */
+async function openKept(port: number, host: string): Promise<KeepAlive> {
+  const ka = await KeepAlive.open(port, host);
+  open.push(ka);
+  return ka;
+}
 
 /**
  * Evaluates the expressions `expr` on the peer with its own erl_eval (a fun made by the
@@ -26,83 +33,6 @@ function onPeer<T>(expr: string): Promise<T> {
     `{ok, Ts, _} = erl_scan:string(${JSON.stringify(`${expr}.`)}), {ok, Es} = erl_parse:parse_exprs(Ts),
      {value, V, _} = erpc:call('${peer!.node}', erl_eval, exprs, [Es, []]), V`,
   );
-}
-
-interface Answer {
-  headers: Record<string, string>;
-  body: Record<string, unknown>;
-}
-
-/** One client connection sending requests one after the other (HTTP/1.1 keep-alive). */
-class KeepAlive {
-  private buf = Buffer.alloc(0);
-  private waiter: (() => void) | undefined;
-  closed = false;
-
-  private constructor(private readonly sock: Socket) {
-    sock.on('data', (d: Buffer) => {
-      this.buf = Buffer.concat([this.buf, d]);
-      this.waiter?.();
-    });
-    sock.on('close', () => {
-      this.closed = true;
-      this.waiter?.();
-    });
-    sock.on('error', () => undefined);
-  }
-
-  static open(host: string, port: number): Promise<KeepAlive> {
-    return new Promise((resolveConn, reject) => {
-      const sock = connect({ host, port });
-      sock.once('connect', () => {
-        const ka = new KeepAlive(sock);
-        open.push(ka);
-        resolveConn(ka);
-      });
-      sock.once('error', reject);
-    });
-  }
-
-  async get(path: string): Promise<Answer> {
-    if (this.closed) throw new Error('connection closed');
-    this.sock.write(`GET ${path} HTTP/1.1\r\nhost: localhost\r\n\r\n`);
-    for (;;) {
-      const answer = this.take();
-      if (answer !== undefined) return answer;
-      if (this.closed) throw new Error('connection closed before an answer');
-      await new Promise<void>((r) => (this.waiter = r));
-      this.waiter = undefined;
-    }
-  }
-
-  private take(): Answer | undefined {
-    const end = this.buf.indexOf('\r\n\r\n');
-    if (end < 0) return undefined;
-    const [status, ...lines] = this.buf.subarray(0, end).toString('latin1').split('\r\n');
-    if (!/^HTTP\/1\.1 200 /.test(status ?? '')) throw new Error(`unexpected status line ${status}`);
-    const headers: Record<string, string> = {};
-    for (const line of lines) {
-      const i = line.indexOf(':');
-      headers[line.slice(0, i).trim().toLowerCase()] = line.slice(i + 1).trim();
-    }
-    const len = Number(headers['content-length']);
-    if (this.buf.length < end + 4 + len) return undefined;
-    const body = JSON.parse(this.buf.subarray(end + 4, end + 4 + len).toString('utf8')) as Record<string, unknown>;
-    this.buf = this.buf.subarray(end + 4 + len);
-    return { headers, body };
-  }
-
-  /** Resolves once the server has closed the connection. */
-  async closedByServer(): Promise<void> {
-    while (!this.closed) {
-      await new Promise<void>((r) => (this.waiter = r));
-      this.waiter = undefined;
-    }
-  }
-
-  close(): void {
-    this.sock.destroy();
-  }
 }
 
 beforeAll(async () => {
@@ -192,7 +122,7 @@ describe('demo_phx on the Cowboy stand-ins', () => {
   });
 
   it("closes a keep-alive connection on Cowboy's max_keepalive (1000) request", async () => {
-    const ka = await KeepAlive.open('127.0.0.1', peer!.port);
+    const ka = await openKept(peer!.port, '127.0.0.1');
     const conns = await onPeer<number>(`proplists:get_value(active_connections, ranch:info(${REF}))`);
     expect(conns).toBe(1);
     for (let i = 1; i < 1000; i++) {
@@ -255,7 +185,7 @@ describe('demo_phx on the Cowboy stand-ins', () => {
 
   it('suspend_listener stops accepting while open connections keep being served; resume listens again', async () => {
     const p = peer!;
-    const ka = await KeepAlive.open('::1', p.port);
+    const ka = await openKept(p.port, '::1');
     expect((await ka.get('/')).headers['connection']).toBe('keep-alive');
     expect(await onPeer(`ranch:suspend_listener(${REF})`)).toBe('ok');
     expect(

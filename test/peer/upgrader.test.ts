@@ -3,10 +3,10 @@
  * broken variants of it). The upgrader and a probe are loaded into the peer from
  * binaries, as baton will load them; a hidden control node drives them over erpc.
  */
-import { connect, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { fixtures, type Fixtures } from '../support/fixtures.js';
+import { KeepAlive } from '../support/keepalive.js';
 import { Control, getJson, newCookie, startDemoErl, startInteractive, type Started } from '../support/nodes.js';
 
 interface Proc {
@@ -65,42 +65,6 @@ function upgrade(beamsExpr: string, opts = '#{}'): Promise<UpgradeResult> {
   return ctl.eval<UpgradeResult>(on('baton_upgrader:upgrade', `${beamsExpr}, ${opts}`), 90_000);
 }
 
-/** One HTTP/1.1 connection, kept open across requests. */
-class KeepAlive {
-  private readonly sock: Socket;
-  private buf = '';
-  private waiter: (() => void) | undefined;
-
-  constructor(port: number) {
-    this.sock = connect(port, '127.0.0.1');
-    this.sock.setEncoding('latin1');
-    this.sock.on('data', (d: string) => {
-      this.buf += d;
-      this.waiter?.();
-    });
-    this.sock.on('close', () => this.waiter?.());
-    this.sock.on('error', () => this.waiter?.());
-  }
-
-  async get(path: string): Promise<unknown> {
-    this.sock.write(`GET ${path} HTTP/1.1\r\nhost: x\r\n\r\n`);
-    for (;;) {
-      const m = /^HTTP\/1\.1 200 OK\r\n[\s\S]*?content-length: (\d+)\r\n[\s\S]*?\r\n\r\n/.exec(this.buf);
-      if (m !== null && this.buf.length >= m[0].length + Number(m[1])) {
-        const body = this.buf.slice(m[0].length, m[0].length + Number(m[1]));
-        this.buf = this.buf.slice(m[0].length + Number(m[1]));
-        return JSON.parse(body);
-      }
-      if (this.sock.destroyed) throw new Error('connection closed');
-      await new Promise<void>((r) => (this.waiter = r));
-    }
-  }
-
-  close(): void {
-    this.sock.destroy();
-  }
-}
-
 const md5 = (mod: string): Promise<string> => ctl.eval<string>(on('baton_test_probe:md5', mod));
 const names = (ps: Proc[]): Array<string | null> => ps.map((p) => p.name).sort();
 
@@ -128,8 +92,8 @@ describe('baton_upgrader, demo_erl 1.0.0 -> 1.0.1', () => {
       `maps:from_list([{M, ${on('baton_test_probe:md5', 'M')}} || M <- [demo_erl_http, demo_erl_counter]])`,
     );
     // A keep-alive connection opened on the old code, used again after the upgrade.
-    const conn = new KeepAlive(peer!.port);
-    expect(await conn.get('/counter')).toEqual({ count: 4, state: 'integer' });
+    const conn = await KeepAlive.open(peer!.port);
+    expect((await conn.get('/counter')).body).toEqual({ count: 4, state: 'integer' });
     const tracer = await ctl.eval<string>(on('baton_test_probe:trace_suspends', ''));
 
     const r = await upgrade(`baton_test_ctl:beams("${ebin101}")`);
@@ -154,8 +118,8 @@ describe('baton_upgrader, demo_erl 1.0.0 -> 1.0.1', () => {
     const sum = Object.values(phases).reduce((a, b) => a + b, 0);
     expect(Math.abs(sum - r.suspend_us)).toBeLessThanOrEqual(1);
 
-    expect(await conn.get('/counter')).toEqual({ count: 5, state: 'map' });
-    expect(await conn.get('/')).toMatchObject({ version: '1.0.1' });
+    expect((await conn.get('/counter')).body).toEqual({ count: 5, state: 'map' });
+    expect((await conn.get('/')).body).toMatchObject({ version: '1.0.1' });
     conn.close();
     expect(await getJson(peer!.port, '/counter')).toEqual({ count: 6, state: 'map' });
     // code_change got the vsn attribute of the code it replaced.

@@ -1,14 +1,13 @@
 /** Socket handoff between peers (fd, reuseport, restart) and stopping a peer without losing a request. */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { atom } from '../../src/etf/index.js';
-import { bindListener, type Listener, type Peer } from '../../src/peer/index.js';
+import type { Peer } from '../../src/peer/index.js';
 import { fixtures, type Fixtures } from '../support/fixtures.js';
 import { freePort, getOnce } from '../support/nodes.js';
 import { harness, type Harness } from '../support/peers.js';
 
 let fx: Fixtures;
 let h: Harness;
-const listeners: Listener[] = [];
 
 beforeAll(async () => {
   fx = await fixtures();
@@ -17,7 +16,6 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await h?.close();
-  for (const l of listeners) l.close();
 });
 
 /** Fresh connections until every node in `want` answered (the kernel spreads connections, not requests). */
@@ -31,8 +29,7 @@ async function nodesSeen(port: number, want: string[], tries = 400): Promise<Set
 
 describe('handoff', () => {
   it('fd: two peers accept from one listener handed to both, and both serve', async () => {
-    const l = bindListener('127.0.0.1', 0);
-    listeners.push(l);
+    const l = h.bind();
     const a = await h.launch({ releaseRoot: fx.demoErl['1.0.0'], port: l.port, handoff: 'fd', listener: l });
     const b = await h.launch({ releaseRoot: fx.demoErl['1.0.1'], port: l.port, handoff: 'fd', listener: l });
     expect([...(await nodesSeen(l.port, [a.node, b.node]))].sort()).toEqual([a.node, b.node].sort());
@@ -62,8 +59,7 @@ describe('handoff', () => {
 
 describe('stop', () => {
   it('completes every in-flight /slow request: endpoint stop, drain, init:stop', async () => {
-    const l = bindListener('127.0.0.1', 0);
-    listeners.push(l);
+    const l = h.bind();
     const peer: Peer = await h.launch({ releaseRoot: fx.demoErl['1.0.0'], port: l.port, handoff: 'fd', listener: l });
     const slow = Array.from({ length: 8 }, () => getOnce(`http://127.0.0.1:${l.port}/slow?ms=1500`));
     // All eight are being served (accepted by the peer) before the stop begins.
@@ -95,8 +91,7 @@ describe('stop', () => {
 
 describe('blue-green neighbours', () => {
   it('the incoming peer is connected to the outgoing one before its application starts', async () => {
-    const l = bindListener('127.0.0.1', 0);
-    listeners.push(l);
+    const l = h.bind();
     const old = await h.launch({ releaseRoot: fx.demoErl['1.0.0'], port: l.port, handoff: 'fd', listener: l });
     const next = await h.launch({ releaseRoot: fx.demoErl['2.0.0'], port: l.port, handoff: 'fd', listener: l, connectTo: [old.node] });
     expect(await next.erpc('erlang', 'nodes', [])).toEqual([atom(old.node)]);

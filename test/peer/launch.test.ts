@@ -1,14 +1,13 @@
 /** src/peer launching the real fixture releases: boot, serve, runtime config, bad apps. */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { atom, charlist, charlistToString, mapGet, tuple } from '../../src/etf/index.js';
-import { PeerLayoutError, PeerReadyTimeoutError, PeerStartError, bindListener, pidAlive, type Listener } from '../../src/peer/index.js';
+import { PeerLayoutError, PeerReadyTimeoutError, PeerStartError, pidAlive } from '../../src/peer/index.js';
 import { fixtures, type Fixtures } from '../support/fixtures.js';
 import { freePort, getOnce } from '../support/nodes.js';
 import { harness, type Harness } from '../support/peers.js';
 
 let fx: Fixtures;
 let h: Harness;
-const listeners: Listener[] = [];
 
 beforeAll(async () => {
   fx = await fixtures();
@@ -17,18 +16,11 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await h?.close();
-  for (const l of listeners) l.close();
 });
-
-function listener(host = '127.0.0.1'): Listener {
-  const l = bindListener(host, 0);
-  listeners.push(l);
-  return l;
-}
 
 describe('launch', () => {
   it('boots demo_erl as a peer on a handed-over socket; it serves HTTP and is marked', async () => {
-    const l = listener();
+    const l = h.bind();
     const peer = await h.launch({ releaseRoot: fx.demoErl['1.0.0'], port: l.port, handoff: 'fd', listener: l });
     expect(await getOnce(`http://127.0.0.1:${l.port}/`)).toEqual({ version: '1.0.0', node: peer.node });
     expect(peer.node).toMatch(/^p-.*-1@/);
@@ -39,7 +31,7 @@ describe('launch', () => {
 
 describe('launch (Elixir)', () => {
   it('boots demo_ex: runtime.exs applied, consolidated protocol, Logger to the peer log', async () => {
-    const l = listener('::1');
+    const l = h.bind('::1');
     const peer = await h.launch({
       releaseRoot: fx.demoEx,
       port: l.port,

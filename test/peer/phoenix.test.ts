@@ -6,15 +6,14 @@
  * one that fits the server, with a fallback when its internals are not as expected.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { bindListener, type Listener, type Peer } from '../../src/peer/index.js';
+import { describeEndpoints, type Listener, type Peer } from '../../src/peer/index.js';
 import { fixtures, type Fixtures } from '../support/fixtures.js';
-import { startLoad } from '../support/load.js';
+import { startLoad, type LoadResult } from '../support/load.js';
 import { freePort, getOnce } from '../support/nodes.js';
 import { harness, type Harness } from '../support/peers.js';
 
 let fx: Fixtures;
 let h: Harness;
-const listeners: Listener[] = [];
 
 beforeAll(async () => {
   fx = await fixtures();
@@ -23,16 +22,9 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await h?.close();
-  for (const l of listeners) l.close();
 });
 
 const env = { ...process.env, SECRET_KEY_BASE: 's'.repeat(64), PHX_HOST: 'example.com' };
-
-function dualStack(): Listener {
-  const l = bindListener('::', 0);
-  listeners.push(l);
-  return l;
-}
 
 async function launch(adapter: 'bandit' | 'cowboy', l: Listener, lines: string[] = [], connectTo?: string[]): Promise<Peer> {
   return h.launch({
@@ -50,22 +42,19 @@ const recipes = { bandit: 'thousand_island', cowboy: 'ranch' } as const;
 
 describe.each(['bandit', 'cowboy'] as const)('Phoenix on %s', (adapter) => {
   it('the generated runtime.exs (ip ::, PORT) gives way to the handed fd: served over IPv4 and IPv6', async () => {
-    const l = dualStack();
+    const l = h.bind('::');
     const lines: string[] = [];
     const p = await launch(adapter, l, lines);
     expect(lines.join('\n')).toMatch(/DemoPhxWeb\.Endpoint \(demo_phx, \w+\) listens on the handed socket \(fd 3\)/);
     for (const host of ['127.0.0.1', '[::1]']) {
       expect(await getOnce(`http://${host}:${l.port}/`)).toMatchObject({ server: adapter, node: p.node });
     }
-    const found = await p.erpc('baton_endpoint', 'describe', []);
-    expect(JSON.stringify(found, (_k, v: unknown) => (v instanceof Map ? Object.fromEntries([...v].map(([k, x]) => [String(k), x])) : v))).toContain(
-      adapter === 'bandit' ? 'thousand_island' : 'ranch',
-    );
+    expect((await describeEndpoints(p.erpc.bind(p))).map((e) => e.kind)).toContain(recipes[adapter]);
     await p.stop({ drainMs: 2000 });
   });
 
   it('blue-green under 16 fresh-connection clients: no request fails, in-flight slow requests finish', async () => {
-    const l = dualStack();
+    const l = h.bind('::');
     let a = await launch(adapter, l);
     const load = startLoad({ port: l.port, clients: 16, mode: 'fresh' });
     await load.answered(5);
@@ -108,38 +97,32 @@ describe('Phoenix in reuseport mode', () => {
   });
 });
 
+/** Blue-green cutovers under keep-alive clients; every stop must run the adapter's recipe and leave nothing busy. */
+async function keepAliveCutovers(adapter: 'bandit' | 'cowboy', clients: number, cutovers: number, drainMs: number): Promise<LoadResult> {
+  const l = h.bind('::');
+  let a = await launch(adapter, l);
+  const load = startLoad({ port: l.port, clients, mode: 'keepalive' });
+  await load.answered(5);
+  for (let i = 0; i < cutovers; i++) {
+    const b = await launch(adapter, l, [], [a.node]);
+    const r = await a.stop({ drainMs });
+    expect(r.recipe).toMatchObject({ recipe: recipes[adapter], leftOpen: 0 });
+    a = b;
+    await load.answered(5);
+  }
+  return load.stop();
+}
+
 describe('Phoenix on cowboy, keep-alive clients', () => {
   it('blue-green under 4 keep-alive clients: none fails (Cowboy closes each kept-alive connection at max_keepalive, 1000 requests)', async () => {
-    const l = dualStack();
-    let a = await launch('cowboy', l);
-    const load = startLoad({ port: l.port, clients: 4, mode: 'keepalive' });
-    await load.answered(5);
-    for (let i = 0; i < 2; i++) {
-      const b = await launch('cowboy', l, [], [a.node]);
-      const r = await a.stop({ drainMs: 30_000 });
-      expect(r.recipe).toMatchObject({ recipe: 'ranch', leftOpen: 0 });
-      a = b;
-      await load.answered(5);
-    }
-    const res = await load.stop();
+    const res = await keepAliveCutovers('cowboy', 4, 2, 30_000);
     expect(res.errors).toEqual({});
   });
 });
 
 describe('Phoenix on bandit, keep-alive clients', () => {
   it("blue-green under 8 keep-alive clients: at most one lost request per kept-alive connection per stop (Bandit's limit), and only as a closed connection", async () => {
-    const l = dualStack();
-    let a = await launch('bandit', l);
-    const load = startLoad({ port: l.port, clients: 8, mode: 'keepalive' });
-    await load.answered(5);
-    for (let i = 0; i < 2; i++) {
-      const b = await launch('bandit', l, [], [a.node]);
-      const r = await a.stop({ drainMs: 5000 });
-      expect(r.recipe).toMatchObject({ recipe: 'thousand_island', leftOpen: 0 });
-      a = b;
-      await load.answered(5);
-    }
-    const res = await load.stop();
+    const res = await keepAliveCutovers('bandit', 8, 2, 5000);
     expect(res.failed).toBeLessThanOrEqual(8 * 2);
     for (const code of Object.keys(res.errors)) expect(['ECONNRESET', 'socket hang up', 'EPIPE']).toContain(code);
   });
@@ -147,7 +130,7 @@ describe('Phoenix on bandit, keep-alive clients', () => {
 
 describe('Phoenix on bandit, when ThousandIsland is not shaped as the recipe expects', () => {
   it('falls back, says why, and in-flight requests still finish while the new peer serves', async () => {
-    const l = dualStack();
+    const l = h.bind('::');
     const a = await launch('bandit', l);
     // One acceptor supervisor without its acceptor child (as a future version might be shaped).
     await h.node.eval(

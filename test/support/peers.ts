@@ -6,7 +6,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Node } from '../../src/distribution/index.js';
-import { Peer, killGroup, type LaunchOptions } from '../../src/peer/index.js';
+import { Peer, bindListener, killGroup, type LaunchOptions, type Listener } from '../../src/peer/index.js';
 import { fixtures } from './fixtures.js';
 import { newCookie, uniqueName } from './nodes.js';
 
@@ -24,6 +24,8 @@ export interface Harness {
   cookie: string;
   node: Node;
   stateDir(): string;
+  /** A socket bound for fd handoff (`bindListener`), closed with the harness. */
+  bind(host?: string): Listener;
   launch(o: Omit<LaunchOptions, 'batonNode' | 'cookie' | 'stateDir' | 'helperEbin'> & { stateDir?: string }): Promise<Peer>;
   close(): Promise<void>;
 }
@@ -35,6 +37,7 @@ export async function harness(): Promise<Harness> {
   await node.start();
   const dirs: string[] = [];
   const peers: Peer[] = [];
+  const listeners: Listener[] = [];
   const stateDir = (): string => {
     const d = mkdtempSync(join(tmpdir(), 'baton-state-'));
     dirs.push(d);
@@ -44,6 +47,11 @@ export async function harness(): Promise<Harness> {
     cookie,
     node,
     stateDir,
+    bind(host = '127.0.0.1') {
+      const l = bindListener(host, 0);
+      listeners.push(l);
+      return l;
+    },
     async launch(o) {
       const p = await Peer.launch({
         nodeBase: uniqueName('p'),
@@ -62,6 +70,7 @@ export async function harness(): Promise<Harness> {
     },
     async close() {
       await Promise.all(peers.map((p) => p.kill()));
+      for (const l of listeners) l.close();
       await node.close();
       for (const d of dirs) rmSync(d, { recursive: true, force: true });
     },

@@ -147,18 +147,11 @@ ti_port(Srv) ->
     end.
 
 owned_listen_port(Pid) ->
-    case [P || S <- listen_sockets(), erlang:port_info(S, connected) =:= {connected, Pid},
+    case [P || S <- baton_peer:listen_sockets(), erlang:port_info(S, connected) =:= {connected, Pid},
                {ok, {_, P}} <- [inet:sockname(S)]] of
         [P | _] -> P;
         [] -> undefined
     end.
-
-listen_sockets() ->
-    [P || P <- erlang:ports(), erlang:port_info(P, name) =:= {name, "tcp_inet"},
-          case catch prim_inet:getstatus(P) of
-              {ok, Flags} -> lists:member(listen, Flags);
-              _ -> false
-          end].
 
 %% ranch 1.x answers [{Ref, Proplist}], 2.x #{Ref => Map}.
 ranch_listeners() ->
@@ -280,8 +273,7 @@ stop(#{port := Port, endpoint := Name, drain_ms := DrainMs}) ->
         end,
     maps:merge(#{fallback => undefined}, R).
 
-choose(Port, Name) when is_atom(Name), Name =/= undefined ->
-    _ = Port,
+choose(_Port, Name) when is_atom(Name), Name =/= undefined ->
     plain;
 choose(Port, _) ->
     case [S || S <- ti_servers(), ti_port(S) =:= Port] of
@@ -405,11 +397,11 @@ stop_ranch(Ref, Port, Deadline) ->
     case exported(ranch, procs, 2) andalso exported(ranch, set_max_connections, 2) of
         true ->
             {T1, _} = timed(fun() -> ranch:set_max_connections(Ref, 0) end),
-            Acceptors = catch ranch:procs(Ref, acceptors),
-            Parked = fun() when is_list(Acceptors) -> length([A || A <- Acceptors, in_start_protocol(A)]);
-                        () -> 0
-                     end,
-            {T2, _} = timed(fun() -> park(Parked, case Acceptors of L when is_list(L) -> length(L); _ -> 0 end) end),
+            Acceptors = case catch ranch:procs(Ref, acceptors) of
+                            L when is_list(L) -> L;
+                            _ -> []
+                        end,
+            {T2, _} = timed(fun() -> park(fun() -> length([A || A <- Acceptors, in_start_protocol(A)]) end, length(Acceptors)) end),
             {T3, Suspended} = timed(fun() -> catch ranch:suspend_listener(Ref) end),
             {T4, Left} = timed(fun() -> drain_idle(fun() -> ranch_connections(Ref) end, Deadline, count) end),
             R = #{recipe => ranch,

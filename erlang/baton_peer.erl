@@ -11,7 +11,7 @@
 %%     its parent (never restarted, acceptors go before the socket closes).
 -module(baton_peer).
 -export([prepare/1, adopt/2, watchdog/0, start_app/1, listening/1, connections/1,
-         stop_endpoint/2, drain/2, format/1]).
+         stop_endpoint/2, drain/2, format/1, listen_sockets/0]).
 
 -define(WATCHDOG, baton_peer_watchdog).
 
@@ -137,7 +137,7 @@ format(Term) ->
 
 -spec listening(inet:port_number()) -> boolean().
 listening(Port) ->
-    [] =/= [S || S <- tcp_sockets(), status(S, listen), local_port(S) =:= Port].
+    [] =/= [S || S <- listen_sockets(), local_port(S) =:= Port].
 
 %% Accepted connections on the endpoint: sockets whose local port is the listener's.
 -spec connections(inet:port_number()) -> non_neg_integer().
@@ -145,6 +145,11 @@ connections(Port) ->
     Dist = [P || {_, P} <- erlang:system_info(dist_ctrl), is_port(P)],
     length([S || S <- tcp_sockets(), not lists:member(S, Dist), not status(S, listen),
                  local_port(S) =:= Port]).
+
+%% The node's listening TCP sockets (baton_endpoint finds servers' ports with it too).
+-spec listen_sockets() -> [port()].
+listen_sockets() ->
+    [S || S <- tcp_sockets(), status(S, listen)].
 
 tcp_sockets() ->
     [P || P <- erlang:ports(), erlang:port_info(P, name) =:= {name, "tcp_inet"}].
@@ -184,7 +189,7 @@ stop_endpoint(Name, Port) ->
 endpoint(Name, _Port) when is_atom(Name), Name =/= undefined ->
     whereis(Name);
 endpoint(_, Port) ->
-    case [S || S <- tcp_sockets(), status(S, listen), local_port(S) =:= Port] of
+    case [S || S <- listen_sockets(), local_port(S) =:= Port] of
         [S | _] ->
             case erlang:port_info(S, connected) of
                 {connected, Owner} -> Owner;

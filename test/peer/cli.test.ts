@@ -2,16 +2,13 @@
  * The CLI around a peer: `baton run` (start, restart with backoff, stop on SIGTERM),
  * `baton peer-node`, `baton eval`, `baton remsh`, against the real demo release.
  */
-import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { pidAlive, readRecord, recordPath } from '../../src/peer/index.js';
 import { baton } from '../support/cli.js';
-import { repoRoot } from '../support/erl.js';
 import { fixtures, type Fixtures } from '../support/fixtures.js';
 import { Control, freePort, getOnce } from '../support/nodes.js';
-import { cleanupRuns, peerNode, runEnv, startRun, trackChild } from '../support/run.js';
+import { cleanupRuns, peerNode, remshEval, runEnv, startRun } from '../support/run.js';
 
 let fx: Fixtures;
 
@@ -75,20 +72,8 @@ describe('baton run', () => {
     const env = runEnv(fx.demoErl['1.0.0'], { BATON_PORT: String(port) });
     const run = startRun(env);
     const node = await peerNode(env);
-    const cli = `${process.execPath} --import tsx ${join(repoRoot, 'src/cli/main.ts')} remsh`;
-    const sh = spawn('script', ['-qfc', cli, '/dev/null'], { cwd: repoRoot, env: { ...process.env, ...env }, detached: true, stdio: ['pipe', 'pipe', 'pipe'] });
-    trackChild(sh);
-    let out = '';
-    sh.stdout!.on('data', (d: Buffer) => (out += d.toString()));
-    await expect.poll(() => out, { timeout: 20_000 }).toMatch(/\(\S+\)\d+>/);
-    sh.stdin!.write('{node(), demo_erl_counter:bump()}.\n');
-    await expect.poll(() => out, { timeout: 10_000 }).toContain(`{'${node}',{1,integer}}`);
     // Ctrl-G q leaves the shell without stopping the peer.
-    const exited = new Promise<number | null>((r) => sh.once('exit', (c) => r(c)));
-    sh.stdin!.write('\x07');
-    await expect.poll(() => out, { timeout: 10_000 }).toMatch(/-->/);
-    sh.stdin!.write('q\n');
-    expect(await exited).toBe(0);
+    await remshEval(env, '{node(), demo_erl_counter:bump()}.', `{'${node}',{1,integer}}`, { prompt: /\(\S+\)\d+>/, promptMs: 20_000 });
     expect(await getOnce(`http://127.0.0.1:${port}/`)).toMatchObject({ node });
     run.child.kill('SIGTERM');
     expect(await run.exited).toBe(0);

@@ -100,17 +100,23 @@ export async function peerNode(env: Record<string, string>, not?: string): Promi
 }
 
 /**
- * `baton remsh` in a pseudo-terminal (iex needs one): waits for the iex prompt, evaluates
- * `expr`, waits for `expect` in the output, then leaves with Ctrl-G q. Returns the output.
+ * `baton remsh` in a pseudo-terminal (the shells need one): waits for the prompt (iex's
+ * by default), evaluates `expr`, waits for `want` in the output, then leaves with
+ * Ctrl-G q, which must not stop the peer. Returns the output.
  */
-export async function remshEval(env: Record<string, string>, expr: string, want: string): Promise<string> {
+export async function remshEval(
+  env: Record<string, string>,
+  expr: string,
+  want: string,
+  o: { prompt?: RegExp; promptMs?: number } = {},
+): Promise<string> {
   const cli = `${process.execPath} --import tsx ${join(repoRoot, 'src/cli/main.ts')} remsh`;
   const sh = spawn('script', ['-qfc', cli, '/dev/null'], { cwd: repoRoot, env: { ...process.env, ...env }, detached: true, stdio: ['pipe', 'pipe', 'pipe'] });
   trackChild(sh);
   let out = '';
   sh.stdout!.on('data', (d: Buffer) => (out += d.toString()));
   const exited = new Promise<number | null>((r) => sh.once('exit', (c) => r(c)));
-  await expect.poll(() => out, { timeout: 30_000 }).toMatch(/iex\(\S+\)\d+>/);
+  await expect.poll(() => out, { timeout: o.promptMs ?? 30_000 }).toMatch(o.prompt ?? /iex\(\S+\)\d+>/);
   sh.stdin!.write(`${expr}\n`);
   await expect.poll(() => out, { timeout: 10_000 }).toContain(want);
   sh.stdin!.write('\x07');

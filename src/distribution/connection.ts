@@ -9,6 +9,7 @@ import { decodeControl, decodeFrame, encodeControl, encodeFrame, type Control } 
 import { DFLAG, hasFlag } from './flags.js';
 import { FrameReader, TICK } from './framing.js';
 import type { HandshakeResult } from './handshake.js';
+import { SlabReads, slabOf } from './slab.js';
 
 /**
  * Queued frames up to this many bytes are copied into one buffer rather than handed to
@@ -36,6 +37,8 @@ export class Connection {
   /** DFLAG_SPAWN, tested once here rather than with bigint arithmetic on every erpc call. */
   readonly canSpawn: boolean;
   private readonly reader: FrameReader;
+  /** The slab an outgoing connection reads into (see slab.ts); undefined for Node's own reads. */
+  private readonly slab: SlabReads | undefined;
   private readonly ticker: NodeJS.Timeout;
   private silentTicks = 0;
   private wroteSinceTick = false;
@@ -55,6 +58,8 @@ export class Connection {
     this.incoming = incoming;
     this.canSpawn = hasFlag(hs.flags, DFLAG.SPAWN);
     this.reader = new FrameReader(4, opts.maxFrameBytes);
+    this.slab = slabOf(socket);
+    this.slab?.track((buf) => this.reader.holds(buf));
     socket.setNoDelay(true);
     socket.on('data', (chunk: Buffer) => this.onData(chunk));
     socket.on('close', () => this.close('connection closed'));
@@ -139,8 +144,16 @@ export class Connection {
     try {
       for (let f = this.reader.next(); f !== undefined; f = this.reader.next()) {
         if (f.length === 0) continue; // tick
-        const { ctl, payload } = decodeFrame(f);
-        this.opts.onMessage(decodeControl(ctl, payload), this);
+        const slab = this.slab;
+        if (slab === undefined) {
+          const { ctl, payload } = decodeFrame(f);
+          this.opts.onMessage(decodeControl(ctl, payload), this);
+        } else {
+          const { ctl, payload, views } = decodeFrame(f, SlabReads.decodeOptions);
+          // A binary that is a view into the slab must never see it overwritten.
+          if (views > 0) slab.pin(f.buffer);
+          this.opts.onMessage(decodeControl(ctl, payload), this);
+        }
         if (this.closed) return;
       }
     } catch (err) {

@@ -3,7 +3,7 @@
  * `{Op, ...}` tuples (plus the payload term some of them carry), and the 'p'
  * pass-through frame that carries them (no atom cache, no fragments).
  */
-import { Atom, Pid, Reference, Tuple, atom, decodeFrom, encodeSequence, encodeWithoutVersion, tuple, type Term } from '../etf/index.js';
+import { Atom, Pid, Reference, Tuple, atom, decodeFrom, encodeSequence, encodeWithoutVersion, tuple, type DecodeOptions, type Term } from '../etf/index.js';
 import { ProtocolError } from './errors.js';
 import { DFLAG, hasFlag } from './flags.js';
 
@@ -366,13 +366,13 @@ export function encodeFrame(ctl: Term, payload?: Term): Buffer[] {
 }
 
 /** Splits a frame body (after the length) into control term and payload. */
-export function decodeFrame(frame: Buffer): { ctl: Term; payload?: Term } {
+export function decodeFrame(frame: Buffer, options?: DecodeOptions): { ctl: Term; payload?: Term; views: number } {
   if (frame[0] !== PASS_THROUGH) {
     throw new ProtocolError(`unexpected frame type ${frame[0]} (atom cache headers were not negotiated)`);
   }
-  const first = decodeFrom(frame, 1);
-  if (first.offset === frame.length) return { ctl: first.term };
-  const second = decodeFrom(frame, first.offset);
+  const first = decodeFrom(frame, 1, options);
+  if (first.offset === frame.length) return { ctl: first.term, views: first.views };
+  const second = decodeFrom(frame, first.offset, options);
   if (second.offset !== frame.length) throw new ProtocolError(`${frame.length - second.offset} trailing bytes in frame`);
-  return { ctl: first.term, payload: second.term };
+  return { ctl: first.term, payload: second.term, views: first.views + second.views };
 }

@@ -68,6 +68,12 @@ export class FrameReader {
     return body;
   }
 
+  /** Whether a chunk still held (bytes of an incomplete frame) lies in `buf`. */
+  holds(buf: ArrayBufferLike): boolean {
+    for (let i = this.head; i < this.chunks.length; i++) if (this.chunks[i]!.buffer === buf) return true;
+    return false;
+  }
+
   /** Everything not yet consumed (used when the handshake hands the socket over). */
   remainder(): Buffer {
     const rest = this.take(this.buffered);

@@ -6,7 +6,9 @@
  * and a compressed term may not inflate past `maxDecompressedSize`. Anything refused is
  * an `EtfDecodeError` carrying the offset where decoding stopped.
  *
- * Binaries are views into the input (no copy) unless `copyBinaries` is set.
+ * Binaries are views into the input (no copy) unless `copyBinaries` is set, or they are
+ * shorter than `copyBelow`; `decodeFrom` says how many views its term holds, so a caller
+ * that reuses its input buffers knows when it must not.
  */
 import { inflateSync } from 'node:zlib';
 import { EtfDecodeError } from './errors.js';
@@ -20,6 +22,11 @@ export interface DecodeOptions {
   maxDecompressedSize?: number;
   /** Copy binaries out of the input instead of returning views into it. Default false. */
   copyBinaries?: boolean;
+  /**
+   * Copy binaries (and STRING_EXT charlists) shorter than this many bytes even without
+   * `copyBinaries`; longer ones stay views. Default 0.
+   */
+  copyBelow?: number;
 }
 
 const DEFAULT_MAX_DEPTH = 2000;
@@ -34,12 +41,15 @@ const NO_OPTIONS: DecodeOptions = Object.freeze({});
 class Reader {
   pos: number;
   depth = 0;
+  /** Views into `buf` handed out so far. */
+  views = 0;
 
   constructor(
     readonly buf: Buffer,
     start: number,
     readonly maxDepth: number,
-    readonly copyBinaries: boolean,
+    /** Binary data shorter than this is copied rather than viewed (Infinity: always copied). */
+    readonly copyBelow: number,
   ) {
     this.pos = start;
   }
@@ -81,6 +91,14 @@ class Reader {
     this.pos += n;
     return out;
   }
+
+  /** The `n` bytes of a binary's data: a copy below `copyBelow`, otherwise a view (counted). */
+  data(n: number, what: string): Buffer {
+    const view = this.bytes(n, what);
+    if (n < this.copyBelow) return Buffer.from(view);
+    this.views++;
+    return view;
+  }
 }
 
 function toBuffer(input: Uint8Array): Buffer {
@@ -88,7 +106,8 @@ function toBuffer(input: Uint8Array): Buffer {
 }
 
 function readerFor(input: Uint8Array, offset: number, options: DecodeOptions): Reader {
-  return new Reader(toBuffer(input), offset, options.maxDepth ?? DEFAULT_MAX_DEPTH, options.copyBinaries ?? false);
+  const copyBelow = options.copyBinaries === true ? Infinity : (options.copyBelow ?? 0);
+  return new Reader(toBuffer(input), offset, options.maxDepth ?? DEFAULT_MAX_DEPTH, copyBelow);
 }
 
 /** Decodes `input`, which must be exactly one term with its version byte (what `term_to_binary/1` returns). */
@@ -101,12 +120,13 @@ export function decode(input: Uint8Array, options: DecodeOptions = NO_OPTIONS): 
 
 /**
  * Decodes one versioned term starting at `offset` and returns where it ended: a
- * distribution frame holds a control message and a payload back to back.
+ * distribution frame holds a control message and a payload back to back. `views` is
+ * how many binaries in `term` are views into `input` (0: the term holds none of it).
  */
-export function decodeFrom(input: Uint8Array, offset: number, options: DecodeOptions = NO_OPTIONS): { term: Term; offset: number } {
+export function decodeFrom(input: Uint8Array, offset: number, options: DecodeOptions = NO_OPTIONS): { term: Term; offset: number; views: number } {
   const r = readerFor(input, offset, options);
   const term = versioned(r, options);
-  return { term, offset: r.pos };
+  return { term, offset: r.pos, views: r.views };
 }
 
 function versioned(r: Reader, options: DecodeOptions): Term {
@@ -160,7 +180,8 @@ function decompressed(r: Reader, limit: number): Term {
     return r.fail(`compressed data is not valid zlib of ${size} bytes (${(err as Error).message})`, r.pos);
   }
   if (inflated.length !== size) r.fail(`compressed term inflates to ${inflated.length} bytes, declared ${size}`, at);
-  const inner = new Reader(inflated, 0, r.maxDepth, r.copyBinaries);
+  // Its views are into the inflated copy, not into the input: they are not counted.
+  const inner = new Reader(inflated, 0, r.maxDepth, r.copyBelow);
   let term: Term;
   try {
     term = guarded(inner);
@@ -222,25 +243,22 @@ function readTerm(r: Reader): Term {
     case T.STRING_EXT: {
       const len = r.u16();
       if (len === 0) return [];
-      const bytes = r.bytes(len, 'STRING_EXT');
-      return Charlist.fromLatin1(r.copyBinaries ? Buffer.from(bytes) : bytes);
+      return Charlist.fromLatin1(r.data(len, 'STRING_EXT'));
     }
     case T.LIST_EXT:
       return listBody(r);
     case T.BINARY_EXT: {
       const len = r.u32();
-      const data = r.bytes(len, 'BINARY_EXT');
-      return r.copyBinaries ? Buffer.from(data) : data;
+      return r.data(len, 'BINARY_EXT');
     }
     case T.BIT_BINARY_EXT: {
       const len = r.u32();
       const bits = r.u8();
       if (bits < 1 || bits > 8) r.fail(`BIT_BINARY_EXT with ${bits} bits in its last byte`, at);
       if (len === 0) r.fail('BIT_BINARY_EXT of zero bytes', at);
-      const view = r.bytes(len, 'BIT_BINARY_EXT');
-      if (bits === 8) return r.copyBinaries ? Buffer.from(view) : view;
+      if (bits === 8) return r.data(len, 'BIT_BINARY_EXT');
       // Canonical form: the unused low bits of the last byte are zero, as the BEAM writes them.
-      const data = Buffer.from(view);
+      const data = Buffer.from(r.bytes(len, 'BIT_BINARY_EXT'));
       data[len - 1] = data[len - 1]! & ((0xff << (8 - bits)) & 0xff);
       return new BitString(data, bits);
     }

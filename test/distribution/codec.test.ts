@@ -13,6 +13,7 @@ import {
   encodePortPlease2Req,
 } from '../../src/distribution/epmd.js';
 import { FrameReader, FrameTooLargeError, frame2 } from '../../src/distribution/framing.js';
+import { SlabReads } from '../../src/distribution/slab.js';
 import { AlreadyConnected, ClientHandshake, ServerHandshake, SimultaneousConnectLost, digest, type HandshakeIdentity } from '../../src/distribution/handshake.js';
 import { CookieMismatchError, HandshakeError, ProtocolError } from '../../src/distribution/errors.js';
 import { DFLAG, MANDATORY_25, OUR_FLAGS, expandFlags, negotiate } from '../../src/distribution/flags.js';
@@ -115,6 +116,78 @@ describe('framing', () => {
     r.push(Buffer.concat([frame2(Buffer.from('ab')), Buffer.from([0, 0, 0, 9, 1])]));
     expect(r.next()?.toString()).toBe('ab');
     expect([...r.remainder()]).toEqual([0, 0, 0, 9, 1]);
+  });
+  it('says whether it still holds bytes of a buffer', () => {
+    const wire = Buffer.from([0, 0, 0, 3, 1, 2, 3, 0, 0, 0, 2, 9]);
+    const other = Buffer.from([9]);
+    const r = new FrameReader(4, 100);
+    r.push(wire);
+    expect(r.holds(wire.buffer)).toBe(true);
+    expect([...r.next()!]).toEqual([1, 2, 3]);
+    expect(r.next()).toBeUndefined();
+    expect(r.holds(wire.buffer)).toBe(true);
+    r.push(other);
+    expect([...r.next()!]).toEqual([9, 9]);
+    expect(r.holds(wire.buffer)).toBe(false);
+    expect(r.holds(other.buffer)).toBe(false);
+  });
+});
+
+describe('slab reads', () => {
+  /** Reads of `n` bytes until one lands outside `buf`; returns that read's slab. */
+  function useUp(slab: SlabReads, buf: ArrayBufferLike): ArrayBufferLike {
+    for (let i = 0; i < 100; i++) {
+      const region = slab.next();
+      const got = slab.filled(65_536, region);
+      if (got.buffer !== buf) return got.buffer;
+    }
+    throw new Error('the slab never turned');
+  }
+
+  it('turns back to the previous slab once nothing points into it', () => {
+    const slab = new SlabReads();
+    slab.track(() => false);
+    const a = slab.filled(10, slab.next()).buffer;
+    const b = useUp(slab, a);
+    expect(b).not.toBe(a);
+    expect(useUp(slab, b)).toBe(a);
+    expect(useUp(slab, a)).toBe(b);
+  });
+
+  it('never writes again into a slab that a decoded binary points into', () => {
+    const slab = new SlabReads();
+    slab.track(() => false);
+    const a = slab.filled(10, slab.next()).buffer;
+    slab.pin(a);
+    const b = useUp(slab, a);
+    const c = useUp(slab, b);
+    expect(c).not.toBe(a);
+    // Pinning something that is not a slab (a frame reassembled by copy) changes nothing.
+    slab.pin(new ArrayBuffer(8));
+    expect(useUp(slab, c)).toBe(b);
+  });
+
+  it('does not reuse a slab that still holds part of an incomplete frame, nor any before it is told how to ask', () => {
+    const untracked = new SlabReads();
+    const x = untracked.filled(10, untracked.next()).buffer;
+    const y = useUp(untracked, x);
+    expect(useUp(untracked, y)).not.toBe(x);
+
+    const held = new Set<ArrayBufferLike>();
+    const slab = new SlabReads();
+    slab.track((buf) => held.has(buf));
+    const a = slab.filled(10, slab.next()).buffer;
+    held.add(a);
+    const b = useUp(slab, a);
+    const c = useUp(slab, b);
+    expect(c).not.toBe(a);
+    held.delete(a);
+    expect(useUp(slab, c)).toBe(b);
+  });
+
+  it('decodes with binaries below 4 KiB copied', () => {
+    const { views } = decodeFrame(Buffer.concat([Buffer.from([112]), encode(tuple(Buffer.alloc(4095), Buffer.alloc(4096)))]), SlabReads.decodeOptions);
+    expect(views).toBe(1);
   });
 });
 

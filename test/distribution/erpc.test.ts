@@ -178,6 +178,23 @@ describe('erpc', () => {
     });
   });
 
+  it('binaries kept from earlier replies survive the read slabs being reused', async () => {
+    // ~3.5 MiB of replies: the slabs are used up and reading goes back to earlier ones.
+    // Small binaries are copied out when decoded; every 25th is large (a view that pins
+    // its slab). Overwriting either kind would change a kept result.
+    const sent = Array.from({ length: 3000 }, (_, i) => {
+      const b = Buffer.alloc(i % 25 === 0 ? 20_000 : 1000 + (i % 97), i & 0xff);
+      b.writeUInt32BE(i, 0);
+      return b;
+    });
+    const back: Buffer[] = [];
+    for (let i = 0; i < sent.length; i += 100) {
+      back.push(...((await Promise.all(sent.slice(i, i + 100).map((b) => baton.erpc(peer.name, 'baton_dist_helper', 'echo', [b])))) as Buffer[]));
+    }
+    const wrong = sent.flatMap((b, i) => (Buffer.compare(b, back[i]!) === 0 ? [] : [i]));
+    expect(wrong).toEqual([]);
+  });
+
   it('a timeout rejects with TimeoutError and kills the remote process', async () => {
     const before = (await baton.erpc(peer.name, 'erlang', 'system_info', [atom('process_count')])) as number;
     const started = Date.now();

@@ -246,6 +246,35 @@ describe('framing helpers', () => {
     expect(copy.codePoints()).toEqual([115, 104, 97, 114, 101, 100]);
   });
 
+  it('copies binaries shorter than copyBelow and counts the views it hands out', () => {
+    const small = Buffer.alloc(100, 1);
+    const large = Buffer.alloc(5000, 2);
+    const input = encode(tuple(small, large, charlist('abc')));
+    const { term, views } = decodeFrom(input, 0, { copyBelow: 4096 });
+    const [s, l, c] = (term as Tuple).elements as [Buffer, Buffer, Charlist];
+    expect(views).toBe(1);
+    expect(s.buffer).not.toBe(input.buffer);
+    expect(l.buffer).toBe(input.buffer);
+    input.fill(0x21);
+    expect(s).toEqual(small);
+    expect(c.text).toBe('abc');
+    expect(l.every((x) => x === 0x21)).toBe(true);
+    // BIT_BINARY_EXT with all 8 bits of its last byte used is a binary: the same rule.
+    const bits8 = (n: number): Buffer => Buffer.concat([Buffer.from([131, 77, 0, 0, n >> 8, n & 0xff, 8]), Buffer.alloc(n, 7)]);
+    expect(decodeFrom(bits8(10), 0, { copyBelow: 4096 }).views).toBe(0);
+    expect(decodeFrom(bits8(5000), 0, { copyBelow: 4096 }).views).toBe(1);
+    // Without the option every binary-like term is a view; with copyBinaries none is.
+    expect(decodeFrom(encode([small, charlist('abc'), Buffer.alloc(0)]), 0).views).toBe(3);
+    expect(decodeFrom(encode([small, large]), 0, { copyBinaries: true }).views).toBe(0);
+  });
+
+  it('does not count views into a compressed term\'s inflated copy as views of the input', () => {
+    const input = encode(Buffer.alloc(10_000, 3), { compressed: 6 });
+    const { term, views } = decodeFrom(input, 0);
+    expect(views).toBe(0);
+    expect((term as Buffer).buffer).not.toBe(input.buffer);
+  });
+
   it('builds tuples with a 0-based accessor', () => {
     const t = new Tuple([atom('a'), 2]);
     expect(t.length).toBe(2);

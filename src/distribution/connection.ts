@@ -5,7 +5,7 @@
  */
 import type { Socket } from 'node:net';
 import type { Term } from '../etf/index.js';
-import { decodeControl, decodeFrame, encodeControl, encodeFrame, type Control } from './control.js';
+import { SpawnRequestFrames, decodeControl, decodeFrame, encodeControl, encodeFrame, type Control } from './control.js';
 import { DFLAG, hasFlag } from './flags.js';
 import { FrameReader, TICK } from './framing.js';
 import type { HandshakeResult } from './handshake.js';
@@ -81,14 +81,21 @@ export class Connection {
     return this.closed;
   }
 
+  private readonly spawnFrames = new SpawnRequestFrames();
+
   send(msg: Control): boolean {
+    if (this.closed) return false;
+    if (msg.kind === 'spawn_request') return this.queue(this.spawnFrames.frame(msg));
     const { ctl, payload } = encodeControl(msg, this.flags);
-    return this.sendRaw(ctl, payload);
+    return this.queue(encodeFrame(ctl, payload));
   }
 
   sendRaw(ctl: Term, payload?: Term): boolean {
     if (this.closed) return false;
-    const bufs = encodeFrame(ctl, payload);
+    return this.queue(encodeFrame(ctl, payload));
+  }
+
+  private queue(bufs: Buffer[]): boolean {
     // Everything sent until the current tick's microtasks have run (all the callers
     // woken by one read, say) leaves in one write, without waiting a loop phase.
     if (this.queued.length === 0) process.nextTick(this.flush);

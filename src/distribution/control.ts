@@ -365,6 +365,75 @@ export function encodeFrame(ctl: Term, payload?: Term): Buffer[] {
   return parts;
 }
 
+type SpawnRequest = Extract<Control, { kind: 'spawn_request' }>;
+
+/**
+ * SPAWN_REQUEST frames for the erpc calls of one connection. Every call's control
+ * tuple is the same bytes (caller, group leader, MFA, options) but for the request id's
+ * words, so it is encoded once and patched with each id: encoding the tuple was a third
+ * of the JS time of a tiny erpc call. A request that differs in anything but the id
+ * re-encodes the template.
+ */
+export class SpawnRequestFrames {
+  private last: SpawnRequest | undefined;
+  private template: Buffer = Buffer.alloc(0);
+  /** Where the request id's words start in `template`. */
+  private idsAt = 0;
+
+  frame(msg: SpawnRequest): Buffer[] {
+    if (!this.fits(msg)) this.prepare(msg);
+    const ids = msg.reqId.ids;
+    const ctl = this.template;
+    for (let i = 0; i < ids.length; i++) ctl.writeUInt32BE(ids[i]!, this.idsAt + 4 * i);
+    return frameWithControl(ctl, msg.args);
+  }
+
+  private fits(msg: SpawnRequest): boolean {
+    const t = this.last;
+    return (
+      t !== undefined &&
+      msg.from === t.from &&
+      msg.groupLeader === t.groupLeader &&
+      msg.module === t.module &&
+      msg.fun === t.fun &&
+      msg.arity === t.arity &&
+      msg.options === t.options &&
+      msg.reqId.node === t.reqId.node &&
+      msg.reqId.creation === t.reqId.creation &&
+      msg.reqId.ids.length === t.reqId.ids.length
+    );
+  }
+
+  private prepare(msg: SpawnRequest): void {
+    const { ctl } = encodeControl(msg, 0n);
+    this.template = encodeSequence([ctl]);
+    // Version byte, SMALL_TUPLE_EXT and arity, SMALL_INTEGER_EXT and the operation, then
+    // the request id, whose id words are its last bytes.
+    this.idsAt = 5 + encodeWithoutVersion(msg.reqId).length - 4 * msg.reqId.ids.length;
+    this.last = msg;
+  }
+}
+
+/** A frame of already encoded control bytes (version byte included) and a payload term. */
+function frameWithControl(ctl: Buffer, payload: Term): Buffer[] {
+  if (!hasLargeBinary(payload, 3)) {
+    const frame = encodeSequence([payload], 5 + ctl.length);
+    ctl.copy(frame, 5);
+    frame.writeUInt32BE(frame.length - 4, 0);
+    frame[4] = PASS_THROUGH;
+    return [frame];
+  }
+  const head = Buffer.allocUnsafe(5 + ctl.length);
+  head[4] = PASS_THROUGH;
+  ctl.copy(head, 5);
+  const parts: Buffer[] = [head, VERSION_BYTE];
+  encodeChunks(payload, parts, 3);
+  let size = head.length - 4;
+  for (let i = 1; i < parts.length; i++) size += parts[i]!.length;
+  head.writeUInt32BE(size, 0);
+  return parts;
+}
+
 /** Splits a frame body (after the length) into control term and payload. */
 export function decodeFrame(frame: Buffer, options?: DecodeOptions): { ctl: Term; payload?: Term; views: number } {
   if (frame[0] !== PASS_THROUGH) {

@@ -17,7 +17,7 @@ import { SlabReads } from '../../src/distribution/slab.js';
 import { AlreadyConnected, ClientHandshake, ServerHandshake, SimultaneousConnectLost, digest, type HandshakeIdentity } from '../../src/distribution/handshake.js';
 import { CookieMismatchError, HandshakeError, ProtocolError } from '../../src/distribution/errors.js';
 import { DFLAG, MANDATORY_25, OUR_FLAGS, expandFlags, negotiate } from '../../src/distribution/flags.js';
-import { OP, decodeControl, decodeFrame, encodeControl, encodeFrame, type Control } from '../../src/distribution/control.js';
+import { OP, SpawnRequestFrames, decodeControl, decodeFrame, encodeControl, encodeFrame, type Control } from '../../src/distribution/control.js';
 import { erpcOutcome, spawnOptions } from '../../src/distribution/erpc.js';
 import { chardataToString, ioAction } from '../../src/distribution/io-server.js';
 import { ErpcError, NodeDownError } from '../../src/distribution/errors.js';
@@ -476,6 +476,41 @@ describe('zero-copy payloads', () => {
     expect(termEquals(back!, payload)).toBe(true);
     // What the BEAM would write for the same term (canonical encoding) decodes the same.
     expect(termEquals(decode(encode(payload)), back!)).toBe(true);
+  });
+});
+
+describe('spawn request frames', () => {
+  const me = atom('baton@host');
+  const caller = new Pid(me, 1, 0, 11);
+  const leader = new Pid(me, 2, 0, 11);
+  const request = (id: number, fun: string, args: Term[]): Extract<Control, { kind: 'spawn_request' }> => ({
+    kind: 'spawn_request',
+    reqId: new Reference(me, 11, [id, id + 1, id + 2]),
+    from: caller,
+    groupLeader: leader,
+    module: atom('erpc'),
+    fun: atom('execute_call'),
+    arity: 4,
+    options: MONITOR,
+    args: [new Reference(me, 11, [9, 9, 9]), atom('m'), atom(fun), args],
+  });
+  const MONITOR = [atom('monitor')];
+  const generic = (msg: Control): Buffer => {
+    const { ctl, payload } = encodeControl(msg, OUR_FLAGS);
+    return Buffer.concat(encodeFrame(ctl, payload));
+  };
+
+  it('writes the bytes the generic encoder writes, for each request id, argument and function', () => {
+    const frames = new SpawnRequestFrames();
+    const big = Buffer.alloc(70_000, 5);
+    for (const msg of [request(1, 'f', [atom('ok')]), request(0x3ffff, 'f', [1, 2]), request(5, 'g', []), request(6, 'g', [big, 1])]) {
+      const parts = frames.frame(msg);
+      expect(Buffer.concat(parts)).toEqual(generic(msg));
+      const { ctl, payload } = decodeFrame(Buffer.concat(parts).subarray(4));
+      expect(decodeControl(ctl, payload)).toMatchObject({ kind: 'spawn_request', reqId: msg.reqId });
+    }
+    // A large binary argument is written as itself, not copied.
+    expect(frames.frame(request(7, 'g', [big])).some((b) => b === big)).toBe(true);
   });
 });
 

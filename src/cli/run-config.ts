@@ -23,6 +23,8 @@ export interface RunConfig {
   /** Backoff between restarts: first and largest delay. */
   backoffMs: number;
   maxBackoffMs: number;
+  /** baton's node polls this long after each erpc request (NodeOptions.busyPollMs); undefined: its default. */
+  busyPollMs: number | undefined;
 }
 
 export const RUN_USAGE = `  run         [--release DIR] [--app A] [--port N] [--handoff fd|reuseport|restart] [--bind ADDR]
@@ -33,6 +35,13 @@ function int(name: string, v: string | undefined, def: number): number {
   if (v === undefined || v === '') return def;
   const n = Number(v);
   if (!Number.isInteger(n) || n < 0) throw new UsageError(`${name} must be a non-negative integer, not '${v}'`);
+  return n;
+}
+
+function ms(name: string, v: string | undefined): number | undefined {
+  if (v === undefined || v === '') return undefined;
+  const n = Number(v);
+  if (!Number.isFinite(n) || n < 0) throw new UsageError(`${name} must be a non-negative number of milliseconds, not '${v}'`);
   return n;
 }
 
@@ -70,6 +79,7 @@ export function runConfig(args: string[], env: Record<string, string | undefined
     startAttempts: int('BATON_START_ATTEMPTS', env['BATON_START_ATTEMPTS'], 5),
     backoffMs: int('BATON_BACKOFF_MS', env['BATON_BACKOFF_MS'], 1000),
     maxBackoffMs: 30_000,
+    busyPollMs: ms('BATON_BUSY_POLL_MS', env['BATON_BUSY_POLL_MS']),
   };
 }
 

@@ -90,6 +90,7 @@ export async function runCommand(args: string[], io: Out): Promise<number> {
     cookie,
     hidden: true,
     startEpmd: true,
+    ...(cfg.busyPollMs === undefined ? {} : { busyPollMs: cfg.busyPollMs }),
     log: (line, from) => io.out(`[${from}] ${line}\n`),
   });
   say(`node ${node.name}`);

@@ -22,3 +22,4 @@ export {
 } from './errors.js';
 export { epmdNames, epmdPortPlease, epmdRegister, defaultEpmdPort, type NamesResponse, type Port2Response } from './epmd.js';
 export { DFLAG, OUR_FLAGS } from './flags.js';
+export { defaultBusyPollMs } from './busy-poll.js';

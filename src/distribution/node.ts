@@ -21,7 +21,7 @@ import {
   TimeoutError,
 } from './errors.js';
 import { defaultEpmdPort, epmdNames, epmdPortPlease, epmdRegister, startEpmdDaemon, type NamesResponse, type Registration } from './epmd.js';
-import { BusyPoll } from './busy-poll.js';
+import { BusyPoll, defaultBusyPollMs } from './busy-poll.js';
 import { ErpcCalls, erpcMfa, spawnOptions } from './erpc.js';
 import { DFLAG, OUR_FLAGS, hasFlag } from './flags.js';
 import { AlreadyConnected, ClientHandshake, ServerHandshake, SimultaneousConnectLost, type Admission, type HandshakeIdentity } from './handshake.js';
@@ -65,7 +65,8 @@ export interface NodeOptions {
   /**
    * Keep the event loop polling (rather than sleeping in epoll_wait) for this many ms
    * after each erpc request while replies are awaited, as BEAM schedulers busy-wait.
-   * Trades CPU for latency; 0 turns it off. Default 0.
+   * Trades CPU for latency; 0 turns it off. Default 0.2 with two CPUs or more, else 0
+   * (`defaultBusyPollMs`).
    */
   busyPollMs?: number;
   /** Where output of remote code (`io:format` via our group leader) goes. Default: stdout, prefixed. */
@@ -160,7 +161,7 @@ export class Node extends EventEmitter {
       log: options.log,
       distFlags: options.distFlags,
     };
-    this.busyPoll = new BusyPoll(options.busyPollMs ?? 0, () => this.calls.size > 0);
+    this.busyPoll = new BusyPoll(options.busyPollMs ?? defaultBusyPollMs(), () => this.calls.size > 0);
   }
 
   /** Listens, registers with EPMD (that gives our creation), and starts the io server. Idempotent. */

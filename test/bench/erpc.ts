@@ -1,5 +1,5 @@
 /**
- * `npm run bench -- erpc [calls=2000] [durationMs=1000] [rounds=7] [busyPollMs=0]`: baton
+ * `npm run bench -- erpc [calls=2000] [durationMs=1000] [rounds=7] [busyPollMs]`: baton
  * against a native hidden erl node, both calling `erpc:call(Peer, baton_dist_helper,
  * echo, [X])` on the same peer in the same run. Latency p50/p99 of a tiny call and of
  * a 64 KiB echo, throughput with 1 and 64 concurrent callers.
@@ -29,10 +29,10 @@
  * - Both are warmed up before each round (JIT for baton, the code path for the BEAM).
  * - Sockets: baton sets TCP_NODELAY, as inet_tcp_dist does; frames queued in one tick
  *   leave in one write, as the BEAM's dist port batches output.
- * - What is not equalised: the native driver's schedulers busy-wait after work
- *   (`+sbwt`, on by default), so on a VM a reply rarely has to wake a halted vCPU;
- *   baton's event loop sleeps in epoll_wait unless `busyPollMs` (the 4th argument,
- *   NodeOptions.busyPollMs, default 0) asks it to poll while replies are awaited.
+ * - Waiting: the native driver's schedulers busy-wait after work (`+sbwt`, on by
+ *   default), so on a VM a reply rarely has to wake a halted vCPU; baton's event loop
+ *   polls likewise for 0.2 ms after each request by default on 2+ CPUs
+ *   (NodeOptions.busyPollMs; the 4th argument overrides it, 0 to sleep in epoll_wait).
  */
 import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -49,7 +49,7 @@ const here = process.env[CHILD_ENV] ?? dirname(fileURLToPath(import.meta.url));
 const DIST = join(here, '..', '..', 'dist');
 // The compiled build, as users run it (typed from the sources, which it is built from).
 const { atom } = (await import(pathToFileURL(join(DIST, 'etf', 'index.js')).href)) as typeof Etf;
-const { Node, shortHostname } = (await import(pathToFileURL(join(DIST, 'distribution', 'index.js')).href)) as typeof Distribution;
+const { Node, defaultBusyPollMs, shortHostname } = (await import(pathToFileURL(join(DIST, 'distribution', 'index.js')).href)) as typeof Distribution;
 type Node = NodeType;
 type Term = Etf.Term;
 type Tuple = Etf.Tuple;
@@ -189,7 +189,8 @@ async function measure(args: string[]): Promise<void> {
   const n = Number(args[0] ?? 2000);
   const durMs = Number(args[1] ?? 1000);
   const rounds = Number(args[2] ?? 7);
-  const busyPollMs = Number(args[3] ?? 0);
+  // Without the 4th argument baton polls as it does by default (NodeOptions.busyPollMs).
+  const busyPollMs = args[3] === undefined ? defaultBusyPollMs() : Number(args[3]);
   const cookie = `bench_${process.pid}`;
   const host = shortHostname();
   const peerName = `bench_peer_${process.pid}`;

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { BusyPoll } from '../../src/distribution/busy-poll.js';
+import { BusyPoll, defaultBusyPollMs } from '../../src/distribution/busy-poll.js';
 
 /** Loop iterations that pass while the loop waits `ms` on a timer (each turn runs the immediates due). */
 async function turnsDuring(ms: number, counter: () => number): Promise<number> {
@@ -33,6 +33,12 @@ describe('BusyPoll', () => {
     // Polled rather than slept: on a loaded machine a timer can fire before the spinner's next turn.
     await expect.poll(() => poll.active, { timeout: 2000, interval: 1 }).toBe(false);
     expect(performance.now() - t0).toBeGreaterThanOrEqual(5);
+  });
+
+  it('polls for 0.2 ms by default with two CPUs or more, not at all on one', () => {
+    expect(defaultBusyPollMs(1)).toBe(0);
+    expect(defaultBusyPollMs(2)).toBe(0.2);
+    expect(defaultBusyPollMs(16)).toBe(0.2);
   });
 
   it('does nothing with a window of 0', () => {

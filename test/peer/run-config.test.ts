@@ -21,6 +21,7 @@ describe('run config', () => {
       startAttempts: 5,
       backoffMs: 1000,
       maxBackoffMs: 30_000,
+      busyPollMs: undefined,
     });
   });
 
@@ -28,6 +29,8 @@ describe('run config', () => {
     const env = { BATON_RELEASE_ROOT: '/r', PORT: '8080', BATON_HANDOFF: 'reuseport', FLY_PRIVATE_IP: 'fdaa::3', RELEASE_COOKIE: 'rc', BATON_DRAIN_MS: '500' };
     const c = runConfig(['--port', '9000', '--handoff', 'restart'], env);
     expect(c).toMatchObject({ releaseRoot: '/r', port: 9000, handoff: 'restart', bind: '::', cookie: 'rc', drainMs: 500 });
+    expect(runConfig([], { BATON_BUSY_POLL_MS: '0' }).busyPollMs).toBe(0);
+    expect(runConfig([], { BATON_BUSY_POLL_MS: '0.5' }).busyPollMs).toBe(0.5);
     expect(runConfig([], { ...env, BATON_PORT: '81', BATON_COOKIE: 'bc' })).toMatchObject({ port: 81, cookie: 'bc', handoff: 'reuseport' });
   });
 
@@ -35,6 +38,8 @@ describe('run config', () => {
     expect(() => runConfig(['--handoff', 'magic'], {})).toThrow(/the handoff must be fd, reuseport or restart, not 'magic'/);
     expect(() => runConfig([], { BATON_PORT: 'x' })).toThrow(/the port must be a non-negative integer, not 'x'/);
     expect(() => runConfig(['--nope'], {})).toThrow(/nope/);
+    expect(() => runConfig([], { BATON_BUSY_POLL_MS: '-1' })).toThrow(/BATON_BUSY_POLL_MS must be a non-negative number of milliseconds, not '-1'/);
+    expect(() => runConfig([], { BATON_BUSY_POLL_MS: 'fast' })).toThrow(/BATON_BUSY_POLL_MS must be a non-negative number of milliseconds, not 'fast'/);
   });
 
   it('backs off by doubling up to a cap', () => {

@@ -355,14 +355,7 @@ export function encodeFrame(ctl: Term, payload?: Term): Buffer[] {
     frame[4] = PASS_THROUGH;
     return [frame];
   }
-  const head = Buffer.allocUnsafe(5);
-  head[4] = PASS_THROUGH;
-  const parts: Buffer[] = [head, encodeSequence([ctl]), VERSION_BYTE];
-  encodeChunks(payload, parts, 3);
-  let size = 0;
-  for (let i = 1; i < parts.length; i++) size += parts[i]!.length;
-  head.writeUInt32BE(1 + size, 0);
-  return parts;
+  return frameWithControl(encodeSequence([ctl]), payload);
 }
 
 type SpawnRequest = Extract<Control, { kind: 'spawn_request' }>;

@@ -368,7 +368,8 @@ type SpawnRequest = Extract<Control, { kind: 'spawn_request' }>;
  * re-encodes the template.
  */
 export class SpawnRequestFrames {
-  private last: SpawnRequest | undefined;
+  /** What the template was made from (not the message itself: its arguments may be large). */
+  private made: Omit<SpawnRequest, 'kind' | 'reqId' | 'args'> & { node: Atom; creation: number; words: number } | undefined;
   private template: Buffer = Buffer.alloc(0);
   /** Where the request id's words start in `template`. */
   private idsAt = 0;
@@ -382,7 +383,7 @@ export class SpawnRequestFrames {
   }
 
   private fits(msg: SpawnRequest): boolean {
-    const t = this.last;
+    const t = this.made;
     return (
       t !== undefined &&
       msg.from === t.from &&
@@ -391,9 +392,9 @@ export class SpawnRequestFrames {
       msg.fun === t.fun &&
       msg.arity === t.arity &&
       msg.options === t.options &&
-      msg.reqId.node === t.reqId.node &&
-      msg.reqId.creation === t.reqId.creation &&
-      msg.reqId.ids.length === t.reqId.ids.length
+      msg.reqId.node === t.node &&
+      msg.reqId.creation === t.creation &&
+      msg.reqId.ids.length === t.words
     );
   }
 
@@ -403,7 +404,8 @@ export class SpawnRequestFrames {
     // Version byte, SMALL_TUPLE_EXT and arity, SMALL_INTEGER_EXT and the operation, then
     // the request id, whose id words are its last bytes.
     this.idsAt = 5 + encodeWithoutVersion(msg.reqId).length - 4 * msg.reqId.ids.length;
-    this.last = msg;
+    const { from, groupLeader, module, fun, arity, options, reqId } = msg;
+    this.made = { from, groupLeader, module, fun, arity, options, node: reqId.node, creation: reqId.creation, words: reqId.ids.length };
   }
 }
 

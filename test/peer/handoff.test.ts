@@ -1,22 +1,11 @@
 /** Socket handoff between peers (fd, reuseport, restart) and stopping a peer without losing a request. */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { atom } from '../../src/etf/index.js';
 import type { Peer } from '../../src/peer/index.js';
-import { fixtures, type Fixtures } from '../support/fixtures.js';
 import { freePort, getOnce } from '../support/nodes.js';
-import { harness, type Harness } from '../support/peers.js';
+import { useHarness } from '../support/peers.js';
 
-let fx: Fixtures;
-let h: Harness;
-
-beforeAll(async () => {
-  fx = await fixtures();
-  h = await harness();
-});
-
-afterAll(async () => {
-  await h?.close();
-});
+const t = useHarness();
 
 /** Fresh connections until every node in `want` answered (the kernel spreads connections, not requests). */
 async function nodesSeen(port: number, want: string[], tries = 400): Promise<Set<string>> {
@@ -29,9 +18,9 @@ async function nodesSeen(port: number, want: string[], tries = 400): Promise<Set
 
 describe('handoff', () => {
   it('fd: two peers accept from one listener handed to both, and both serve', async () => {
-    const l = h.bind();
-    const a = await h.launch({ releaseRoot: fx.demoErl['1.0.0'], port: l.port, handoff: 'fd', listener: l });
-    const b = await h.launch({ releaseRoot: fx.demoErl['1.0.1'], port: l.port, handoff: 'fd', listener: l });
+    const l = t.h.bind();
+    const a = await t.h.launch({ releaseRoot: t.fx.demoErl['1.0.0'], port: l.port, handoff: 'fd', listener: l });
+    const b = await t.h.launch({ releaseRoot: t.fx.demoErl['1.0.1'], port: l.port, handoff: 'fd', listener: l });
     expect([...(await nodesSeen(l.port, [a.node, b.node]))].sort()).toEqual([a.node, b.node].sort());
     // baton holds the socket but never accepts: with A stopped, everything goes to B.
     await a.stop({ drainMs: 5000 });
@@ -40,27 +29,27 @@ describe('handoff', () => {
 
   it('reuseport: two peers bind the same port with SO_REUSEPORT, and both serve', async () => {
     const port = await freePort();
-    const a = await h.launch({ releaseRoot: fx.demoErl['1.0.0'], port, handoff: 'reuseport' });
-    const b = await h.launch({ releaseRoot: fx.demoErl['1.0.0'], port, handoff: 'reuseport' });
+    const a = await t.h.launch({ releaseRoot: t.fx.demoErl['1.0.0'], port, handoff: 'reuseport' });
+    const b = await t.h.launch({ releaseRoot: t.fx.demoErl['1.0.0'], port, handoff: 'reuseport' });
     expect([...(await nodesSeen(port, [a.node, b.node]))].sort()).toEqual([a.node, b.node].sort());
   });
 
   it('restart: the old peer stops, the new one binds the port itself', async () => {
     const port = await freePort();
-    const a = await h.launch({ releaseRoot: fx.demoErl['1.0.0'], port, handoff: 'restart' });
+    const a = await t.h.launch({ releaseRoot: t.fx.demoErl['1.0.0'], port, handoff: 'restart' });
     expect(await getOnce(`http://127.0.0.1:${port}/`)).toMatchObject({ node: a.node });
     const r = await a.stop({ drainMs: 5000 });
     expect(r).toMatchObject({ endpoint: 'ok', recipe: { recipe: 'plain' }, leftOpen: 0, killed: false });
     expect(a.alive).toBe(false);
-    const b = await h.launch({ releaseRoot: fx.demoErl['1.0.1'], port, handoff: 'restart' });
+    const b = await t.h.launch({ releaseRoot: t.fx.demoErl['1.0.1'], port, handoff: 'restart' });
     expect(await getOnce(`http://127.0.0.1:${port}/`)).toEqual({ version: '1.0.1', node: b.node });
   });
 });
 
 describe('stop', () => {
   it('completes every in-flight /slow request: endpoint stop, drain, init:stop', async () => {
-    const l = h.bind();
-    const peer: Peer = await h.launch({ releaseRoot: fx.demoErl['1.0.0'], port: l.port, handoff: 'fd', listener: l });
+    const l = t.h.bind();
+    const peer: Peer = await t.h.launch({ releaseRoot: t.fx.demoErl['1.0.0'], port: l.port, handoff: 'fd', listener: l });
     const slow = Array.from({ length: 8 }, () => getOnce(`http://127.0.0.1:${l.port}/slow?ms=1500`));
     // All eight are being served (accepted by the peer) before the stop begins.
     await expect.poll(() => peer.erpc('baton_peer', 'connections', [l.port]), { timeout: 5000, interval: 20 }).toBe(8);
@@ -75,7 +64,7 @@ describe('stop', () => {
 
   it('kills a peer that does not exit within the timeout after init:stop', async () => {
     const port = await freePort();
-    const peer = await h.launch({ releaseRoot: fx.demoErl['1.0.0'], port, handoff: 'restart' });
+    const peer = await t.h.launch({ releaseRoot: t.fx.demoErl['1.0.0'], port, handoff: 'restart' });
     // A connection that never finishes keeps the drain waiting past its bound.
     const hanging = getOnce(`http://127.0.0.1:${port}/slow?ms=60000`).catch(() => 'reset');
     await expect.poll(() => peer.erpc('baton_peer', 'connections', [port]), { timeout: 5000, interval: 20 }).toBe(1);
@@ -91,9 +80,9 @@ describe('stop', () => {
 
 describe('blue-green neighbours', () => {
   it('the incoming peer is connected to the outgoing one before its application starts', async () => {
-    const l = h.bind();
-    const old = await h.launch({ releaseRoot: fx.demoErl['1.0.0'], port: l.port, handoff: 'fd', listener: l });
-    const next = await h.launch({ releaseRoot: fx.demoErl['2.0.0'], port: l.port, handoff: 'fd', listener: l, connectTo: [old.node] });
+    const l = t.h.bind();
+    const old = await t.h.launch({ releaseRoot: t.fx.demoErl['1.0.0'], port: l.port, handoff: 'fd', listener: l });
+    const next = await t.h.launch({ releaseRoot: t.fx.demoErl['2.0.0'], port: l.port, handoff: 'fd', listener: l, connectTo: [old.node] });
     expect(await next.erpc('erlang', 'nodes', [])).toEqual([atom(old.node)]);
     expect(await old.erpc('erlang', 'nodes', [])).toEqual([atom(next.node)]);
   });

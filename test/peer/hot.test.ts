@@ -1,29 +1,18 @@
 /** Hot upgrade 1.0.0 -> 1.0.1 of a peer started by src/peer, driven from TS. */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { HotUpgradeError, hotUpgrade, upgradeBeams } from '../../src/peer/index.js';
-import { fixtures, type Fixtures } from '../support/fixtures.js';
 import { freePort, getJson } from '../support/nodes.js';
-import { harness, type Harness } from '../support/peers.js';
+import { useHarness } from '../support/peers.js';
 
-let fx: Fixtures;
-let h: Harness;
-
-beforeAll(async () => {
-  fx = await fixtures();
-  h = await harness();
-});
-
-afterAll(async () => {
-  await h?.close();
-});
+const t = useHarness();
 
 describe('hot upgrade through src/peer', () => {
   it('1.0.0 -> 1.0.1: a corrupt beam is refused first; then only changed modules reload and the counter keeps its value', async () => {
     const port = await freePort();
-    const peer = await h.launch({ releaseRoot: fx.demoErl['1.0.0'], port, handoff: 'restart' });
+    const peer = await t.h.launch({ releaseRoot: t.fx.demoErl['1.0.0'], port, handoff: 'restart' });
     for (let i = 1; i <= 3; i++) expect(await getJson(port, '/counter')).toEqual({ count: i, state: 'integer' });
 
-    const beams = upgradeBeams(fx.demoErl['1.0.0'], fx.demoErl['1.0.1']);
+    const beams = upgradeBeams(t.fx.demoErl['1.0.0'], t.fx.demoErl['1.0.1']);
     expect(beams.map((b) => b.module)).toContain('demo_erl_counter');
     const corrupt = beams.map((b) => (b.module === 'demo_erl_counter' ? { ...b, binary: Buffer.from('not a beam') } : b));
     const err = await hotUpgrade(peer, corrupt).catch((e: unknown) => e);

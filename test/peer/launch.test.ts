@@ -1,27 +1,16 @@
 /** src/peer launching the real fixture releases: boot, serve, runtime config, bad apps. */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { atom, charlist, charlistToString, mapGet, tuple } from '../../src/etf/index.js';
 import { PeerLayoutError, PeerReadyTimeoutError, PeerStartError, pidAlive } from '../../src/peer/index.js';
-import { fixtures, type Fixtures } from '../support/fixtures.js';
 import { freePort, getOnce } from '../support/nodes.js';
-import { harness, type Harness } from '../support/peers.js';
+import { useHarness } from '../support/peers.js';
 
-let fx: Fixtures;
-let h: Harness;
-
-beforeAll(async () => {
-  fx = await fixtures();
-  h = await harness();
-});
-
-afterAll(async () => {
-  await h?.close();
-});
+const t = useHarness();
 
 describe('launch', () => {
   it('boots demo_erl as a peer on a handed-over socket; it serves HTTP and is marked', async () => {
-    const l = h.bind();
-    const peer = await h.launch({ releaseRoot: fx.demoErl['1.0.0'], port: l.port, handoff: 'fd', listener: l });
+    const l = t.h.bind();
+    const peer = await t.h.launch({ releaseRoot: t.fx.demoErl['1.0.0'], port: l.port, handoff: 'fd', listener: l });
     expect(await getOnce(`http://127.0.0.1:${l.port}/`)).toEqual({ version: '1.0.0', node: peer.node });
     expect(peer.node).toMatch(/^p-.*-1@/);
     expect(await peer.erpc('application', 'get_env', [atom('baton'), atom('role')])).toEqual(tuple(atom('ok'), atom('peer')));
@@ -31,9 +20,9 @@ describe('launch', () => {
 
 describe('launch (Elixir)', () => {
   it('boots demo_ex: runtime.exs applied, consolidated protocol, Logger to the peer log', async () => {
-    const l = h.bind('::1');
-    const peer = await h.launch({
-      releaseRoot: fx.demoEx,
+    const l = t.h.bind('::1');
+    const peer = await t.h.launch({
+      releaseRoot: t.fx.demoEx,
       port: l.port,
       handoff: 'fd',
       listener: l,
@@ -48,16 +37,16 @@ describe('launch (Elixir)', () => {
     });
     expect(await peer.erpc('Elixir.DemoEx.Describe', 'impl_for', [1])).toEqual(atom('Elixir.DemoEx.Describe.Integer'));
     // The start script's variables, as env.sh saw them, and PHX_SERVER as bin/server sets it.
-    expect(charlistToString(await peer.erpc('os', 'getenv', [charlist('RELEASE_ROOT')]))).toBe(fx.demoEx);
+    expect(charlistToString(await peer.erpc('os', 'getenv', [charlist('RELEASE_ROOT')]))).toBe(t.fx.demoEx);
     expect(charlistToString(await peer.erpc('os', 'getenv', [charlist('PHX_SERVER')]))).toBe('true');
     await expect.poll(() => peer.output(), { timeout: 5000 }).toMatch(/runtime_value=GREEN\/prod/);
   });
 
   it('boots demo_erl with its own ERTS, on PORT when the handoff is restart', async () => {
     const port = await freePort();
-    const peer = await h.launch({ releaseRoot: fx.demoErlWithErts, port, handoff: 'restart' });
+    const peer = await t.h.launch({ releaseRoot: t.fx.demoErlWithErts, port, handoff: 'restart' });
     expect(await getOnce(`http://127.0.0.1:${port}/`)).toEqual({ version: '1.0.0', node: peer.node });
-    expect(charlistOf(await peer.erpc('code', 'root_dir', []))).toBe(fx.demoErlWithErts);
+    expect(charlistOf(await peer.erpc('code', 'root_dir', []))).toBe(t.fx.demoErlWithErts);
   });
 });
 
@@ -77,9 +66,9 @@ function groupAlive(pid: number): boolean {
 describe('launch failures', () => {
   it('an app crashing in start/2: PeerStartError with its reason and the peer output, nothing left running', async () => {
     let pid = 0;
-    const err = await h
+    const err = await t.h
       .launch({
-        releaseRoot: fx.demoBad,
+        releaseRoot: t.fx.demoBad,
         port: await freePort(),
         handoff: 'restart',
         env: { ...process.env, DEMO_BAD: 'crash' },
@@ -101,9 +90,9 @@ describe('launch failures', () => {
   it('an app that never binds: PeerReadyTimeoutError, nothing left running', async () => {
     let pid = 0;
     const port = await freePort();
-    const err = await h
+    const err = await t.h
       .launch({
-        releaseRoot: fx.demoBad,
+        releaseRoot: t.fx.demoBad,
         port,
         handoff: 'restart',
         readyTimeoutMs: 1000,
@@ -117,7 +106,7 @@ describe('launch failures', () => {
   });
 
   it('a release directory without a release: PeerLayoutError', async () => {
-    await expect(h.launch({ releaseRoot: fx.erlEbin, port: 1, handoff: 'restart' })).rejects.toBeInstanceOf(PeerLayoutError);
+    await expect(t.h.launch({ releaseRoot: t.fx.erlEbin, port: 1, handoff: 'restart' })).rejects.toBeInstanceOf(PeerLayoutError);
   });
 });
 
@@ -125,7 +114,7 @@ describe('injected application env', () => {
   it('is persistent: the application loading its .app and sys.config does not wipe it', async () => {
     const port = await freePort();
     // sys.config says 4 acceptors; the injected value must win over it and the .app.
-    const peer = await h.launch({ releaseRoot: fx.demoErl['1.0.0'], port, handoff: 'restart', appEnv: [['demo_erl', 'acceptors', 2]] });
+    const peer = await t.h.launch({ releaseRoot: t.fx.demoErl['1.0.0'], port, handoff: 'restart', appEnv: [['demo_erl', 'acceptors', 2]] });
     expect(await peer.erpc('application', 'get_env', [atom('demo_erl'), atom('acceptors')])).toEqual(tuple(atom('ok'), 2));
     const children = await peer.erpc('supervisor', 'count_children', [atom('demo_erl_endpoint')]);
     expect(children).toContainEqual(tuple(atom('workers'), 2));
@@ -136,9 +125,9 @@ describe('injected application env', () => {
 describe('connection to baton', () => {
   it('lost and found again: baton reconnects and the watchdog does not stop the peer', async () => {
     const port = await freePort();
-    const peer = await h.launch({ releaseRoot: fx.demoErl['1.0.0'], port, handoff: 'restart', orphanMs: 1500 });
+    const peer = await t.h.launch({ releaseRoot: t.fx.demoErl['1.0.0'], port, handoff: 'restart', orphanMs: 1500 });
     // The peer drops baton's connection (as a network blip would).
-    await peer.erpc('erlang', 'disconnect_node', [atom(h.node.name)]).catch(() => undefined);
+    await peer.erpc('erlang', 'disconnect_node', [atom(t.h.node.name)]).catch(() => undefined);
     await new Promise((r) => setTimeout(r, 3000));
     expect(peer.alive).toBe(true);
     const wd = await peer.erpc('baton_peer', 'watchdog', []);

@@ -5,30 +5,19 @@
  * config, blue-green cutovers under real load lose nothing, and the stop recipe is the
  * one that fits the server, with a fallback when its internals are not as expected.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { describeEndpoints, type Listener, type Peer } from '../../src/peer/index.js';
-import { fixtures, type Fixtures } from '../support/fixtures.js';
 import { startLoad, type LoadResult } from '../support/load.js';
 import { freePort, getOnce } from '../support/nodes.js';
-import { harness, type Harness } from '../support/peers.js';
+import { useHarness } from '../support/peers.js';
 
-let fx: Fixtures;
-let h: Harness;
-
-beforeAll(async () => {
-  fx = await fixtures();
-  h = await harness();
-});
-
-afterAll(async () => {
-  await h?.close();
-});
+const t = useHarness();
 
 const env = { ...process.env, SECRET_KEY_BASE: 's'.repeat(64), PHX_HOST: 'example.com' };
 
 async function launch(adapter: 'bandit' | 'cowboy', l: Listener, lines: string[] = [], connectTo?: string[]): Promise<Peer> {
-  return h.launch({
-    releaseRoot: fx.demoPhx[adapter],
+  return t.h.launch({
+    releaseRoot: t.fx.demoPhx[adapter],
     port: l.port,
     handoff: 'fd',
     listener: l,
@@ -42,7 +31,7 @@ const recipes = { bandit: 'thousand_island', cowboy: 'ranch' } as const;
 
 describe.each(['bandit', 'cowboy'] as const)('Phoenix on %s', (adapter) => {
   it('the generated runtime.exs (ip ::, PORT) gives way to the handed fd: served over IPv4 and IPv6', async () => {
-    const l = h.bind('::');
+    const l = t.h.bind('::');
     const lines: string[] = [];
     const p = await launch(adapter, l, lines);
     expect(lines.join('\n')).toMatch(/DemoPhxWeb\.Endpoint \(demo_phx, \w+\) listens on the handed socket \(fd 3\)/);
@@ -54,7 +43,7 @@ describe.each(['bandit', 'cowboy'] as const)('Phoenix on %s', (adapter) => {
   });
 
   it('blue-green under 16 fresh-connection clients: no request fails, in-flight slow requests finish', async () => {
-    const l = h.bind('::');
+    const l = t.h.bind('::');
     let a = await launch(adapter, l);
     const load = startLoad({ port: l.port, clients: 16, mode: 'fresh' });
     await load.answered(5);
@@ -82,7 +71,7 @@ describe('Phoenix in reuseport mode', () => {
     const port = await freePort();
     const lines: string[] = [];
     const launchReuse = (adapter: 'bandit' | 'cowboy', p: number): Promise<Peer> =>
-      h.launch({ releaseRoot: fx.demoPhx[adapter], port: p, handoff: 'reuseport', env, progress: (s) => lines.push(s) });
+      t.h.launch({ releaseRoot: t.fx.demoPhx[adapter], port: p, handoff: 'reuseport', env, progress: (s) => lines.push(s) });
     const a = await launchReuse('cowboy', port);
     const b = await launchReuse('cowboy', port);
     expect(lines.join('\n')).toContain('DemoPhxWeb.Endpoint (demo_phx, cowboy) binds its port with SO_REUSEPORT');
@@ -99,7 +88,7 @@ describe('Phoenix in reuseport mode', () => {
 
 /** Blue-green cutovers under keep-alive clients; every stop must run the adapter's recipe and leave nothing busy. */
 async function keepAliveCutovers(adapter: 'bandit' | 'cowboy', clients: number, cutovers: number, drainMs: number): Promise<LoadResult> {
-  const l = h.bind('::');
+  const l = t.h.bind('::');
   let a = await launch(adapter, l);
   const load = startLoad({ port: l.port, clients, mode: 'keepalive' });
   await load.answered(5);
@@ -130,10 +119,10 @@ describe('Phoenix on bandit, keep-alive clients', () => {
 
 describe('Phoenix on bandit, when ThousandIsland is not shaped as the recipe expects', () => {
   it('falls back, says why, and in-flight requests still finish while the new peer serves', async () => {
-    const l = h.bind('::');
+    const l = t.h.bind('::');
     const a = await launch('bandit', l);
     // One acceptor supervisor without its acceptor child (as a future version might be shaped).
-    await h.node.eval(
+    await t.h.node.eval(
       a.node,
       `[Srv] = baton_endpoint:ti_servers(),
        {_, Pool, _, _} = lists:keyfind(acceptor_pool_supervisor, 1, supervisor:which_children(Srv)),

@@ -3,11 +3,12 @@
  * last-resort kill of every peer's process group when the test process exits.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
+import { afterAll, beforeAll } from 'vitest';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Node } from '../../src/distribution/index.js';
 import { Peer, bindListener, killGroup, type LaunchOptions, type Listener } from '../../src/peer/index.js';
-import { fixtures } from './fixtures.js';
+import { fixtures, type Fixtures } from './fixtures.js';
 import { newCookie, uniqueName } from './nodes.js';
 
 const pids = new Set<number>();
@@ -28,6 +29,22 @@ export interface Harness {
   bind(host?: string): Listener;
   launch(o: Omit<LaunchOptions, 'batonNode' | 'cookie' | 'stateDir' | 'helperEbin'> & { stateDir?: string }): Promise<Peer>;
   close(): Promise<void>;
+}
+
+/**
+ * A test file's fixtures and harness: opened before its tests (`beforeAll`) and closed
+ * after them (`afterAll`). Read `fx` and `h` inside tests and hooks, not at load time.
+ */
+export function useHarness(): { fx: Fixtures; h: Harness } {
+  const suite = {} as { fx: Fixtures; h: Harness };
+  beforeAll(async () => {
+    suite.fx = await fixtures();
+    suite.h = await harness();
+  });
+  afterAll(async () => {
+    await suite.h?.close();
+  });
+  return suite;
 }
 
 export async function harness(): Promise<Harness> {

@@ -10,6 +10,7 @@ const here = dirname(fileURLToPath(import.meta.url));
 export const ERL_TEST_EBIN = join(here, '..', '..', '_build', 'default', 'lib', 'baton', 'test', 'erl');
 
 let counter = 0;
+/** Names that print as plain atoms (`_`, not test/support's `-`): tests match `io:format` output with them. */
 export function uniqueName(prefix: string): string {
   return `${prefix}_${process.pid}_${++counter}_${Date.now() % 100000}`;
 }

@@ -12,15 +12,6 @@ export function defaultBusyPollMs(cpus = availableParallelism()): number {
 }
 
 /**
- * Requests of this many bytes or more do not start polling. The peer spends longer on a
- * large request, and polling takes one of the CPUs it needs: measured interleaved in one
- * process on 2 CPUs, polling after a 64 KiB echo request took its p50 from 154 to 120 µs
- * but its p99 from 272 to 410 µs (16 KiB: p50 111 → 71, p99 189 → 243), whereas after a
- * 4 KiB one it improved both (p50 100 → 61, p99 183 → 135).
- */
-export const POLL_REQUESTS_BELOW = 16 * 1024;
-
-/**
  * Busy polling while replies are awaited, as BEAM schedulers busy-wait (`+sbwt`)
  * before they sleep.
  *

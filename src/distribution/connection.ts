@@ -99,13 +99,10 @@ export class Connection {
     // Everything sent until the current tick's microtasks have run (all the callers
     // woken by one read, say) leaves in one write, without waiting a loop phase.
     if (this.queued.length === 0) process.nextTick(this.flush);
-    let bytes = 0;
     for (const b of bufs) {
       this.queued.push(b);
-      bytes += b.length;
+      this.queuedBytes += b.length;
     }
-    this.queuedBytes += bytes;
-    this.lastFrameBytes = bytes;
     this.wroteSinceTick = true;
     if (this.socket.writableLength + this.queuedBytes > this.opts.maxSendQueueBytes) {
       // The peer has stopped reading; holding more would only grow our memory until the tick timeout.
@@ -117,8 +114,6 @@ export class Connection {
 
   private queued: Buffer[] = [];
   private queuedBytes = 0;
-  /** Size of the frame most recently queued, length header included. */
-  lastFrameBytes = 0;
   private readonly flush = (): void => {
     const q = this.queued;
     const bytes = this.queuedBytes;

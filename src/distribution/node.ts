@@ -21,7 +21,7 @@ import {
   TimeoutError,
 } from './errors.js';
 import { defaultEpmdPort, epmdNames, epmdPortPlease, epmdRegister, startEpmdDaemon, type NamesResponse, type Registration } from './epmd.js';
-import { BusyPoll, POLL_REQUESTS_BELOW, defaultBusyPollMs } from './busy-poll.js';
+import { BusyPoll, defaultBusyPollMs } from './busy-poll.js';
 import { ErpcCalls, erpcMfa, spawnOptions } from './erpc.js';
 import { DFLAG, OUR_FLAGS, hasFlag } from './flags.js';
 import { AlreadyConnected, ClientHandshake, ServerHandshake, SimultaneousConnectLost, type Admission, type HandshakeIdentity } from './handshake.js';
@@ -685,11 +685,6 @@ export class Node extends EventEmitter {
     }
   }
 
-  /** Whether the event loop is polling for awaited erpc answers right now (`busyPollMs`). */
-  get busyPolling(): boolean {
-    return this.busyPoll.active;
-  }
-
   /** Expose a TS function to peers as `erpc:call(baton@host, Module, Function, Args)`. */
   expose(module: string, fun: string, handler: ExposedFunction): void {
     this.exposed.set(`${module}:${fun}`, handler);
@@ -762,7 +757,7 @@ export class Node extends EventEmitter {
       args: [res, m, f, args],
     };
     const answer = this.calls.call(conn, reqId, res, spawn, options.timeoutMs, () => `erpc ${peer} ${m.name}:${f.name}/${args.length}`);
-    if (conn.lastFrameBytes < POLL_REQUESTS_BELOW) this.busyPoll.arm();
+    this.busyPoll.arm();
     return answer;
   }
 

@@ -195,25 +195,6 @@ describe('erpc', () => {
     expect(wrong).toEqual([]);
   });
 
-  it('polls for the answer to a small request, not to a large one (the peer needs the CPU for it)', async () => {
-    const polling = await startBaton({ cookie: COOKIE, busyPollMs: 2000 });
-    await polling.connect(peer.name);
-    const small = polling.erpc(peer.name, 'baton_dist_helper', 'sleep_then', [300, atom('small')]);
-    expect(polling.busyPolling).toBe(true);
-    expect(await small).toBe(atom('small'));
-    await expect.poll(() => polling.busyPolling, { timeout: 5000, interval: 5 }).toBe(false);
-    const payload = Buffer.alloc(20_000, 1);
-    const large = polling.erpc(peer.name, 'baton_dist_helper', 'sleep_then', [300, payload]);
-    expect(polling.busyPolling).toBe(false);
-    expect(await large).toEqual(payload);
-    // Off: no polling at all.
-    const off = await startBaton({ cookie: COOKIE, busyPollMs: 0 });
-    await off.connect(peer.name);
-    const none = off.erpc(peer.name, 'baton_dist_helper', 'sleep_then', [100, atom('x')]);
-    expect(off.busyPolling).toBe(false);
-    await none;
-  });
-
   it('a timeout rejects with TimeoutError and kills the remote process', async () => {
     const before = (await baton.erpc(peer.name, 'erlang', 'system_info', [atom('process_count')])) as number;
     const started = Date.now();

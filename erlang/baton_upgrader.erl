@@ -9,9 +9,10 @@
 %%  2. prepare: every binary goes through erlang:prepare_loading (code:prepare_loading)
 %%     before any process is touched, so a corrupt beam aborts with nothing changed;
 %%  3. suspend, in parallel, with one timeout per process, only the processes running a
-%%     changed module (current function, initial call, proc_lib's $initial_call); a
-%%     behaviour process whose callback changed that does not answer in time aborts the
-%%     upgrade with all resumed (see #target{} for the others);
+%%     changed module (current function, initial call, proc_lib's $initial_call, and a
+%%     gen_event manager's handler modules, asked with get_modules as release_handler
+%%     does); a behaviour process whose callback changed that does not answer in time
+%%     aborts the upgrade with all resumed (see #target{} for the others);
 %%  4. finish_loading: all new code becomes current at once;
 %%  5. sys:change_code on each suspended process whose callback module changed; if one
 %%     crashes, the saved old binaries are loaded back and the states that had already
@@ -71,11 +72,13 @@
                      not_suspended := [pid()],
                      atom() => term()}.
 
-%% A process found running a changed module. Callback: the module sys:change_code is
-%% called with, when the module proc_lib started it in changed. Kind:
+%% A process found running a changed module. Callbacks: the modules sys:change_code is
+%% called with: the callback module proc_lib started it with, when changed, or a
+%% gen_event manager's changed handler modules (one change_code each). Kind:
 %%  required    an OTP behaviour process (gen_server, gen_statem, supervisor) whose
-%%              callback module changed: it must be suspended and migrated, and one
-%%              that does not answer in time aborts the upgrade;
+%%              callback module changed, or a gen_event manager with a changed handler:
+%%              it must be suspended and migrated, and one that does not answer in time
+%%              aborts the upgrade;
 %%  incidental  any other proc_lib process running a changed module (seen in it right
 %%              now, or a special process looping in it): asked to suspend too, and
 %%              migrated if it is sys-compliant and answers; if it does not answer, it
@@ -87,7 +90,7 @@
 -record(target, {pid :: pid(),
                  name :: atom(),
                  initial_call :: mfa() | undefined,
-                 callback :: module() | undefined,
+                 callbacks :: [module()],
                  kind :: required | incidental | plain}).
 
 -define(DEFAULT_TIMEOUT, 5000).
@@ -245,7 +248,8 @@ load(Changed, Added, SuspendTimeout, CodeTimeout, Cfg, R) ->
                 {error, Reason} ->
                     R#{status => error, reason => Reason};
                 ok ->
-                    Targets = find_targets(maps:from_list([{M, true} || M <- ChangedMods])),
+                    Targets = find_targets(maps:from_list([{M, true} || M <- ChangedMods]),
+                                           SuspendTimeout),
                     swap(Prepared, Targets, OldBins, Vsns, mods(Added),
                          SuspendTimeout, CodeTimeout, Cfg, R)
             end
@@ -326,9 +330,10 @@ purge_before_load(Mods) ->
 
 %% Processes running a changed module: by current function, initial call, and
 %% proc_lib's $initial_call (which names the behaviour's callback module:
-%% {Mod, init, 1} for gen_server/gen_statem, {supervisor, Mod, 1} for supervisors).
--spec find_targets(#{module() => true}) -> [#target{}].
-find_targets(Changed) ->
+%% {Mod, init, 1} for gen_server/gen_statem, {supervisor, Mod, 1} for supervisors,
+%% {gen_event, init_it, 6} for a gen_event manager, whose handlers it is asked for).
+-spec find_targets(#{module() => true}, timeout()) -> [#target{}].
+find_targets(Changed, Timeout) ->
     %% Not the caller either: it waits in baton_upgrader:upgrade/2, and sys messages
     %% mean nothing to it.
     Skip = case get(baton_upgrader_protect) of
@@ -337,11 +342,11 @@ find_targets(Changed) ->
            end,
     lists:filtermap(
       fun(Pid) ->
-              not lists:member(Pid, Skip) andalso target(Pid, Changed)
+              not lists:member(Pid, Skip) andalso target(Pid, Changed, Timeout)
       end, erlang:processes()).
 
--spec target(pid(), #{module() => true}) -> false | {true, #target{}}.
-target(Pid, Changed) ->
+-spec target(pid(), #{module() => true}, timeout()) -> false | {true, #target{}}.
+target(Pid, Changed, Timeout) ->
     case erlang:process_info(Pid, [current_function, initial_call, registered_name]) of
         undefined ->
             false;
@@ -350,19 +355,20 @@ target(Pid, Changed) ->
                           {proc_lib, init_p, 5} -> proc_lib_initial_call(Pid);
                           _ -> undefined
                       end,
-            {Callback, Behaviour} =
+            {Callbacks, Behaviour} =
                 case ProcLib of
                     {supervisor, SupMod, 1} -> {changed(SupMod, Changed), true};
+                    {gen_event, init_it, 6} -> {changed_handlers(Pid, Changed, Timeout), true};
                     {CbMod, init, 1} -> {changed(CbMod, Changed), true};
                     {CbMod, _, _} -> {changed(CbMod, Changed), false};
-                    undefined -> {undefined, false}
+                    undefined -> {[], false}
                 end,
             Kind = if
-                       Callback =/= undefined, Behaviour -> required;
+                       Callbacks =/= [], Behaviour -> required;
                        ProcLib =/= undefined -> incidental;
                        true -> plain
                    end,
-            Running = Callback =/= undefined
+            Running = Callbacks =/= []
                 orelse is_changed(Cur, Changed) orelse is_changed(Init, Changed),
             Running andalso
                 {true, #target{pid = Pid,
@@ -371,7 +377,7 @@ target(Pid, Changed) ->
                                                   undefined -> mfa_or_undefined(Init);
                                                   _ -> ProcLib
                                               end,
-                               callback = Callback,
+                               callbacks = Callbacks,
                                kind = Kind}}
     end.
 
@@ -387,11 +393,22 @@ proc_lib_initial_call(Pid) ->
             undefined
     end.
 
--spec changed(module(), #{module() => true}) -> module() | undefined.
+-spec changed(module(), #{module() => true}) -> [module()].
 changed(M, Changed) ->
     case maps:is_key(M, Changed) of
-        true -> M;
-        false -> undefined
+        true -> [M];
+        false -> []
+    end.
+
+%% The changed modules among a gen_event manager's handlers. One that does not say
+%% (busy past the timeout, or gone) is left as any process is: judged by what it runs.
+-spec changed_handlers(pid(), #{module() => true}, timeout()) -> [module()].
+changed_handlers(Pid, Changed, Timeout) ->
+    try gen:call(Pid, self(), get_modules, Timeout) of
+        {ok, Mods} when is_list(Mods) -> [M || M <- Mods, maps:is_key(M, Changed)];
+        _ -> []
+    catch
+        exit:_ -> []
     end.
 
 -spec is_changed(term(), #{module() => true}) -> boolean().
@@ -418,13 +435,14 @@ swap(Prepared, Targets, OldBins, Vsns, Added, SuspendTimeout, CodeTimeout, Cfg, 
     %% are handled in the same wake-up, and the state it had before any new code is
     %% kept to undo a failed migration. The requests are built before the window.
     SuspendReqs = lists:foldr(
-                    fun(#target{pid = P, callback = Cb}, Acc) when Snapshot, Cb =/= undefined ->
+                    fun(#target{pid = P, callbacks = [_ | _]}, Acc) when Snapshot ->
                             [{P, P, suspend}, {{state, P}, P, get_state} | Acc];
                        (#target{pid = P}, Acc) ->
                             [{P, P, suspend} | Acc]
                     end, [], Asked),
-    CodeReqs = [{P, P, {change_code, Cb, maps:get(Cb, Vsns), Extra}}
-                || #target{pid = P, callback = Cb} <- Asked, Cb =/= undefined],
+    %% Keyed {Pid, Module}: a gen_event manager gets one change_code per handler module.
+    CodeReqs = [{{P, Cb}, P, {change_code, Cb, maps:get(Cb, Vsns), Extra}}
+                || #target{pid = P, callbacks = Cbs} <- Asked, Cb <- Cbs],
     ResumeReqs = [{P, P, resume} || P <- Pids],
     S0 = now_us(),
     Outcome = try
@@ -503,7 +521,7 @@ suspended(Prepared, SuspendReqs, CodeReqs, Required, OldBins, Added, SuspendTime
                     %% Those that exited run nothing any more; those that did not
                     %% answer go on in the code they are in, unmigrated.
                     Skip = maps:from_list(Bad),
-                    Left = [R || {P, _, _} = R <- CodeReqs, not maps:is_key(P, Skip)],
+                    Left = [R || {_, P, _} = R <- CodeReqs, not maps:is_key(P, Skip)],
                     migrate(Prepared, Left, Ok, TimedOut, Replies, OldBins, Added,
                             CodeTimeout)
             end
@@ -527,15 +545,16 @@ migrate(Prepared, CodeReqs, Suspended, Busy, States, OldBins, Added, Timeout) ->
 -spec migrated([reply()], [reply()], [{module(), {ok, beam()} | none}], [module()],
                timeout(), outcome()) -> outcome().
 migrated(Replies, States, OldBins, Added, Timeout, Base) ->
-    case [{P, W} || {P, R} <- Replies, W <- [change_code_failure(R)], W =/= none] of
+    case [{P, W} || {{P, _}, R} <- Replies, W <- [change_code_failure(R)], W =/= none] of
         [] ->
             Base#{status => ok};
         Failed ->
             Snapshots = [{P, S} || {{state, P}, R} <- States, {ok, S} <- [snapshot(R)]],
             %% A process whose change_code timed out may still complete it: its state
-            %% is put back too, by a message queued behind it.
-            Migrated = [P || {P, R} <- Replies,
-                             R =:= timeout orelse not lists:keymember(P, 1, Failed)],
+            %% is put back too, by a message queued behind it. So is a gen_event
+            %% manager's when any of its handlers was migrated.
+            Migrated = lists:usort([P || {{P, _}, R} <- Replies,
+                                         R =:= timeout orelse change_code_failure(R) =:= none]),
             NotRolledBack = rollback(OldBins, Added, Migrated, Snapshots, Timeout),
             Base#{status => change_code_failed, failed => Failed,
                   not_rolled_back => NotRolledBack,

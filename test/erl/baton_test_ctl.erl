@@ -3,7 +3,8 @@
 %% the value as one JSON line ("@@" + {"ok": V} or {"error": "..."}) on stdout.
 %% It also holds the helpers those expressions call.
 -module(baton_test_ctl).
--export([main/0, load/2, beams/1, beams/2, json/1, module_binary/2, corrupt_code/1]).
+-export([main/0, load/2, beams/1, beams/2, json/1, module_binary/2, module_from_source/1,
+         corrupt_code/1]).
 
 -spec main() -> no_return().
 main() ->
@@ -64,6 +65,21 @@ module_binary(Name, Value) ->
              {function, 4, loop, 0, [Loop]}],
     {ok, Name, Bin} = compile:forms(Forms, [binary]),
     Bin.
+
+%% A module compiled here from its source text.
+-spec module_from_source(string()) -> binary().
+module_from_source(Text) ->
+    {ok, Tokens, _} = erl_scan:string(Text),
+    {ok, _, Bin} = compile:forms(forms(Tokens, [], []), [binary]),
+    Bin.
+
+forms([], [], Acc) ->
+    lists:reverse(Acc);
+forms([{dot, _} = Dot | Rest], Cur, Acc) ->
+    {ok, Form} = erl_parse:parse_form(lists:reverse([Dot | Cur])),
+    forms(Rest, [], [Form | Acc]);
+forms([T | Rest], Cur, Acc) ->
+    forms(Rest, [T | Cur], Acc).
 
 %% The same beam with the bytes of its Code chunk overwritten: its md5 is computed
 %% happily, only the loader can tell it is broken.

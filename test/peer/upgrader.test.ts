@@ -3,6 +3,8 @@
  * broken variants of it). The upgrader and a probe are loaded into the peer from
  * binaries, as baton will load them; a hidden control node drives them over erpc.
  */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { fixtures, type Fixtures } from '../support/fixtures.js';
@@ -289,6 +291,55 @@ describe('baton_upgrader, demo_erl 1.0.0 -> 1.0.1', () => {
     expect(r).toMatchObject({ status: 'error', reason: 'change_code_failed', rolled_back: true, not_rolled_back: ['baton_test_hand'] });
     expect(await md5('demo_erl_counter')).toBe(before);
     expect(await getJson(peer!.port, '/counter')).toEqual({ count: 2, state: 'integer' });
+  });
+
+  describe('a gen_event handler whose module changed', () => {
+    // Versions of one handler module: 1 keeps an integer, 2 a map (its code_change
+    // converts), 3's code_change crashes. Version 1 is loaded from a file, so that a
+    // rollback finds its binary.
+    const dir = mkdtempSync(join(tmpdir(), 'baton-evh-'));
+    const beamFile = join(dir, 'baton_test_evh.beam');
+    afterAll(() => rmSync(dir, { recursive: true, force: true }));
+    const source = (vsn: 1 | 2 | 3): string => {
+      const common = `-module(baton_test_evh). -behaviour(gen_event).
+        -export([init/1, handle_event/2, handle_call/2, handle_info/2, code_change/3]).
+        handle_info(_, S) -> {ok, S}.`;
+      const body = {
+        1: `init(_) -> {ok, 0}. handle_event(bump, N) -> {ok, N + 1}. handle_call(get, N) -> {ok, {v1, N}, N}.
+            code_change(_, S, _) -> {ok, S}.`,
+        2: `init(_) -> {ok, #{count => 0}}. handle_event(bump, #{count := N} = S) -> {ok, S#{count := N + 1}}.
+            handle_call(get, S) -> {ok, {v2, S}, S}. code_change(_, N, _) when is_integer(N) -> {ok, #{count => N}}.`,
+        3: `init(_) -> {ok, 0}. handle_event(bump, N) -> {ok, N + 1}. handle_call(get, N) -> {ok, {v3, N}, N}.
+            code_change(_, _, _) -> error(boom).`,
+      }[vsn];
+      return `baton_test_ctl:module_from_source("${common} ${body}")`;
+    };
+    const handler = (vsn: 2 | 3): string => `{baton_test_evh, "${beamFile}", ${source(vsn)}}`;
+
+    beforeEach(async () => {
+      await ctl.eval(`file:write_file("${beamFile}", ${source(1)})`);
+      await ctl.eval(on('code:load_binary', `baton_test_evh, "${beamFile}", ${source(1)}`));
+      await ctl.eval(on('gen_event:start', '{local, baton_test_em}'));
+      await ctl.eval(on('gen_event:add_handler', 'baton_test_em, baton_test_evh, []'));
+      for (let i = 0; i < 3; i++) await ctl.eval(on('gen_event:sync_notify', 'baton_test_em, bump'));
+    });
+
+    it("suspends its manager (found with get_modules) and migrates the handler's state", async () => {
+      const r = await upgrade(`[${handler(2)}]`);
+      expect(r.status).toBe('ok');
+      expect(r.reloaded).toEqual(['baton_test_evh']);
+      expect(names(r.suspended)).toContain('baton_test_em');
+      expect(await ctl.eval(on('gen_event:call', 'baton_test_em, baton_test_evh, get'))).toEqual(['v2', { count: 3 }]);
+      await ctl.eval(on('gen_event:sync_notify', 'baton_test_em, bump'));
+      expect(await ctl.eval(on('gen_event:call', 'baton_test_em, baton_test_evh, get'))).toEqual(['v2', { count: 4 }]);
+    });
+
+    it("a crashing handler code_change rolls back to the old code and the handler's old state", async () => {
+      const r = await upgrade(`[${handler(3)}]`);
+      expect(r).toMatchObject({ status: 'error', reason: 'change_code_failed', rolled_back: true, not_rolled_back: [] });
+      expect(names(r.change_code_failed.map(([p]) => p))).toEqual(['baton_test_em']);
+      expect(await ctl.eval(on('gen_event:call', 'baton_test_em, baton_test_evh, get'))).toEqual(['v1', 3]);
+    });
   });
 
   it('refuses a sticky (OTP) module before suspending anything', async () => {

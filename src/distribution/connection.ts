@@ -151,16 +151,10 @@ export class Connection {
     try {
       for (let f = this.reader.next(); f !== undefined; f = this.reader.next()) {
         if (f.length === 0) continue; // tick
-        const slab = this.slab;
-        if (slab === undefined) {
-          const { ctl, payload } = decodeFrame(f);
-          this.opts.onMessage(decodeControl(ctl, payload), this);
-        } else {
-          const { ctl, payload, views } = decodeFrame(f, SlabReads.decodeOptions);
-          // A binary that is a view into the slab must never see it overwritten.
-          if (views > 0) slab.pin(f.buffer);
-          this.opts.onMessage(decodeControl(ctl, payload), this);
-        }
+        const { ctl, payload, views } = decodeFrame(f, this.slab === undefined ? undefined : SlabReads.decodeOptions);
+        // A binary that is a view into a slab must never see it overwritten.
+        if (views > 0) this.slab?.pin(f.buffer);
+        this.opts.onMessage(decodeControl(ctl, payload), this);
         if (this.closed) return;
       }
     } catch (err) {

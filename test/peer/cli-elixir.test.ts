@@ -1,21 +1,14 @@
 /** `baton run` with the Elixir release: runtime config from the run's environment, and remsh through iex. */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { fixtures, type Fixtures } from '../support/fixtures.js';
+import { describe, expect, it } from 'vitest';
 import { freePort, getOnce } from '../support/nodes.js';
-import { cleanupRuns, peerNode, remshEval, runEnv, startRun } from '../support/run.js';
+import { peerNode, remshEval, runEnv, startRun, useRuns } from '../support/run.js';
 
-let fx: Fixtures;
-
-beforeAll(async () => {
-  fx = await fixtures();
-});
-
-afterAll(cleanupRuns);
+const t = useRuns();
 
 describe('baton run (Elixir)', () => {
   it('runs demo_ex with its runtime config; remsh opens iex on the peer', async () => {
     const port = await freePort();
-    const env = runEnv(fx.demoEx, { BATON_PORT: String(port), DEMO_EX_VALUE: 'cli' });
+    const env = runEnv(t.fx.demoEx, { BATON_PORT: String(port), DEMO_EX_VALUE: 'cli' });
     const run = startRun(env);
     const node = await peerNode(env);
     expect(await getOnce(`http://127.0.0.1:${port}/`)).toMatchObject({ node, runtime_value: 'CLI/prod', consolidated: true });

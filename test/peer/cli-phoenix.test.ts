@@ -4,25 +4,18 @@
  * on `::` and injected into the endpoint, `baton status` names what it found, and
  * SIGTERM stops the peer by the ThousandIsland recipe.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { baton } from '../support/cli.js';
-import { fixtures, type Fixtures } from '../support/fixtures.js';
 import { freePort, getOnce, uniqueName } from '../support/nodes.js';
-import { cleanupRuns, peerNode, remshEval, runEnv, startRun } from '../support/run.js';
+import { peerNode, remshEval, runEnv, startRun, useRuns } from '../support/run.js';
 
-let fx: Fixtures;
-
-beforeAll(async () => {
-  fx = await fixtures();
-});
-
-afterAll(cleanupRuns);
+const t = useRuns();
 
 describe('baton run, Phoenix on Fly', () => {
   it('FLY_PRIVATE_IP=::1: <app>-<ref>-<gen>@::1, served over IPv4 and IPv6, status names the endpoints, remsh reaches it, SIGTERM stops by the recipe', async () => {
     const port = await freePort();
     const app = uniqueName('fly').replace(/[^a-z0-9-]/g, '-');
-    const env = runEnv(fx.demoPhx.bandit, {
+    const env = runEnv(t.fx.demoPhx.bandit, {
       BATON_PORT: String(port),
       FLY_PRIVATE_IP: '::1',
       FLY_APP_NAME: app,
@@ -54,7 +47,7 @@ describe('baton run, Phoenix on Fly', () => {
   });
 
   it('baton status without a running peer says so in one sentence and exits 1', () => {
-    const env = runEnv(fx.demoPhx.bandit);
+    const env = runEnv(t.fx.demoPhx.bandit);
     const r = baton(['status'], env);
     expect(r.status).toBe(1);
     expect(r.stdout).toBe('');

@@ -3,31 +3,24 @@
  * `baton peer-node`, `baton eval`, `baton remsh`, against the real demo release.
  */
 import { existsSync } from 'node:fs';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { pidAlive, readRecord, recordPath } from '../../src/peer/index.js';
 import { baton } from '../support/cli.js';
-import { fixtures, type Fixtures } from '../support/fixtures.js';
 import { Control, freePort, getOnce } from '../support/nodes.js';
-import { cleanupRuns, peerNode, remshEval, runEnv, startRun } from '../support/run.js';
+import { peerNode, remshEval, runEnv, startRun, useRuns } from '../support/run.js';
 
-let fx: Fixtures;
-
-beforeAll(async () => {
-  fx = await fixtures();
-});
-
-afterAll(cleanupRuns);
+const t = useRuns();
 
 describe('baton run', () => {
   it('runs the release as a peer; peer-node names it; an erl -hidden node calls it; eval; restart on exit; SIGTERM stops it', async () => {
     const port = await freePort();
-    const env = runEnv(fx.demoErl['1.0.0'], { BATON_PORT: String(port) });
+    const env = runEnv(t.fx.demoErl['1.0.0'], { BATON_PORT: String(port) });
     const run = startRun(env);
     const node = await peerNode(env);
     expect(node).toMatch(new RegExp(`^${env['RELEASE_NODE']}-\\d+@`));
     expect(await getOnce(`http://127.0.0.1:${port}/`)).toEqual({ version: '1.0.0', node });
 
-    const ctl = new Control(fx.erlEbin, env['BATON_COOKIE']!);
+    const ctl = new Control(t.fx.erlEbin, env['BATON_COOKIE']!);
     try {
       expect(await ctl.eval(`erpc:call('${node}', demo_erl_counter, bump, [])`)).toEqual([1, 'integer']);
     } finally {
@@ -60,7 +53,7 @@ describe('baton run', () => {
   });
 
   it('exits 1 when the first peer cannot start after its attempts', async () => {
-    const env = runEnv(fx.demoBad, { BATON_PORT: String(await freePort()), DEMO_BAD: 'crash', BATON_START_ATTEMPTS: '2', BATON_HANDOFF: 'restart' });
+    const env = runEnv(t.fx.demoBad, { BATON_PORT: String(await freePort()), DEMO_BAD: 'crash', BATON_START_ATTEMPTS: '2', BATON_HANDOFF: 'restart' });
     const run = startRun(env);
     expect(await run.exited).toBe(1);
     expect(run.output()).toMatch(/demo_bad_crashed/);
@@ -69,7 +62,7 @@ describe('baton run', () => {
 
   it('remsh opens an interactive shell on the peer', async () => {
     const port = await freePort();
-    const env = runEnv(fx.demoErl['1.0.0'], { BATON_PORT: String(port) });
+    const env = runEnv(t.fx.demoErl['1.0.0'], { BATON_PORT: String(port) });
     const run = startRun(env);
     const node = await peerNode(env);
     // Ctrl-G q leaves the shell without stopping the peer.
@@ -82,7 +75,7 @@ describe('baton run', () => {
 
 describe('two batons on one host', () => {
   it('each gets its own node name although both state dirs count generations from 1', async () => {
-    const envs = [runEnv(fx.demoErl['1.0.0'], { BATON_PORT: String(await freePort()) }), runEnv(fx.demoErl['1.0.0'], { BATON_PORT: String(await freePort()) })];
+    const envs = [runEnv(t.fx.demoErl['1.0.0'], { BATON_PORT: String(await freePort()) }), runEnv(t.fx.demoErl['1.0.0'], { BATON_PORT: String(await freePort()) })];
     const runs = envs.map((env) => startRun(env));
     const peers = await Promise.all(envs.map((env) => peerNode(env)));
     // The line reaches us through a pipe: it may land after the record is written.
@@ -101,7 +94,7 @@ describe('two batons on one host', () => {
 describe('baton run on Fly-style long names', () => {
   it('FLY_PRIVATE_IP: peers are <base>-<gen>@<ip> over inet6_tcp, the socket is dual stack, eval reaches it', async () => {
     const port = await freePort();
-    const env = runEnv(fx.demoErl['1.0.0'], { BATON_PORT: String(port), FLY_PRIVATE_IP: '::1' });
+    const env = runEnv(t.fx.demoErl['1.0.0'], { BATON_PORT: String(port), FLY_PRIVATE_IP: '::1' });
     delete env['BATON_BIND'];
     const run = startRun(env);
     const node = await peerNode(env);
@@ -118,7 +111,7 @@ describe('baton run on Fly-style long names', () => {
 describe('baton run stops cleanly', () => {
   it('SIGTERM while /slow requests are in flight: every one completes, then exit 0', async () => {
     const port = await freePort();
-    const env = runEnv(fx.demoErl['1.0.0'], { BATON_PORT: String(port) });
+    const env = runEnv(t.fx.demoErl['1.0.0'], { BATON_PORT: String(port) });
     const run = startRun(env);
     await peerNode(env);
     const pid = readRecord(env['BATON_STATE_DIR']!)!.osPid;

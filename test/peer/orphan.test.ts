@@ -2,25 +2,18 @@
  * `kill -9` of baton: the peer's watchdog stops it after BATON_ORPHAN_MS, unless a new
  * baton re-adopts it from the state dir's record first (then it is not restarted).
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { pidAlive, readRecord } from '../../src/peer/index.js';
 import { baton } from '../support/cli.js';
-import { fixtures, type Fixtures } from '../support/fixtures.js';
 import { freePort, getOnce } from '../support/nodes.js';
-import { cleanupRuns, peerNode, runEnv, startRun } from '../support/run.js';
+import { peerNode, runEnv, startRun, useRuns } from '../support/run.js';
 
-let fx: Fixtures;
-
-beforeAll(async () => {
-  fx = await fixtures();
-});
-
-afterAll(cleanupRuns);
+const t = useRuns();
 
 describe('orphaned peer', () => {
   it('halts after BATON_ORPHAN_MS once baton is killed', async () => {
     const port = await freePort();
-    const env = runEnv(fx.demoErl['1.0.0'], { BATON_PORT: String(port), BATON_ORPHAN_MS: '1500' });
+    const env = runEnv(t.fx.demoErl['1.0.0'], { BATON_PORT: String(port), BATON_ORPHAN_MS: '1500' });
     const run = startRun(env);
     await peerNode(env);
     const rec = readRecord(env['BATON_STATE_DIR']!)!;
@@ -37,7 +30,7 @@ describe('orphaned peer', () => {
 
   it('is re-adopted, not restarted, by a baton that comes back in time', async () => {
     const port = await freePort();
-    const env = runEnv(fx.demoErl['1.0.0'], { BATON_PORT: String(port), BATON_ORPHAN_MS: '20000' });
+    const env = runEnv(t.fx.demoErl['1.0.0'], { BATON_PORT: String(port), BATON_ORPHAN_MS: '20000' });
     const first = startRun(env);
     const node = await peerNode(env);
     const before = readRecord(env['BATON_STATE_DIR']!)!;

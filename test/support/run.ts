@@ -6,9 +6,10 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { expect } from 'vitest';
+import { afterAll, beforeAll, expect } from 'vitest';
 import { readRecord } from '../../src/peer/index.js';
 import { baton } from './cli.js';
+import { fixtures, type Fixtures } from './fixtures.js';
 import { repoRoot } from './erl.js';
 import { newCookie, uniqueName } from './nodes.js';
 import { trackPid } from './peers.js';
@@ -21,7 +22,20 @@ export function trackChild(c: ChildProcess): void {
   if (c.pid !== undefined) trackPid(c.pid);
 }
 
-export async function cleanupRuns(): Promise<void> {
+/**
+ * A test file's fixtures (`beforeAll`) and the cleanup of every run it started
+ * (`afterAll`). Read `fx` inside tests and hooks, not at load time.
+ */
+export function useRuns(): { fx: Fixtures } {
+  const suite = {} as { fx: Fixtures };
+  beforeAll(async () => {
+    suite.fx = await fixtures();
+  });
+  afterAll(cleanupRuns);
+  return suite;
+}
+
+async function cleanupRuns(): Promise<void> {
   for (const c of children) {
     if (c.pid !== undefined && c.exitCode === null) {
       try {

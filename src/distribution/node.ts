@@ -105,6 +105,8 @@ export class Node extends EventEmitter {
   private readonly opts: Required<Pick<NodeOptions, 'epmdPort' | 'epmdHost' | 'startEpmd' | 'listen' | 'netTicktime' | 'handshakeTimeoutMs' | 'maxFrameBytes' | 'maxSendQueueBytes' | 'maxPendingHandshakes'>> &
     Pick<NodeOptions, 'port' | 'log' | 'distFlags' | 'listenHost'>;
   private readonly busyPoll: BusyPoll;
+  /** Control messages received, so busy polling can tell a turn that brought something. */
+  private controlsIn = 0;
   creation = 0;
   private started: Promise<void> | undefined;
   private ready = false;
@@ -161,7 +163,11 @@ export class Node extends EventEmitter {
       log: options.log,
       distFlags: options.distFlags,
     };
-    this.busyPoll = new BusyPoll(options.busyPollMs ?? defaultBusyPollMs(), () => this.calls.size > 0);
+    this.busyPoll = new BusyPoll(
+      options.busyPollMs ?? defaultBusyPollMs(),
+      () => this.calls.size > 0,
+      () => this.controlsIn,
+    );
   }
 
   /** Listens, registers with EPMD (that gives our creation), and starts the io server. Idempotent. */
@@ -620,6 +626,7 @@ export class Node extends EventEmitter {
   // ---------------------------------------------------------------- incoming control messages
 
   private onControl(msg: Control, conn: Connection): void {
+    this.controlsIn++;
     switch (msg.kind) {
       case 'send':
         if (msg.to.node === this.nodeAtom) this.localProcess(msg.to)?.deliver(msg.message);

@@ -69,3 +69,29 @@ describe('BusyPoll', () => {
     expect(turns).toBe(after);
   });
 });
+
+describe('BusyPoll between idle turns', () => {
+  /** Turns of a spinner over `ms`, after a warm-up in which its wait is calibrated. */
+  async function turnsOver(ms: number, progress: () => number, pauseUs: number): Promise<number> {
+    let turns = 0;
+    let awaiting = true;
+    const poll = new BusyPoll(10_000, () => (turns++, awaiting), progress, pauseUs);
+    poll.arm();
+    await new Promise((r) => setTimeout(r, 100));
+    const n = await turnsDuring(ms, () => turns);
+    awaiting = false;
+    await expect.poll(() => poll.active, { timeout: 2000, interval: 1 }).toBe(false);
+    return n;
+  }
+
+  it('waits about its pause in JS after a turn that brought nothing', async () => {
+    // 1 ms pauses: at most one turn per ms however fast the machine (plus the partial one).
+    expect(await turnsOver(100, () => 0, 1000)).toBeLessThanOrEqual(102);
+  });
+
+  it('does not wait after a turn that brought something', async () => {
+    let arrived = 0;
+    // Something arrives every turn: no 1 ms pauses, so far more than one turn per ms.
+    expect(await turnsOver(100, () => arrived++, 1000)).toBeGreaterThan(200);
+  });
+});

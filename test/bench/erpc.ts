@@ -12,6 +12,11 @@
  * scheduler and the caller share a core), which whole-side rounds of several seconds
  * each did not cancel: it moved ratios by up to 2× between runs.
  *
+ * Samples: both latency figures take `calls` samples per side per round. The 64 KiB
+ * echo used to take a fifth of that, and a p99 of 400 samples is the 4th-slowest call,
+ * which one young-generation GC or one preempted call decides; it swung that ratio
+ * between 0.8 and 2.5 from run to run.
+ *
  * Fairness, checked in both directions:
  * - Both sides call the same peer with the same call shape (SPAWN_REQUEST with a
  *   monitor, answered by SPAWN_REPLY and the monitor exit), no timeout (erpc:call/4 is
@@ -153,7 +158,7 @@ async function segment(side: Side, metric: 'tiny' | 'big' | 'tput1' | 'tput64', 
     return { tinyP50: p50, tinyP99: p99 };
   }
   if (metric === 'big') {
-    const [p50, p99] = await side.latency('big', Math.max(1, Math.floor(n / 5)));
+    const [p50, p99] = await side.latency('big', n);
     return { bigP50: p50, bigP99: p99 };
   }
   return { [metric]: await side.throughput(metric === 'tput1' ? 1 : 64, durMs) };
@@ -208,7 +213,7 @@ async function measure(args: string[]): Promise<void> {
     console.log(`${cpus().length} CPUs, load average ${loadavg().map((l) => l.toFixed(1)).join(' ')} (the machine's other work lands on both sides alike)`);
     console.log(
       `peer ${peerFull}; ${rounds} rounds, each metric measured by both sides back to back (order alternating); ` +
-        `${n} latency samples (${Math.floor(n / 5)} for 64 KiB), ${durMs} ms per throughput run; baton busyPollMs=${busyPollMs}`,
+        `${n} latency samples per figure, ${durMs} ms per throughput run; baton busyPollMs=${busyPollMs}`,
     );
     const sides = { native: nativeSide(node, driverFull, peerFull), baton: batonSide(node, peerFull) };
     // JIT warm-up for baton (the BEAM needs none beyond each segment's own).

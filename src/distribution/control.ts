@@ -300,8 +300,10 @@ const LARGE_TUPLE_EXT = 105;
 function hasLargeBinary(term: Term, depth: number): boolean {
   if (term instanceof Uint8Array) return term.length >= ZERO_COPY_BINARY;
   if (depth === 0) return false;
-  if (Array.isArray(term)) return term.some((t) => hasLargeBinary(t, depth - 1));
-  if (term instanceof Tuple) return term.elements.some((t) => hasLargeBinary(t, depth - 1));
+  const elements = Array.isArray(term) ? term : term instanceof Tuple ? term.elements : undefined;
+  if (elements === undefined) return false;
+  // A loop rather than `some` with a closure: this runs for every frame sent.
+  for (let i = 0; i < elements.length; i++) if (hasLargeBinary(elements[i]!, depth - 1)) return true;
   return false;
 }
 

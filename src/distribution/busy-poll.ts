@@ -25,6 +25,22 @@ export function defaultBusyPollMs(cpus = availableParallelism()): number {
 const PAUSE_US = 5;
 
 /**
+ * From this many replies awaited, a turn that brought nothing is followed by a sleep of
+ * `SLEEP_US` instead: with that much work queued at the peer (~15 µs of its CPU per
+ * call), baton gives its CPU to the peer and lets replies gather, so it reads, decodes
+ * and writes them in larger batches (fewer syscalls per call on both sides), as network
+ * drivers moderate interrupts under load. Measured interleaved in one process against
+ * spinning, over several runs: +3–10% calls/s with 32–64 concurrent callers (one short
+ * run: −2% at 64), the same with 16. Below the threshold it would stall the pipeline:
+ * with 8 callers sleeping cost a third of the throughput, as the peer had finished its
+ * few calls long before baton woke.
+ */
+const CROWD = 32;
+/** The sleep of a crowded idle turn (a futex wait: the kernel may add its 50 µs timer slack). */
+const SLEEP_US = 50;
+const sleeper = new Int32Array(new SharedArrayBuffer(4));
+
+/**
  * A wait of about `us` on the CPU that allocates nothing while it runs: reading a clock
  * allocates (`performance.now()` a heap number, `process.hrtime()` an array), so the
  * wait is a loop whose length is re-measured after every wait and scaled toward `us`.
@@ -63,7 +79,8 @@ const pause = new Pause();
  * a request goes out the loop keeps turning and picks the reply up at once. The window
  * closes as soon as nothing is awaited, so an idle node costs nothing. A turn that
  * brought nothing (`progress` unchanged) is followed by a short wait in JS (`PAUSE_US`)
- * so an idle spin allocates little; a busy loop never waits.
+ * so an idle spin allocates little, or, with `CROWD` replies or more awaited, by a short
+ * sleep (`SLEEP_US`); a turn that brought something is never followed by either.
  */
 export class BusyPoll {
   private until = 0;
@@ -73,11 +90,11 @@ export class BusyPoll {
   constructor(
     /** How long after the last `arm()` to keep polling; 0 turns busy polling off. */
     readonly windowMs: number,
-    /** Whether anything is still awaited (polling stops at once when not). */
-    private readonly awaiting: () => boolean,
+    /** How many replies are awaited (polling stops at once when none is). */
+    private readonly inFlight: () => number,
     /** A count that changes whenever something arrived (frames received, say). */
     private readonly progress: () => number = () => 0,
-    private readonly pauseUs = PAUSE_US,
+    private readonly tuning: { pauseUs: number; crowd: number; sleepUs: number } = { pauseUs: PAUSE_US, crowd: CROWD, sleepUs: SLEEP_US },
   ) {}
 
   /** A request went out: poll until `windowMs` from now, or until nothing is awaited. */
@@ -98,12 +115,17 @@ export class BusyPoll {
 
   private readonly spin = (): void => {
     const now = performance.now();
-    if (!this.awaiting() || now >= this.until) {
+    const awaited = this.inFlight();
+    if (awaited === 0 || now >= this.until) {
       this.spinning = false;
       return;
     }
     const seen = this.progress();
-    if (seen === this.seen && this.pauseUs > 0) pause.run(this.pauseUs, now);
+    if (seen === this.seen) {
+      const { pauseUs, crowd, sleepUs } = this.tuning;
+      if (awaited >= crowd) Atomics.wait(sleeper, 0, 0, sleepUs / 1000);
+      else if (pauseUs > 0) pause.run(pauseUs, now);
+    }
     this.seen = seen;
     setImmediate(this.spin);
   };

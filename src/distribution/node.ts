@@ -165,7 +165,7 @@ export class Node extends EventEmitter {
     };
     this.busyPoll = new BusyPoll(
       options.busyPollMs ?? defaultBusyPollMs(),
-      () => this.calls.size > 0,
+      () => this.calls.size,
       () => this.controlsIn,
     );
   }

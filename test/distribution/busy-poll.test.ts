@@ -14,7 +14,7 @@ describe('BusyPoll', () => {
     let turns = 0;
     const poll = new BusyPoll(50, () => {
       turns++;
-      return awaited;
+      return awaited ? 1 : 0;
     });
     poll.arm();
     expect(poll.active).toBe(true);
@@ -27,7 +27,7 @@ describe('BusyPoll', () => {
   });
 
   it('stops when its window has passed even if replies are still awaited', async () => {
-    const poll = new BusyPoll(5, () => true);
+    const poll = new BusyPoll(5, () => 1);
     const t0 = performance.now();
     poll.arm();
     // Polled rather than slept: on a loaded machine a timer can fire before the spinner's next turn.
@@ -42,7 +42,7 @@ describe('BusyPoll', () => {
   });
 
   it('does nothing with a window of 0', () => {
-    const poll = new BusyPoll(0, () => true);
+    const poll = new BusyPoll(0, () => 1);
     poll.arm();
     expect(poll.active).toBe(false);
   });
@@ -51,7 +51,7 @@ describe('BusyPoll', () => {
     let turns = 0;
     const poll = new BusyPoll(300, () => {
       turns++;
-      return true;
+      return 1;
     });
     const t0 = performance.now();
     poll.arm();
@@ -71,27 +71,52 @@ describe('BusyPoll', () => {
 });
 
 describe('BusyPoll between idle turns', () => {
-  /** Turns of a spinner over `ms`, after a warm-up in which its wait is calibrated. */
-  async function turnsOver(ms: number, progress: () => number, pauseUs: number): Promise<number> {
+  /** Turns of a spinner and the CPU it used over `ms`, after a warm-up in which its wait is calibrated. */
+  async function spinFor(
+    ms: number,
+    opts: { inFlight: number; progress: () => number; pauseUs: number; crowd?: number; sleepUs?: number },
+  ): Promise<{ turns: number; cpuMs: number; wallMs: number }> {
     let turns = 0;
-    let awaiting = true;
-    const poll = new BusyPoll(10_000, () => (turns++, awaiting), progress, pauseUs);
+    let awaited = opts.inFlight;
+    const poll = new BusyPoll(10_000, () => (turns++, awaited), opts.progress, {
+      pauseUs: opts.pauseUs,
+      crowd: opts.crowd ?? 1_000_000,
+      sleepUs: opts.sleepUs ?? 0,
+    });
     poll.arm();
     await new Promise((r) => setTimeout(r, 100));
+    const cpu0 = process.cpuUsage();
+    const t0 = performance.now();
     const n = await turnsDuring(ms, () => turns);
-    awaiting = false;
+    const wallMs = performance.now() - t0;
+    const cpu = process.cpuUsage(cpu0);
+    awaited = 0;
     await expect.poll(() => poll.active, { timeout: 2000, interval: 1 }).toBe(false);
-    return n;
+    return { turns: n, cpuMs: (cpu.user + cpu.system) / 1000, wallMs };
   }
 
   it('waits about its pause in JS after a turn that brought nothing', async () => {
     // 1 ms pauses: at most one turn per ms however fast the machine (plus the partial one).
-    expect(await turnsOver(100, () => 0, 1000)).toBeLessThanOrEqual(102);
+    const { turns, wallMs } = await spinFor(100, { inFlight: 1, progress: () => 0, pauseUs: 1000 });
+    expect(turns).toBeLessThanOrEqual(Math.ceil(wallMs) + 2);
   });
 
   it('does not wait after a turn that brought something', async () => {
     let arrived = 0;
     // Something arrives every turn: no 1 ms pauses, so far more than one turn per ms.
-    expect(await turnsOver(100, () => arrived++, 1000)).toBeGreaterThan(200);
+    const { turns } = await spinFor(100, { inFlight: 1, progress: () => arrived++, pauseUs: 1000 });
+    expect(turns).toBeGreaterThan(200);
+  });
+
+  it('sleeps instead, giving up the CPU, when many replies are awaited', async () => {
+    // 2 ms sleeps with 40 awaited (crowd 32): the thread mostly sleeps, where a 2 ms JS
+    // pause would keep it on the CPU the whole time.
+    const crowded = await spinFor(200, { inFlight: 40, progress: () => 0, pauseUs: 2000, crowd: 32, sleepUs: 2000 });
+    expect(crowded.turns).toBeLessThanOrEqual(Math.ceil(crowded.wallMs / 2) + 2);
+    expect(crowded.cpuMs).toBeLessThan(crowded.wallMs / 2);
+    // Below the crowd the same wait is spent on the CPU (compared, not absolute: on a loaded
+    // machine the spinner gets less than a whole CPU, and the sleeper still far less).
+    const few = await spinFor(200, { inFlight: 31, progress: () => 0, pauseUs: 2000, crowd: 32, sleepUs: 2000 });
+    expect(crowded.cpuMs / crowded.wallMs).toBeLessThan(few.cpuMs / few.wallMs / 2);
   });
 });

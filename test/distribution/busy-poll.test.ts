@@ -74,14 +74,14 @@ describe('BusyPoll between idle turns', () => {
   /** Turns of a spinner and the CPU it used over `ms`, after a warm-up in which its wait is calibrated. */
   async function spinFor(
     ms: number,
-    opts: { inFlight: number; progress: () => number; pauseUs: number; crowd?: number; sleepUs?: number },
+    opts: { inFlight: number; progress: () => number; pauseUs: number; crowd?: number; sleepUsPerCall?: number },
   ): Promise<{ turns: number; cpuMs: number; wallMs: number }> {
     let turns = 0;
     let awaited = opts.inFlight;
     const poll = new BusyPoll(10_000, () => (turns++, awaited), opts.progress, {
       pauseUs: opts.pauseUs,
       crowd: opts.crowd ?? 1_000_000,
-      sleepUs: opts.sleepUs ?? 0,
+      sleepUsPerCall: opts.sleepUsPerCall ?? 0,
     });
     poll.arm();
     await new Promise((r) => setTimeout(r, 100));
@@ -109,14 +109,29 @@ describe('BusyPoll between idle turns', () => {
   });
 
   it('sleeps instead, giving up the CPU, when many replies are awaited', async () => {
-    // 2 ms sleeps with 40 awaited (crowd 32): the thread mostly sleeps, where a 2 ms JS
-    // pause would keep it on the CPU the whole time.
-    const crowded = await spinFor(200, { inFlight: 40, progress: () => 0, pauseUs: 2000, crowd: 32, sleepUs: 2000 });
-    expect(crowded.turns).toBeLessThanOrEqual(Math.ceil(crowded.wallMs / 2) + 2);
+    // 40 awaited (crowd 32) at 20 µs each: 0.8 ms sleeps, so the thread mostly sleeps where
+    // a JS pause as long would keep it on the CPU the whole time.
+    const crowded = await spinFor(200, { inFlight: 40, progress: () => 0, pauseUs: 800, crowd: 32, sleepUsPerCall: 20 });
+    expect(crowded.turns).toBeLessThanOrEqual(Math.ceil(crowded.wallMs / 0.8) + 2);
     expect(crowded.cpuMs).toBeLessThan(crowded.wallMs / 2);
     // Below the crowd the same wait is spent on the CPU (compared, not absolute: on a loaded
     // machine the spinner gets less than a whole CPU, and the sleeper still far less).
-    const few = await spinFor(200, { inFlight: 31, progress: () => 0, pauseUs: 2000, crowd: 32, sleepUs: 2000 });
+    const few = await spinFor(200, { inFlight: 31, progress: () => 0, pauseUs: 800, crowd: 32, sleepUsPerCall: 20 });
     expect(crowded.cpuMs / crowded.wallMs).toBeLessThan(few.cpuMs / few.wallMs / 2);
+  });
+
+  it('sleeps longer the more replies are awaited, up to 1 ms', async () => {
+    // 40 awaited at 20 µs: 0.8 ms; 1000 at 20 µs would be 20 ms, capped at 1 ms.
+    const forty = await spinFor(200, { inFlight: 40, progress: () => 0, pauseUs: 0, crowd: 32, sleepUsPerCall: 20 });
+    const many = await spinFor(200, { inFlight: 1000, progress: () => 0, pauseUs: 0, crowd: 32, sleepUsPerCall: 20 });
+    const few = await spinFor(200, { inFlight: 10, progress: () => 0, pauseUs: 0, crowd: 32, sleepUsPerCall: 20 });
+    // Sleeps only lengthen turns, so these are upper bounds whatever the machine's load.
+    expect(forty.turns).toBeLessThanOrEqual(Math.ceil(forty.wallMs / 0.8) + 2);
+    expect(many.turns).toBeLessThanOrEqual(Math.ceil(many.wallMs / 1) + 2);
+    // Capped: 20 ms sleeps would allow ~10 turns in 200 ms; 1 ms ones ~200 (a turn may take
+    // up to 4 ms on a loaded machine and this still holds).
+    expect(many.turns).toBeGreaterThan(many.wallMs / 4);
+    // Below the crowd no sleep at all: far more turns.
+    expect(few.turns).toBeGreaterThan(forty.turns * 4);
   });
 });

@@ -96,9 +96,10 @@ describe('BusyPoll between idle turns', () => {
   }
 
   it('waits about its pause in JS after a turn that brought nothing', async () => {
-    // 1 ms pauses: at most one turn per ms however fast the machine (plus the partial one).
+    // 1 ms pauses: about one turn per ms however fast the machine (the pause is a calibrated
+    // loop, so allow it to come out a third short), where without them there are thousands.
     const { turns, wallMs } = await spinFor(100, { inFlight: 1, progress: () => 0, pauseUs: 1000 });
-    expect(turns).toBeLessThanOrEqual(Math.ceil(wallMs) + 2);
+    expect(turns).toBeLessThanOrEqual(Math.ceil(wallMs * 1.5) + 2);
   });
 
   it('does not wait after a turn that brought something', async () => {

@@ -15,18 +15,8 @@ let ctl: Control;
 let app: Started;
 const cookie = newCookie();
 
-/**
- * Evaluates `body` (Erlang expressions) inside the demo_phx node, by its own erl_eval: a
- * fun made here would be a badfun there, since `mix release` strips the beams (erl_eval's
- * md5 differs from the system's).
- */
-function onNode<T = unknown>(body: string): Promise<T> {
-  const text = JSON.stringify(`${body.replace(/\n/g, ' ')}.`);
-  return ctl.eval<T>(
-    `{ok, Ts, _} = erl_scan:string(${text}), {ok, Es} = erl_parse:parse_exprs(Ts),
-     {value, V, _} = erpc:call('${app.node}', erl_eval, exprs, [Es, []]), V`,
-  );
-}
+/** Evaluates `body` (Erlang expressions) inside the demo_phx node, by its own erl_eval. */
+const onNode = <T = unknown>(body: string): Promise<T> => ctl.evalOn<T>(app.node, body);
 
 /** Binds Srv to the endpoint's ThousandIsland server, as Bandit.PhoenixAdapter finds it. */
 const SRV = `{ok, Srv} = 'Elixir.Bandit.PhoenixAdapter':bandit_pid('Elixir.DemoPhxWeb.Endpoint')`;

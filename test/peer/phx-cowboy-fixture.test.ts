@@ -24,16 +24,8 @@ async function openKept(port: number, host: string): Promise<KeepAlive> {
   return ka;
 }
 
-/**
- * Evaluates the expressions `expr` on the peer with its own erl_eval (a fun made by the
- * control node's erl_eval is a badfun there: the release strips its beams).
- */
-function onPeer<T>(expr: string): Promise<T> {
-  return ctl.eval<T>(
-    `{ok, Ts, _} = erl_scan:string(${JSON.stringify(`${expr}.`)}), {ok, Es} = erl_parse:parse_exprs(Ts),
-     {value, V, _} = erpc:call('${peer!.node}', erl_eval, exprs, [Es, []]), V`,
-  );
-}
+/** Evaluates the expressions `expr` on the peer, by its own erl_eval. */
+const onPeer = <T = unknown>(expr: string): Promise<T> => ctl.evalOn<T>(peer!.node, expr);
 
 beforeAll(async () => {
   const fx = await fixtures();

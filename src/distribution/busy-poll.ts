@@ -35,9 +35,9 @@ const PAUSE_US = 5;
  * sleep gave +3–10% calls/s with 32–64 concurrent callers (the same with 16); against
  * that, 4 µs per reply gave +4% with 32, +1% with 48 and +11% with 64 callers, and 8 µs
  * per reply 2–4% less than 4 µs; 4 µs per reply against spinning: +10% with 32 callers,
- * +15% with 64, +26% with 128, each call's median latency lower too. Below the threshold it would stall the pipeline: with 8
- * callers a 50 µs sleep cost a third of the throughput, as the peer had finished its few
- * calls long before baton woke.
+ * +15% with 64, +26% with 128, each call's median latency lower too. Below the
+ * threshold it would stall the pipeline: with 8 callers a 50 µs sleep cost a third of
+ * the throughput, as the peer had finished its few calls long before baton woke.
  */
 const CROWD = 32;
 const SLEEP_US_PER_CALL = 4;
@@ -54,8 +54,8 @@ class Pause {
   private iterations = 256;
   private sink = 0;
 
-  /** Waits, given the time it started (performance.now()); returns the time it ended. */
-  run(us: number, start: number): number {
+  /** Waits, given the time it started (performance.now()). */
+  run(us: number, start: number): void {
     let k = this.sink;
     for (let i = 0; i < this.iterations; i++) k = (k + i) | 0;
     // Stored so the loop has an effect the compiler must keep.
@@ -66,7 +66,6 @@ class Pause {
     // faster, so the first waits (and those right after the loop is optimized) converge.
     const scale = took > 0 ? Math.min(8, Math.max(0.5, us / took)) : 8;
     this.iterations = Math.min(1 << 22, Math.max(16, Math.round(this.iterations * scale)));
-    return end;
   }
 }
 

@@ -137,7 +137,7 @@ format(Term) ->
 
 -spec listening(inet:port_number()) -> boolean().
 listening(Port) ->
-    [] =/= [S || S <- listen_sockets(), local_port(S) =:= Port].
+    [] =/= listeners_on(Port).
 
 %% Accepted connections on the endpoint: sockets whose local port is the listener's.
 -spec connections(inet:port_number()) -> non_neg_integer().
@@ -150,6 +150,9 @@ connections(Port) ->
 -spec listen_sockets() -> [port()].
 listen_sockets() ->
     [S || S <- tcp_sockets(), status(S, listen)].
+
+listeners_on(Port) ->
+    [S || S <- listen_sockets(), local_port(S) =:= Port].
 
 tcp_sockets() ->
     [P || P <- erlang:ports(), erlang:port_info(P, name) =:= {name, "tcp_inet"}].
@@ -189,7 +192,7 @@ stop_endpoint(Name, Port) ->
 endpoint(Name, _Port) when is_atom(Name), Name =/= undefined ->
     whereis(Name);
 endpoint(_, Port) ->
-    case [S || S <- listen_sockets(), local_port(S) =:= Port] of
+    case listeners_on(Port) of
         [S | _] ->
             case erlang:port_info(S, connected) of
                 {connected, Owner} -> Owner;

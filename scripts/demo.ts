@@ -12,7 +12,7 @@ import { execFileSync, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { inspect } from 'node:util';
 import { ErpcError, Node, shortHostname } from '../src/distribution/index.js';
-import { atom, charlist, decode, encode, tuple, type Term } from '../src/etf/index.js';
+import { atom, charlist, decode, encode, type Term, tuple } from '../src/etf/index.js';
 
 const step = (text: string) => console.log(`\n== ${text}`);
 const show = (t: unknown) => inspect(t, { depth: 6, colors: process.stdout.isTTY, breakLength: 100 });
@@ -37,7 +37,9 @@ async function terms(): Promise<boolean> {
 
   step('baton: encode a reply; erl: binary_to_term');
   const reply: Term = tuple(atom('ok'), charlist('from TypeScript'), new Map<Term, Term>([[atom('seen'), term]]));
-  console.log(erl(`io:format("~p~n", [binary_to_term(binary:decode_hex(<<"${encode(reply).toString('hex')}">>))])`).trim());
+  console.log(
+    erl(`io:format("~p~n", [binary_to_term(binary:decode_hex(<<"${encode(reply).toString('hex')}">>))])`).trim(),
+  );
   return same;
 }
 
@@ -71,16 +73,18 @@ async function distribution(): Promise<void> {
     step('baton → erl: erpc:call(erlang, system_info, [otp_release])');
     console.log(show(await node.erpc(target, 'erlang', 'system_info', [atom('otp_release')])));
 
-    step("baton → erl: nodes(hidden) and nodes() on the peer");
+    step('baton → erl: nodes(hidden) and nodes() on the peer');
     console.log('hidden:', show(await node.erpc(target, 'erlang', 'nodes', [atom('hidden')])));
     console.log('visible:', show(await node.erpc(target, 'erlang', 'nodes', [])));
 
-    step('baton → erl: eval an expression that also prints (its output is baton\'s log)');
+    step("baton → erl: eval an expression that also prints (its output is baton's log)");
     const value = await node.eval(target, 'io:format("hello from ~s~n", [node()]), lists:sum(lists:seq(1, 100)).');
     console.log('value:', show(value));
 
     step('baton → erl: an error arrives typed, with the remote stack');
-    const err = await node.erpc(target, 'erlang', 'binary_to_atom', [Buffer.from([0xff]), atom('utf8')]).catch((e: unknown) => e);
+    const err = await node
+      .erpc(target, 'erlang', 'binary_to_atom', [Buffer.from([0xff]), atom('utf8')])
+      .catch((e: unknown) => e);
     if (err instanceof ErpcError) console.log(`${err.name}: class ${err.class}, reason ${show(err.reason)}`);
   } finally {
     await node.close();

@@ -1,8 +1,13 @@
 /** `baton status --fleet`: per-machine results of the layers current.json holds. */
-import { UsageError, openFrom, parse, type Out } from './store-io.js';
+import { type Out, openFrom, parse, UsageError } from './store-io.js';
 
 export async function fleetStatusCommand(args: string[], io: Out): Promise<number> {
-  const { values, positionals } = parse(args, { fleet: { type: 'boolean' }, app: { type: 'string' }, store: { type: 'string' }, json: { type: 'boolean' } });
+  const { values, positionals } = parse(args, {
+    fleet: { type: 'boolean' },
+    app: { type: 'string' },
+    store: { type: 'string' },
+    json: { type: 'boolean' },
+  });
   if (positionals.length > 0) throw new UsageError('status takes no arguments');
   const app = values.app ?? io.env.BATON_APP;
   if (typeof app !== 'string') throw new UsageError('--app is required');
@@ -19,7 +24,12 @@ export async function fleetStatusCommand(args: string[], io: Out): Promise<numbe
       continue;
     }
     const results = await store.readResults(app, layer.upgrade_id);
-    report[name] = { version: layer.version, upgrade_id: layer.upgrade_id, published_at: layer.published_at, machines: Object.fromEntries(results) };
+    report[name] = {
+      version: layer.version,
+      upgrade_id: layer.upgrade_id,
+      published_at: layer.published_at,
+      machines: Object.fromEntries(results),
+    };
   }
   if (values.json === true) {
     io.out(`${JSON.stringify(report, null, 2)}\n`);
@@ -31,9 +41,13 @@ export async function fleetStatusCommand(args: string[], io: Out): Promise<numbe
       io.out(`${name}: none\n`);
       continue;
     }
-    const r = report[name] as { machines: Record<string, { state: string; error?: string; timings: Record<string, number> }> };
+    const r = report[name] as {
+      machines: Record<string, { state: string; error?: string; timings: Record<string, number> }>;
+    };
     const machines = Object.entries(r.machines);
-    io.out(`${name}: ${layer.version} (upgrade ${layer.upgrade_id}, published ${layer.published_at}), ${machines.length} machine${machines.length === 1 ? '' : 's'} reported\n`);
+    io.out(
+      `${name}: ${layer.version} (upgrade ${layer.upgrade_id}, published ${layer.published_at}), ${machines.length} machine${machines.length === 1 ? '' : 's'} reported\n`,
+    );
     for (const [m, res] of machines) {
       const total = res.timings.total;
       io.out(`  ${m}  ${res.state}${total !== undefined ? `  ${total} ms` : ''}${res.error ? `  ${res.error}` : ''}\n`);
@@ -41,4 +55,3 @@ export async function fleetStatusCommand(args: string[], io: Out): Promise<numbe
   }
   return 0;
 }
-

@@ -1,6 +1,6 @@
 /** The peer side of the CLI: `run`, `peer-node`, `eval`, `remsh`. */
 import type { CommandGroup } from './dispatch.js';
-import { peerCommands, PEER_USAGE } from './peer-commands.js';
+import { PEER_USAGE, peerCommands } from './peer-commands.js';
 import { runCommand } from './run.js';
 import { RUN_USAGE } from './run-config.js';
 

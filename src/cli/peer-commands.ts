@@ -8,8 +8,17 @@ import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { EvalSyntaxError, Node } from '../distribution/index.js';
-import { describeEndpoints, erlPath, pidAlive, protoDistArgs, readLayout, readRecord, type Endpoint, type PeerRecord } from '../peer/index.js';
-import { UsageError, parse, type Out } from './store-io.js';
+import {
+  describeEndpoints,
+  type Endpoint,
+  erlPath,
+  type PeerRecord,
+  pidAlive,
+  protoDistArgs,
+  readLayout,
+  readRecord,
+} from '../peer/index.js';
+import { type Out, parse, UsageError } from './store-io.js';
 
 export const PEER_USAGE = `  peer-node   [--state-dir DIR]                         print the running peer's node name
   eval 'Expr.' [--state-dir DIR]                        evaluate an Erlang expression on the peer, print the result
@@ -22,7 +31,8 @@ class NoPeer extends Error {}
 function record(values: Record<string, unknown>, io: Out): PeerRecord {
   const dir = (values['state-dir'] as string | undefined) ?? io.env['BATON_STATE_DIR'] ?? '/tmp/baton';
   const rec = readRecord(dir);
-  if (rec === undefined) throw new NoPeer(`no peer is recorded in ${dir} (is \`baton run\` running with BATON_STATE_DIR=${dir}?)`);
+  if (rec === undefined)
+    throw new NoPeer(`no peer is recorded in ${dir} (is \`baton run\` running with BATON_STATE_DIR=${dir}?)`);
   if (!pidAlive(rec.osPid)) throw new NoPeer(`the recorded peer ${rec.node} (os pid ${rec.osPid}) is not running`);
   return rec;
 }
@@ -38,7 +48,13 @@ export async function peerNodeCommand(args: string[], io: Out): Promise<number> 
 
 /** A one-off hidden node with the peer's cookie: outgoing only, nothing registered with EPMD. */
 async function withNode<T>(rec: PeerRecord, io: Out, purpose: string, fn: (node: Node) => Promise<T>): Promise<T> {
-  const node = new Node({ name: `baton-${purpose}-${randomBytes(4).toString('hex')}`, cookie: rec.cookie, hidden: true, listen: false, log: (line) => io.out(`${line}\n`) });
+  const node = new Node({
+    name: `baton-${purpose}-${randomBytes(4).toString('hex')}`,
+    cookie: rec.cookie,
+    hidden: true,
+    listen: false,
+    log: (line) => io.out(`${line}\n`),
+  });
   await node.start();
   try {
     return await fn(node);
@@ -78,12 +94,26 @@ export async function statusCommand(args: string[], io: Out): Promise<number> {
   } catch (err) {
     endpoints = `cannot ask ${rec.node}: ${(err as Error).message}`;
   }
-  const peer = { node: rec.node, os_pid: rec.osPid, app: rec.app, vsn: rec.vsn, release_root: rec.releaseRoot, handoff: rec.handoff, port: rec.port, started_at: rec.startedAt, baton: rec.baton };
+  const peer = {
+    node: rec.node,
+    os_pid: rec.osPid,
+    app: rec.app,
+    vsn: rec.vsn,
+    release_root: rec.releaseRoot,
+    handoff: rec.handoff,
+    port: rec.port,
+    started_at: rec.startedAt,
+    baton: rec.baton,
+  };
   if (values.json === true) {
-    io.out(`${JSON.stringify(typeof endpoints === 'string' ? { peer, error: endpoints } : { peer, endpoints }, null, 2)}\n`);
+    io.out(
+      `${JSON.stringify(typeof endpoints === 'string' ? { peer, error: endpoints } : { peer, endpoints }, null, 2)}\n`,
+    );
     return typeof endpoints === 'string' ? 1 : 0;
   }
-  io.out(`peer ${rec.node} (os pid ${rec.osPid}): ${rec.app} ${rec.vsn}, ${rec.handoff} handoff on port ${rec.port}, since ${rec.startedAt}\n`);
+  io.out(
+    `peer ${rec.node} (os pid ${rec.osPid}): ${rec.app} ${rec.vsn}, ${rec.handoff} handoff on port ${rec.port}, since ${rec.startedAt}\n`,
+  );
   if (typeof endpoints === 'string') {
     io.err(`baton status: ${endpoints}\n`);
     return 1;
@@ -92,7 +122,9 @@ export async function statusCommand(args: string[], io: Out): Promise<number> {
   else io.out('endpoints:\n');
   for (const e of endpoints) {
     const detail = [e.app, e.adapter].filter((x) => x !== undefined).join(', ');
-    io.out(`  ${e.kind} ${e.name}${detail ? ` (${detail})` : ''}${e.port !== undefined && e.port !== 0 ? ` port ${e.port}` : ''}\n`);
+    io.out(
+      `  ${e.kind} ${e.name}${detail ? ` (${detail})` : ''}${e.port !== undefined && e.port !== 0 ? ` port ${e.port}` : ''}\n`,
+    );
   }
   return 0;
 }
@@ -119,17 +151,35 @@ export function remshCommandLine(
     return {
       cmd: join(relDir, 'iex'),
       args: [
-        '--hidden', '--cookie', rec.cookie, rec.longNames ? '--name' : '--sname', self,
-        '--boot', join(relDir, 'start_clean'), '--boot-var', 'RELEASE_LIB', join(rec.releaseRoot, 'lib'),
+        '--hidden',
+        '--cookie',
+        rec.cookie,
+        rec.longNames ? '--name' : '--sname',
+        self,
+        '--boot',
+        join(relDir, 'start_clean'),
+        '--boot-var',
+        'RELEASE_LIB',
+        join(rec.releaseRoot, 'lib'),
         ...(existsSync(remoteVmArgs) ? ['--vm-args', remoteVmArgs] : []),
-        '--remsh', rec.node,
+        '--remsh',
+        rec.node,
       ],
       env: protoDist.length > 0 ? { ELIXIR_ERL_OPTIONS: protoDist.join(' ') } : {},
     };
   }
   return {
     cmd: erl,
-    args: [rec.longNames ? '-name' : '-sname', self, '-hidden', '-setcookie', rec.cookie, ...protoDist, '-remsh', rec.node],
+    args: [
+      rec.longNames ? '-name' : '-sname',
+      self,
+      '-hidden',
+      '-setcookie',
+      rec.cookie,
+      ...protoDist,
+      '-remsh',
+      rec.node,
+    ],
     env: {},
   };
 }
@@ -156,5 +206,3 @@ export const peerCommands: Record<string, (args: string[], io: Out) => Promise<n
   eval: evalCommand,
   remsh: remshCommand,
 };
-
-

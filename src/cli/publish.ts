@@ -1,7 +1,7 @@
 /** `baton publish`: a release directory or tarball becomes a layer; `--wait` follows the fleet. */
 import { publish, type UpgradeMode } from '../release/index.js';
-import { waitForFleet, type FleetOutcome } from '../store/index.js';
-import { UsageError, mib, openFrom, parse, type Out } from './store-io.js';
+import { type FleetOutcome, waitForFleet } from '../store/index.js';
+import { mib, type Out, openFrom, parse, UsageError } from './store-io.js';
 
 function progressPrinter(io: Out): (sent: number, total: number) => void {
   let lastQuarter = -1;
@@ -35,9 +35,11 @@ export async function publishCommand(args: string[], io: Out): Promise<number> {
   const app = values.app ?? io.env.BATON_APP;
   if (typeof app !== 'string') throw new UsageError('--app is required');
   const mode = values.mode;
-  if (mode !== 'hot' && mode !== 'blue-green' && mode !== 'auto') throw new UsageError('--mode must be hot, blue-green or auto');
+  if (mode !== 'hot' && mode !== 'blue-green' && mode !== 'auto')
+    throw new UsageError('--mode must be hot, blue-green or auto');
   const keep = values.keep === undefined ? undefined : Number(values.keep);
-  if (keep !== undefined && (!Number.isInteger(keep) || keep < 1)) throw new UsageError('--keep must be a positive integer');
+  if (keep !== undefined && (!Number.isInteger(keep) || keep < 1))
+    throw new UsageError('--keep must be a positive integer');
   const timeoutS = values.timeout === undefined ? 600 : Number(values.timeout);
   if (!Number.isFinite(timeoutS) || timeoutS <= 0) throw new UsageError('--timeout must be a number of seconds');
 
@@ -49,11 +51,15 @@ export async function publishCommand(args: string[], io: Out): Promise<number> {
     mode: mode as UpgradeMode | 'auto',
     ...(typeof values.version === 'string' ? { version: values.version } : {}),
     ...(keep !== undefined ? { keep } : {}),
-    ...(io.env.BATON_IMAGE_REF || io.env.FLY_IMAGE_REF ? { imageRef: (io.env.BATON_IMAGE_REF || io.env.FLY_IMAGE_REF)! } : {}),
+    ...(io.env.BATON_IMAGE_REF || io.env.FLY_IMAGE_REF
+      ? { imageRef: (io.env.BATON_IMAGE_REF || io.env.FLY_IMAGE_REF)! }
+      : {}),
     onProgress: progressPrinter(io),
     log: (l) => io.out(`${l}\n`),
   });
-  io.out(`published ${app} ${r.layer.version} as ${r.mode} (upgrade ${r.upgradeId}, sha256 ${r.layer.sha256}${r.uploaded ? '' : ', tarball already there'})\n`);
+  io.out(
+    `published ${app} ${r.layer.version} as ${r.mode} (upgrade ${r.upgradeId}, sha256 ${r.layer.sha256}${r.uploaded ? '' : ', tarball already there'})\n`,
+  );
   if (r.pruned.length > 0) io.out(`pruned ${r.pruned.join(', ')}\n`);
   if (values.wait !== true) return 0;
 
@@ -81,4 +87,3 @@ function reportFleet(o: FleetOutcome, io: Out): number {
   for (const t of o.timedOut) io.out(`timed out: ${t}\n`);
   return o.failed.length === 0 && o.timedOut.length === 0 ? 0 : 1;
 }
-

@@ -1,8 +1,12 @@
 /** `baton releases`: what is published, with sizes, dates and which layer uses it. */
-import { UsageError, mib, openFrom, parse, type Out } from './store-io.js';
+import { mib, type Out, openFrom, parse, UsageError } from './store-io.js';
 
 export async function releasesCommand(args: string[], io: Out): Promise<number> {
-  const { values, positionals } = parse(args, { app: { type: 'string' }, store: { type: 'string' }, json: { type: 'boolean' } });
+  const { values, positionals } = parse(args, {
+    app: { type: 'string' },
+    store: { type: 'string' },
+    json: { type: 'boolean' },
+  });
   if (positionals.length > 0) throw new UsageError('releases takes no arguments');
   const store = openFrom(values, io);
   const list = await store.listReleases(typeof values.app === 'string' ? values.app : undefined);
@@ -17,7 +21,12 @@ export async function releasesCommand(args: string[], io: Out): Promise<number> 
   const rows = list.map((r) => [r.app, r.version, mib(r.size), r.lastModified.toISOString(), r.inUse.join('+')]);
   const head = ['APP', 'VERSION', 'SIZE', 'PUBLISHED', 'IN USE'];
   const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
-  for (const r of [head, ...rows]) io.out(`${r.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd()}\n`);
+  for (const r of [head, ...rows])
+    io.out(
+      `${r
+        .map((c, i) => c.padEnd(widths[i]!))
+        .join('  ')
+        .trimEnd()}\n`,
+    );
   return 0;
 }
-

@@ -3,7 +3,7 @@
  * Pure, so each default and each refusal is unit-tested.
  */
 import type { Handoff } from '../peer/index.js';
-import { UsageError, parse } from './store-io.js';
+import { parse, UsageError } from './store-io.js';
 
 export interface RunConfig {
   releaseRoot: string;
@@ -41,7 +41,8 @@ function int(name: string, v: string | undefined, def: number): number {
 function ms(name: string, v: string | undefined): number | undefined {
   if (v === undefined || v === '') return undefined;
   const n = Number(v);
-  if (!Number.isFinite(n) || n < 0) throw new UsageError(`${name} must be a non-negative number of milliseconds, not '${v}'`);
+  if (!Number.isFinite(n) || n < 0)
+    throw new UsageError(`${name} must be a non-negative number of milliseconds, not '${v}'`);
   return n;
 }
 

@@ -7,27 +7,31 @@
  * - SIGTERM/SIGINT: endpoint stop, drain, init:stop, exit 0 (a second signal kills).
  */
 import { randomBytes } from 'node:crypto';
-import { closeSync, mkdirSync, openSync, readFileSync, readSync, fstatSync, writeFileSync } from 'node:fs';
+import { closeSync, fstatSync, mkdirSync, openSync, readFileSync, readSync, writeFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { EpmdError, Node, type NodeOptions } from '../distribution/index.js';
 import {
+  bindListener,
+  type Listener,
   NoPeerError,
+  nextGeneration,
   Peer,
   PeerError,
-  bindListener,
-  nextGeneration,
+  type PeerRecord,
   pidAlive,
   readLayout,
   readRecord,
   vmArgsName,
-  type Listener,
-  type PeerRecord,
 } from '../peer/index.js';
-import { backoff, runConfig, type RunConfig } from './run-config.js';
+import { backoff, type RunConfig, runConfig } from './run-config.js';
 import type { Out } from './store-io.js';
 
-export function resolveCookie(cfg: RunConfig, record: PeerRecord | undefined, releaseCookie: string | undefined): string {
+export function resolveCookie(
+  cfg: RunConfig,
+  record: PeerRecord | undefined,
+  releaseCookie: string | undefined,
+): string {
   if (cfg.cookie !== undefined) return cfg.cookie;
   if (record !== undefined) return record.cookie;
   if (releaseCookie !== undefined && releaseCookie !== '') return releaseCookie;
@@ -49,7 +53,10 @@ export function resolveCookie(cfg: RunConfig, record: PeerRecord | undefined, re
  * address), else this host's name when the release asks for long names
  * (RELEASE_DISTRIBUTION=name or -name in vm.args). Undefined: short names.
  */
-export function distributionHost(env: Record<string, string | undefined>, vmArgs: string | undefined): string | undefined {
+export function distributionHost(
+  env: Record<string, string | undefined>,
+  vmArgs: string | undefined,
+): string | undefined {
   const fly = env['FLY_PRIVATE_IP'];
   if (fly !== undefined && fly !== '') return fly;
   const long = env['RELEASE_DISTRIBUTION'] === 'name' || (vmArgs !== undefined && vmArgsName(vmArgs)?.long === true);
@@ -63,9 +70,16 @@ export function distributionHost(env: Record<string, string | undefined>, vmArgs
  * another baton on the host (another app, another state dir) may hold the name: EPMD
  * says so, and the next generation is tried.
  */
-async function startBatonNode(stateDir: string, host: string | undefined, opts: Omit<NodeOptions, 'name'>): Promise<Node> {
+async function startBatonNode(
+  stateDir: string,
+  host: string | undefined,
+  opts: Omit<NodeOptions, 'name'>,
+): Promise<Node> {
   for (let attempt = 1; ; attempt++) {
-    const node = new Node({ ...opts, name: `baton-${nextGeneration(stateDir)}${host === undefined ? '' : `@${host}`}` });
+    const node = new Node({
+      ...opts,
+      name: `baton-${nextGeneration(stateDir)}${host === undefined ? '' : `@${host}`}`,
+    });
     try {
       await node.start();
       return node;
@@ -95,7 +109,9 @@ export async function runCommand(args: string[], io: Out): Promise<number> {
   });
   say(`node ${node.name}`);
   if (cfg.handoff === 'reuseport' && tcpMigrateReq() === false) {
-    say('warning: net.ipv4.tcp_migrate_req is 0, so connections queued on a stopping peer\'s SO_REUSEPORT listener are reset when it closes; set it to 1, or use the fd handoff');
+    say(
+      "warning: net.ipv4.tcp_migrate_req is 0, so connections queued on a stopping peer's SO_REUSEPORT listener are reset when it closes; set it to 1, or use the fd handoff",
+    );
   }
 
   let listener: Listener | undefined;
@@ -184,7 +200,11 @@ export async function runCommand(args: string[], io: Out): Promise<number> {
       }
       stopTail?.();
       // A peer started here is shown from its first line; an adopted one from now on.
-      stopTail = tailLog(current.record.log, (s) => io.out(s), current.record.baton === node.name && !adopted.has(current));
+      stopTail = tailLog(
+        current.record.log,
+        (s) => io.out(s),
+        current.record.baton === node.name && !adopted.has(current),
+      );
       const started = Date.now();
       const peer = current;
       const exit = await Promise.race([peer.exited, stopSignal.then(() => undefined)]);
@@ -232,13 +252,14 @@ function tcpMigrateReq(): boolean | undefined {
 /** Forwards what the peer writes to its log file, from now on. */
 function tailLog(path: string, out: (s: string) => void, fromStart: boolean): () => void {
   let pos = 0;
-  if (!fromStart) try {
-    const fd = openSync(path, 'r');
-    pos = fstatSync(fd).size;
-    closeSync(fd);
-  } catch {
-    pos = 0;
-  }
+  if (!fromStart)
+    try {
+      const fd = openSync(path, 'r');
+      pos = fstatSync(fd).size;
+      closeSync(fd);
+    } catch {
+      pos = 0;
+    }
   const t = setInterval(() => {
     try {
       const fd = openSync(path, 'r');

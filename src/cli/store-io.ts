@@ -1,6 +1,6 @@
 /** What the store commands share: their I/O, argument parsing, the store they talk to. */
-import { parseArgs, type ParseArgsConfig } from 'node:util';
-import { openStore, storeUrlFromEnv, type Store } from '../store/index.js';
+import { type ParseArgsConfig, parseArgs } from 'node:util';
+import { openStore, type Store, storeUrlFromEnv } from '../store/index.js';
 
 /** Thrown for bad command lines: exit code 2. */
 export class UsageError extends Error {
@@ -19,10 +19,18 @@ export function parse(args: string[], options: ParseArgsConfig['options']): Retu
 
 export function openFrom(values: Record<string, unknown>, io: Out): Store {
   const url = typeof values.store === 'string' ? values.store : storeUrlFromEnv(io.env);
-  return openStore(url, { env: io.env, warn: (m) => io.err(`baton: warning: ${m}\n`), retry: { attempts: 5, baseDelayMs: 200, maxDelayMs: 5000, onRetry: (n, ms, e) => io.err(`baton: store error (${(e as Error).message}); retry ${n} in ${ms} ms\n`) } });
+  return openStore(url, {
+    env: io.env,
+    warn: (m) => io.err(`baton: warning: ${m}\n`),
+    retry: {
+      attempts: 5,
+      baseDelayMs: 200,
+      maxDelayMs: 5000,
+      onRetry: (n, ms, e) => io.err(`baton: store error (${(e as Error).message}); retry ${n} in ${ms} ms\n`),
+    },
+  });
 }
 
 export function mib(n: number): string {
   return `${(n / 1024 / 1024).toFixed(1)} MiB`;
 }
-

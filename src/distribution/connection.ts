@@ -5,7 +5,7 @@
  */
 import type { Socket } from 'node:net';
 import type { Term } from '../etf/index.js';
-import { SpawnRequestFrames, decodeControl, decodeFrame, encodeControl, encodeFrame, type Control } from './control.js';
+import { type Control, decodeControl, decodeFrame, encodeControl, encodeFrame, SpawnRequestFrames } from './control.js';
 import { DFLAG, hasFlag } from './flags.js';
 import { FrameReader, TICK } from './framing.js';
 import type { HandshakeResult } from './handshake.js';

@@ -3,7 +3,19 @@
  * `{Op, ...}` tuples (plus the payload term some of them carry), and the 'p'
  * pass-through frame that carries them (no atom cache, no fragments).
  */
-import { Atom, Pid, Reference, Tuple, atom, decodeFrom, encodeSequence, encodeWithoutVersion, tuple, type DecodeOptions, type Term } from '../etf/index.js';
+import {
+  Atom,
+  atom,
+  type DecodeOptions,
+  decodeFrom,
+  encodeSequence,
+  encodeWithoutVersion,
+  Pid,
+  Reference,
+  type Term,
+  Tuple,
+  tuple,
+} from '../etf/index.js';
 import { ProtocolError } from './errors.js';
 import { DFLAG, hasFlag } from './flags.js';
 
@@ -170,15 +182,30 @@ export function decodeControl(ctl: Term, payload: Term | undefined): Control {
     case OP.EXIT_TT:
     case OP.EXIT2_TT:
       checkArity(op, e, 5);
-      return { kind: op === OP.EXIT_TT ? 'exit' : 'exit2', from: pid(e[1], 'from'), to: pid(e[2], 'to'), reason: e[4]! };
+      return {
+        kind: op === OP.EXIT_TT ? 'exit' : 'exit2',
+        from: pid(e[1], 'from'),
+        to: pid(e[2], 'to'),
+        reason: e[4]!,
+      };
     case OP.PAYLOAD_EXIT:
     case OP.PAYLOAD_EXIT2:
       checkArity(op, e, 3);
-      return { kind: op === OP.PAYLOAD_EXIT ? 'exit' : 'exit2', from: pid(e[1], 'from'), to: pid(e[2], 'to'), reason: payload! };
+      return {
+        kind: op === OP.PAYLOAD_EXIT ? 'exit' : 'exit2',
+        from: pid(e[1], 'from'),
+        to: pid(e[2], 'to'),
+        reason: payload!,
+      };
     case OP.PAYLOAD_EXIT_TT:
     case OP.PAYLOAD_EXIT2_TT:
       checkArity(op, e, 4);
-      return { kind: op === OP.PAYLOAD_EXIT_TT ? 'exit' : 'exit2', from: pid(e[1], 'from'), to: pid(e[2], 'to'), reason: payload! };
+      return {
+        kind: op === OP.PAYLOAD_EXIT_TT ? 'exit' : 'exit2',
+        from: pid(e[1], 'from'),
+        to: pid(e[2], 'to'),
+        reason: payload!,
+      };
     case OP.GROUP_LEADER:
       checkArity(op, e, 3);
       return { kind: 'group_leader', from: pid(e[1], 'from'), to: pid(e[2], 'to') };
@@ -193,10 +220,22 @@ export function decodeControl(ctl: Term, payload: Term | undefined): Control {
       };
     case OP.MONITOR_P_EXIT:
       checkArity(op, e, 5);
-      return { kind: 'monitor_exit', from: pidOrAtom(e[1], 'from'), to: pid(e[2], 'to'), ref: ref(e[3], 'ref'), reason: e[4]! };
+      return {
+        kind: 'monitor_exit',
+        from: pidOrAtom(e[1], 'from'),
+        to: pid(e[2], 'to'),
+        ref: ref(e[3], 'ref'),
+        reason: e[4]!,
+      };
     case OP.PAYLOAD_MONITOR_P_EXIT:
       checkArity(op, e, 4);
-      return { kind: 'monitor_exit', from: pidOrAtom(e[1], 'from'), to: pid(e[2], 'to'), ref: ref(e[3], 'ref'), reason: payload! };
+      return {
+        kind: 'monitor_exit',
+        from: pidOrAtom(e[1], 'from'),
+        to: pid(e[2], 'to'),
+        ref: ref(e[3], 'ref'),
+        reason: payload!,
+      };
     case OP.SPAWN_REQUEST:
     case OP.SPAWN_REQUEST_TT: {
       checkArity(op, e, op === OP.SPAWN_REQUEST ? 6 : 7);
@@ -221,7 +260,13 @@ export function decodeControl(ctl: Term, payload: Term | undefined): Control {
       checkArity(op, e, op === OP.SPAWN_REPLY ? 5 : 6);
       const flags = e[3];
       if (typeof flags !== 'number') bad('spawn reply flags');
-      return { kind: 'spawn_reply', reqId: ref(e[1], 'reqId'), to: pid(e[2], 'to'), flags, result: pidOrAtom(e[4], 'result') };
+      return {
+        kind: 'spawn_reply',
+        reqId: ref(e[1], 'reqId'),
+        to: pid(e[2], 'to'),
+        flags,
+        result: pidOrAtom(e[4], 'result'),
+      };
     }
     case OP.NODE_LINK:
       return { kind: 'node_link' };
@@ -276,7 +321,14 @@ export function encodeControl(msg: Control, flags: bigint): { ctl: Tuple; payloa
         : { ctl: tuple(OP.MONITOR_P_EXIT, msg.from, msg.to, msg.ref, msg.reason) };
     case 'spawn_request':
       return {
-        ctl: tuple(OP.SPAWN_REQUEST, msg.reqId, msg.from, msg.groupLeader, tuple(msg.module, msg.fun, msg.arity), msg.options),
+        ctl: tuple(
+          OP.SPAWN_REQUEST,
+          msg.reqId,
+          msg.from,
+          msg.groupLeader,
+          tuple(msg.module, msg.fun, msg.arity),
+          msg.options,
+        ),
         payload: msg.args,
       };
     case 'spawn_reply':
@@ -371,7 +423,9 @@ type SpawnRequest = Extract<Control, { kind: 'spawn_request' }>;
  */
 export class SpawnRequestFrames {
   /** What the template was made from (not the message itself: its arguments may be large). */
-  private made: Omit<SpawnRequest, 'kind' | 'reqId' | 'args'> & { node: Atom; creation: number; words: number } | undefined;
+  private made:
+    | (Omit<SpawnRequest, 'kind' | 'reqId' | 'args'> & { node: Atom; creation: number; words: number })
+    | undefined;
   private template: Buffer = Buffer.alloc(0);
   /** Where the request id's words start in `template`. */
   private idsAt = 0;
@@ -407,7 +461,17 @@ export class SpawnRequestFrames {
     // the request id, whose id words are its last bytes.
     this.idsAt = 5 + encodeWithoutVersion(msg.reqId).length - 4 * msg.reqId.ids.length;
     const { from, groupLeader, module, fun, arity, options, reqId } = msg;
-    this.made = { from, groupLeader, module, fun, arity, options, node: reqId.node, creation: reqId.creation, words: reqId.ids.length };
+    this.made = {
+      from,
+      groupLeader,
+      module,
+      fun,
+      arity,
+      options,
+      node: reqId.node,
+      creation: reqId.creation,
+      words: reqId.ids.length,
+    };
   }
 }
 
@@ -439,6 +503,7 @@ export function decodeFrame(frame: Buffer, options?: DecodeOptions): { ctl: Term
   const first = decodeFrom(frame, 1, options);
   if (first.offset === frame.length) return { ctl: first.term, views: first.views };
   const second = decodeFrom(frame, first.offset, options);
-  if (second.offset !== frame.length) throw new ProtocolError(`${frame.length - second.offset} trailing bytes in frame`);
+  if (second.offset !== frame.length)
+    throw new ProtocolError(`${frame.length - second.offset} trailing bytes in frame`);
   return { ctl: first.term, payload: second.term, views: first.views + second.views };
 }

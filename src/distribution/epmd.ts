@@ -100,7 +100,8 @@ export type Port2Response =
 /** `undefined` while incomplete. */
 export function decodePort2Resp(buf: Buffer): Port2Response | undefined {
   if (buf.length < 2) return undefined;
-  if (buf[0] !== PORT2_RESP) throw new EpmdError('protocol', `unexpected EPMD response tag ${buf[0]} to PORT_PLEASE2_REQ`);
+  if (buf[0] !== PORT2_RESP)
+    throw new EpmdError('protocol', `unexpected EPMD response tag ${buf[0]} to PORT_PLEASE2_REQ`);
   if (buf[1] !== 0) return { found: false, result: buf[1]! };
   if (buf.length < 12) return undefined;
   const nameLen = buf.readUInt16BE(10);
@@ -174,7 +175,16 @@ function exchange<T>(
     const socket = connect({ host: addr.host, port: addr.port });
     let buf = Buffer.alloc(0);
     let done = false;
-    const timer = setTimeout(() => fail(new EpmdError('unreachable', `EPMD on ${addr.host}:${addr.port} did not answer in ${addr.timeoutMs ?? 5000} ms`)), addr.timeoutMs ?? 5000);
+    const timer = setTimeout(
+      () =>
+        fail(
+          new EpmdError(
+            'unreachable',
+            `EPMD on ${addr.host}:${addr.port} did not answer in ${addr.timeoutMs ?? 5000} ms`,
+          ),
+        ),
+      addr.timeoutMs ?? 5000,
+    );
     const fail = (err: Error): void => {
       if (done) return;
       done = true;
@@ -253,7 +263,13 @@ export async function epmdNames(addr: EpmdAddress): Promise<NamesResponse> {
 export async function startEpmdDaemon(addr: EpmdAddress, epmdPath = 'epmd'): Promise<void> {
   await new Promise<void>((resolve, reject) => {
     execFile(epmdPath, ['-daemon', '-port', String(addr.port)], { timeout: 10_000 }, (err) =>
-      err ? reject(new EpmdError('unreachable', `could not start ${epmdPath} -daemon on port ${addr.port}: ${err.message}`, { cause: err })) : resolve(),
+      err
+        ? reject(
+            new EpmdError('unreachable', `could not start ${epmdPath} -daemon on port ${addr.port}: ${err.message}`, {
+              cause: err,
+            }),
+          )
+        : resolve(),
     );
   });
   const deadline = Date.now() + (addr.timeoutMs ?? 5000);

@@ -4,7 +4,7 @@
  * the process exits with `{Ref, return | throw | exit, V}` or `{Ref, error, E, Stack}`,
  * and that exit reason is the answer. These are the pure parts.
  */
-import { Atom, Pid, Reference, Tuple, asList, atom, tuple, type Term } from '../etf/index.js';
+import { type Atom, asList, atom, Pid, Reference, type Term, Tuple, tuple } from '../etf/index.js';
 import type { Connection } from './connection.js';
 import type { Control } from './control.js';
 import { ErpcError, NodeDownError, TimeoutError } from './errors.js';
@@ -31,7 +31,12 @@ function sameRef(a: Reference, b: Reference): boolean {
 
 /** The answer carried by the monitor's exit reason. */
 export function erpcOutcome(reason: Term, res: Reference, node: string): ErpcOutcome {
-  if (reason instanceof Tuple && reason.length >= 3 && reason.elements[0] instanceof Reference && sameRef(reason.elements[0], res)) {
+  if (
+    reason instanceof Tuple &&
+    reason.length >= 3 &&
+    reason.elements[0] instanceof Reference &&
+    sameRef(reason.elements[0], res)
+  ) {
     const [, kind, value, stack] = reason.elements;
     if (kind === RETURN && reason.length === 3) return { ok: true, value: value! };
     if (kind === THROW && reason.length === 3) return { ok: false, error: new ErpcError('throw', value!, [], node) };
@@ -94,7 +99,14 @@ export class ErpcCalls {
     return this.calls.size;
   }
 
-  call(conn: Connection, reqId: Reference, res: Reference, spawn: Control, timeoutMs: number | undefined, what: () => string): Promise<Term> {
+  call(
+    conn: Connection,
+    reqId: Reference,
+    res: Reference,
+    spawn: Control,
+    timeoutMs: number | undefined,
+    what: () => string,
+  ): Promise<Term> {
     return new Promise<Term>((resolve, reject) => {
       const key = this.keyOf(reqId);
       const call: PendingCall = { conn, reqId, res, resolve, reject };
@@ -107,7 +119,8 @@ export class ErpcCalls {
         }, timeoutMs);
       }
       this.calls.set(key, call);
-      if (!conn.send(spawn)) this.finish(key, call, new NodeDownError(conn.peerName, conn.closeReason || 'connection closed'));
+      if (!conn.send(spawn))
+        this.finish(key, call, new NodeDownError(conn.peerName, conn.closeReason || 'connection closed'));
     });
   }
 

@@ -123,6 +123,8 @@ export class EvalSyntaxError extends DistributionError {
     /** The peer's own wording (`Mod:format_error/1`), when it could be had. */
     readonly description?: string,
   ) {
-    super(`cannot parse ${JSON.stringify(text)}: ${description ?? inspect(reason, { depth: 6, breakLength: Infinity })}`);
+    super(
+      `cannot parse ${JSON.stringify(text)}: ${description ?? inspect(reason, { depth: 6, breakLength: Infinity })}`,
+    );
   }
 }

@@ -24,7 +24,8 @@ export function runHandshake(
   return new Promise((resolve, reject) => {
     const reader = new FrameReader(2, MAX_HANDSHAKE_MESSAGE);
     let finished = false;
-    const peer = (): string => (machine instanceof ClientHandshake ? machine.peerName : machine.peerName || 'unknown node');
+    const peer = (): string =>
+      machine instanceof ClientHandshake ? machine.peerName : machine.peerName || 'unknown node';
     const finish = (err?: Error, value?: Handshaken): void => {
       if (finished) return;
       finished = true;
@@ -73,7 +74,8 @@ export function runHandshake(
         finish(new CookieMismatchError(machine.peerName, 'outgoing'));
       } else finish(new HandshakeError(`${peer()} closed the connection during the handshake`));
     };
-    const onError = (err: Error): void => finish(new HandshakeError(`handshake with ${peer()} failed: ${err.message}`, { cause: err }));
+    const onError = (err: Error): void =>
+      finish(new HandshakeError(`handshake with ${peer()} failed: ${err.message}`, { cause: err }));
     socket.on('data', onData);
     socket.on('close', onClose);
     socket.on('error', onError);

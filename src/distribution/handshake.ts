@@ -83,7 +83,9 @@ function isNodeName(name: string): boolean {
 function checkFlags(peer: string, flags: bigint): void {
   const missing = missingMandatory(flags);
   if (missing !== 0n) {
-    throw new HandshakeError(`${peer} lacks mandatory distribution flags 0x${missing.toString(16)} (needs OTP 25 or newer)`);
+    throw new HandshakeError(
+      `${peer} lacks mandatory distribution flags 0x${missing.toString(16)} (needs OTP 25 or newer)`,
+    );
   }
 }
 
@@ -133,7 +135,8 @@ export class ClientHandshake {
           return { send: [status('false')], fail: new AlreadyConnected(this.peerName) };
         }
         if (st === 'nok') throw new SimultaneousConnectLost(this.peerName);
-        if (st === 'not_allowed') throw new HandshakeError(`${this.peerName} does not allow connections from ${this.self.name}`);
+        if (st === 'not_allowed')
+          throw new HandshakeError(`${this.peerName} does not allow connections from ${this.self.name}`);
         throw new HandshakeError(`${this.peerName} answered with status ${JSON.stringify(st.slice(0, 64))}`);
       }
       case 'challenge': {
@@ -258,7 +261,8 @@ export class ServerHandshake {
         throw new HandshakeError(`${this.peer} declined to replace its existing connection`);
       }
       case 'reply': {
-        if (msg.length !== 21 || msg[0] !== 0x72) throw new HandshakeError(`${this.peer} sent a malformed challenge reply`);
+        if (msg.length !== 21 || msg[0] !== 0x72)
+          throw new HandshakeError(`${this.peer} sent a malformed challenge reply`);
         const theirChallenge = msg.readUInt32BE(1);
         if (!msg.subarray(5).equals(digest(this.ourChallenge, this.self.cookie))) {
           throw new CookieMismatchError(this.peer, 'incoming');

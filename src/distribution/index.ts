@@ -2,14 +2,23 @@
  * baton as a hidden Erlang node: EPMD, the version 6 handshake both ways, connections
  * with ticks and frame limits, TS processes, erpc/rpc/eval, and a group-leader io server.
  */
-export { Node, type NodeOptions, type ErpcOptions, type NodeMonitor, shortHostname } from './node.js';
-export type { ExposedFunction } from './system.js';
-export { Process, type Destination, type Name, type SpawnOptions } from './process.js';
+
+export { defaultBusyPollMs } from './busy-poll.js';
+export {
+  defaultEpmdPort,
+  epmdNames,
+  epmdPortPlease,
+  epmdRegister,
+  type NamesResponse,
+  type Port2Response,
+} from './epmd.js';
 export {
   BadRpcError,
   CookieMismatchError,
   DistributionError,
   EpmdError,
+  type EpmdFailure,
+  type ErpcClass,
   ErpcError,
   EvalSyntaxError,
   HandshakeError,
@@ -17,9 +26,8 @@ export {
   ProcessExitError,
   ProtocolError,
   TimeoutError,
-  type ErpcClass,
-  type EpmdFailure,
 } from './errors.js';
-export { epmdNames, epmdPortPlease, epmdRegister, defaultEpmdPort, type NamesResponse, type Port2Response } from './epmd.js';
 export { DFLAG, OUR_FLAGS } from './flags.js';
-export { defaultBusyPollMs } from './busy-poll.js';
+export { type ErpcOptions, Node, type NodeMonitor, type NodeOptions, shortHostname } from './node.js';
+export { type Destination, type Name, Process, type SpawnOptions } from './process.js';
+export type { ExposedFunction } from './system.js';

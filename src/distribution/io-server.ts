@@ -4,7 +4,7 @@
  * everything: output requests with `ok` (the text goes to baton's log), input requests
  * with `{error, enotsup}` / `eof`, unknown ones with `{error, request}`.
  */
-import { Atom, BitString, Charlist, ImproperList, Pid, Tuple, asList, atom, tuple, type Term } from '../etf/index.js';
+import { Atom, asList, atom, BitString, Charlist, ImproperList, Pid, type Term, Tuple, tuple } from '../etf/index.js';
 
 const IO_REQUEST = atom('io_request');
 const IO_REPLY = atom('io_reply');
@@ -38,7 +38,8 @@ export function chardataToString(data: Term, encoding: Atom = UNICODE): string |
       return true;
     }
     if (Array.isArray(t)) return t.every((x) => walk(x, depth + 1));
-    if (t instanceof ImproperList) return t.elements.every((x) => walk(x, depth + 1)) && t.tail instanceof Uint8Array && walk(t.tail, depth + 1);
+    if (t instanceof ImproperList)
+      return t.elements.every((x) => walk(x, depth + 1)) && t.tail instanceof Uint8Array && walk(t.tail, depth + 1);
     if (t instanceof BitString) return false;
     return false;
   };
@@ -46,7 +47,13 @@ export function chardataToString(data: Term, encoding: Atom = UNICODE): string |
 }
 
 function single(to: Pid, replyAs: Term, req: Term): IoAction {
-  const reply = (r: Term, output?: string): IoAction => ({ kind: 'reply', to, replyAs, reply: r, ...(output !== undefined ? { output } : {}) });
+  const reply = (r: Term, output?: string): IoAction => ({
+    kind: 'reply',
+    to,
+    replyAs,
+    reply: r,
+    ...(output !== undefined ? { output } : {}),
+  });
   if (req instanceof Tuple) {
     const [op, a, b, c, d] = req.elements;
     if (op === atom('put_chars')) {
@@ -67,7 +74,12 @@ function single(to: Pid, replyAs: Term, req: Term): IoAction {
         return { kind: 'apply', to, replyAs, module: a, fun: b, args: args4, encoding: LATIN1 };
       }
     }
-    if (op === atom('get_chars') || op === atom('get_line') || op === atom('get_until') || op === atom('get_password')) {
+    if (
+      op === atom('get_chars') ||
+      op === atom('get_line') ||
+      op === atom('get_until') ||
+      op === atom('get_password')
+    ) {
       return reply(atom('eof'));
     }
     if (op === atom('setopts')) return reply(OK);
@@ -79,7 +91,8 @@ function single(to: Pid, replyAs: Term, req: Term): IoAction {
 
 /** What to do with one message received by the io server. */
 export function ioAction(message: Term): IoAction | IoAction[] {
-  if (!(message instanceof Tuple) || message.length !== 4 || message.elements[0] !== IO_REQUEST) return { kind: 'ignore' };
+  if (!(message instanceof Tuple) || message.length !== 4 || message.elements[0] !== IO_REQUEST)
+    return { kind: 'ignore' };
   const [, from, replyAs, req] = message.elements;
   if (!(from instanceof Pid)) return { kind: 'ignore' };
   const batch = req instanceof Tuple && req.elements[0] === atom('requests') ? asList(req.elements[1]!) : undefined;

@@ -3,14 +3,26 @@
  * dial us, one connection per peer, TS processes, erpc/rpc/eval, and the io server
  * that is the group leader of everything baton runs remotely.
  */
+
+import { randomInt } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { createServer, type Server, type Socket } from 'node:net';
 import { hostname } from 'node:os';
-import { randomInt } from 'node:crypto';
-import { Atom, Pid, Reference, Tuple, asList, atom, charlist, tuple, type Term } from '../etf/index.js';
+import { Atom, asList, atom, charlist, Pid, Reference, type Term, Tuple, tuple } from '../etf/index.js';
+import { BusyPoll, defaultBusyPollMs } from './busy-poll.js';
 import { Connection } from './connection.js';
 import type { Control } from './control.js';
 import { SPAWN_REPLY_LINK, SPAWN_REPLY_MONITOR } from './control.js';
+import {
+  defaultEpmdPort,
+  epmdNames,
+  epmdPortPlease,
+  epmdRegister,
+  type NamesResponse,
+  type Registration,
+  startEpmdDaemon,
+} from './epmd.js';
+import { ErpcCalls, erpcMfa, spawnOptions } from './erpc.js';
 import {
   BadRpcError,
   DistributionError,
@@ -20,16 +32,27 @@ import {
   NodeDownError,
   TimeoutError,
 } from './errors.js';
-import { defaultEpmdPort, epmdNames, epmdPortPlease, epmdRegister, startEpmdDaemon, type NamesResponse, type Registration } from './epmd.js';
-import { BusyPoll, defaultBusyPollMs } from './busy-poll.js';
-import { ErpcCalls, erpcMfa, spawnOptions } from './erpc.js';
-import { DFLAG, OUR_FLAGS, hasFlag } from './flags.js';
-import { AlreadyConnected, ClientHandshake, ServerHandshake, SimultaneousConnectLost, type Admission, type HandshakeIdentity } from './handshake.js';
-import { runHandshake } from './handshake-io.js';
-import { connectSlab } from './slab.js';
+import { DFLAG, hasFlag, OUR_FLAGS } from './flags.js';
+import {
+  type Admission,
+  AlreadyConnected,
+  ClientHandshake,
+  type HandshakeIdentity,
+  ServerHandshake,
+  SimultaneousConnectLost,
+} from './handshake.js';
+import { type Handshaken, runHandshake } from './handshake-io.js';
 import { chardataToString } from './io-server.js';
-import { LineBuffer, netKernelHandler, rexHandler, runIoServer, serveGenCalls, type ExposedFunction } from './system.js';
-import { Process, pidKey, refKey, toAtom, type Destination, type Name, type SpawnOptions } from './process.js';
+import { type Destination, type Name, Process, pidKey, refKey, type SpawnOptions, toAtom } from './process.js';
+import { connectSlab } from './slab.js';
+import {
+  type ExposedFunction,
+  LineBuffer,
+  netKernelHandler,
+  rexHandler,
+  runIoServer,
+  serveGenCalls,
+} from './system.js';
 
 export interface NodeOptions {
   /** `name` or `name@host`; a bare name gets this machine's short host name. */
@@ -102,7 +125,20 @@ export class Node extends EventEmitter {
   readonly host: string;
   /** A true private field: `console.log(node)` must not print the cookie. */
   readonly #cookie: string;
-  private readonly opts: Required<Pick<NodeOptions, 'epmdPort' | 'epmdHost' | 'startEpmd' | 'listen' | 'netTicktime' | 'handshakeTimeoutMs' | 'maxFrameBytes' | 'maxSendQueueBytes' | 'maxPendingHandshakes'>> &
+  private readonly opts: Required<
+    Pick<
+      NodeOptions,
+      | 'epmdPort'
+      | 'epmdHost'
+      | 'startEpmd'
+      | 'listen'
+      | 'netTicktime'
+      | 'handshakeTimeoutMs'
+      | 'maxFrameBytes'
+      | 'maxSendQueueBytes'
+      | 'maxPendingHandshakes'
+    >
+  > &
     Pick<NodeOptions, 'port' | 'log' | 'distFlags' | 'listenHost'>;
   private readonly busyPoll: BusyPoll;
   /** Control messages received, so busy polling can tell a turn that brought something. */
@@ -233,7 +269,10 @@ export class Node extends EventEmitter {
       output: (text, from) => lines.push(text, from),
       onError: (err) => this.emit('ioError', err),
     });
-    serveGenCalls(this.spawnInternal({ name: 'rex' }), rexHandler((m, f) => this.exposed.get(`${m.name}:${f.name}`)));
+    serveGenCalls(
+      this.spawnInternal({ name: 'rex' }),
+      rexHandler((m, f) => this.exposed.get(`${m.name}:${f.name}`)),
+    );
     serveGenCalls(this.spawnInternal({ name: 'net_kernel' }), netKernelHandler);
   }
 
@@ -248,7 +287,13 @@ export class Node extends EventEmitter {
   }
 
   /** Counters for tests and metrics. */
-  stats(): { connections: number; pendingHandshakes: number; processes: number; pendingCalls: number; aliases: number } {
+  stats(): {
+    connections: number;
+    pendingHandshakes: number;
+    processes: number;
+    pendingCalls: number;
+    aliases: number;
+  } {
     return {
       connections: this.connections.size,
       pendingHandshakes: this.pendingHandshakes,
@@ -311,13 +356,19 @@ export class Node extends EventEmitter {
     });
     socket.on('error', () => {});
     socket.setNoDelay(true);
-    const machine = new ClientHandshake(this.identity(), peer, undefined, () => !this.connections.has(peer) && !this.incomingPending.has(peer));
-    let hs;
+    const machine = new ClientHandshake(
+      this.identity(),
+      peer,
+      undefined,
+      () => !this.connections.has(peer) && !this.incomingPending.has(peer),
+    );
+    let hs: Handshaken;
     try {
       hs = await runHandshake(socket, machine, this.opts.handshakeTimeoutMs);
     } catch (err) {
       // Either way the peer's own dial is (or becomes) the connection.
-      if (err instanceof SimultaneousConnectLost || err instanceof AlreadyConnected) return this.waitForUp(peer, this.opts.handshakeTimeoutMs);
+      if (err instanceof SimultaneousConnectLost || err instanceof AlreadyConnected)
+        return this.waitForUp(peer, this.opts.handshakeTimeoutMs);
       throw err;
     }
     if (this.closed) {
@@ -337,7 +388,10 @@ export class Node extends EventEmitter {
     if (existing) return Promise.resolve(existing);
     return new Promise((resolve, reject) => {
       let set = this.upWaiters.get(peer);
-      if (!set) this.upWaiters.set(peer, (set = new Set()));
+      if (!set) {
+        set = new Set();
+        this.upWaiters.set(peer, set);
+      }
       const waiter = (c: Connection): void => {
         clearTimeout(timer);
         resolve(c);
@@ -403,7 +457,12 @@ export class Node extends EventEmitter {
     return 'ok';
   }
 
-  private established(socket: Socket, hs: { peerName: string; peerFlags: bigint; peerCreation: number; flags: bigint }, incoming: boolean, leftover: Buffer): Connection {
+  private established(
+    socket: Socket,
+    hs: { peerName: string; peerFlags: bigint; peerCreation: number; flags: bigint },
+    incoming: boolean,
+    leftover: Buffer,
+  ): Connection {
     const conn = new Connection(socket, hs, incoming, leftover, {
       tickTimeMs: this.opts.netTicktime * 1000,
       maxFrameBytes: this.opts.maxFrameBytes,
@@ -457,7 +516,13 @@ export class Node extends EventEmitter {
 
   /** The key of one of our own references (as made by `makeRef`), or -1 for any other. */
   private callKey(ref: Reference): number {
-    if (ref.node !== this.nodeAtom || ref.creation !== this.creation || ref.ids.length !== 3 || ref.ids[2] !== this.refSalt) return -1;
+    if (
+      ref.node !== this.nodeAtom ||
+      ref.creation !== this.creation ||
+      ref.ids.length !== 3 ||
+      ref.ids[2] !== this.refSalt
+    )
+      return -1;
     return ref.ids[0]! + ref.ids[1]! * 0x40000;
   }
 
@@ -498,7 +563,8 @@ export class Node extends EventEmitter {
   /** @internal ProcessHost plumbing for `Process`. */
   registerName(name: Atom, p: Process): void {
     const holder = this.registry.get(name);
-    if (holder !== undefined && holder !== p && holder.isAlive) throw new DistributionError(`name ${name.name} is already registered`);
+    if (holder !== undefined && holder !== p && holder.isAlive)
+      throw new DistributionError(`name ${name.name} is already registered`);
     this.registry.set(name, p);
   }
 
@@ -525,7 +591,10 @@ export class Node extends EventEmitter {
   /** @internal ProcessHost plumbing for `Process`. */
   watchNode(node: Atom, p: Process): void {
     let set = this.nodeWatchers.get(node);
-    if (!set) this.nodeWatchers.set(node, (set = new Set()));
+    if (!set) {
+      set = new Set();
+      this.nodeWatchers.set(node, set);
+    }
     set.add(p);
     if (!this.connections.has(node.name)) {
       this.connection(node.name).catch(() => {
@@ -571,7 +640,9 @@ export class Node extends EventEmitter {
 
   /** @internal ProcessHost plumbing for `Process`. */
   remoteLink(from: Pid, to: Pid): void {
-    this.sendTo(to.node, { kind: 'link', from, to }, () => this.localProcess(from)?.exitSignal(to, atom('noconnection'), 'link'));
+    this.sendTo(to.node, { kind: 'link', from, to }, () =>
+      this.localProcess(from)?.exitSignal(to, atom('noconnection'), 'link'),
+    );
   }
 
   private unlinkIds = 0;
@@ -594,7 +665,9 @@ export class Node extends EventEmitter {
 
   /** @internal ProcessHost plumbing for `Process`. */
   remoteMonitor(from: Pid, target: Pid | Atom, node: Atom, ref: Reference): void {
-    this.sendTo(node, { kind: 'monitor', from, target, ref }, () => this.localProcess(from)?.down(ref, atom('noconnection')));
+    this.sendTo(node, { kind: 'monitor', from, target, ref }, () =>
+      this.localProcess(from)?.down(ref, atom('noconnection')),
+    );
   }
 
   /** @internal ProcessHost plumbing for `Process`. */
@@ -613,7 +686,10 @@ export class Node extends EventEmitter {
     const down = new Promise<{ node: string; reason: string }>((r) => (resolveDown = r));
     const fire = (reason: string): void => resolveDown({ node: peer, reason });
     let set = this.nodeMonitors.get(peer);
-    if (!set) this.nodeMonitors.set(peer, (set = new Set()));
+    if (!set) {
+      set = new Set();
+      this.nodeMonitors.set(peer, set);
+    }
     set.add(fire);
     if (!this.connections.has(peer)) {
       this.connection(peer).catch((err: Error) => {
@@ -729,7 +805,10 @@ export class Node extends EventEmitter {
       .then(
         (value) => p.exit(tuple(res, atom('return'), value)),
         (err: unknown) => {
-          const reason = err instanceof ErpcError ? err.reason : tuple(atom('baton_exception'), Buffer.from(String((err as Error)?.message ?? err)));
+          const reason =
+            err instanceof ErpcError
+              ? err.reason
+              : tuple(atom('baton_exception'), Buffer.from(String((err as Error)?.message ?? err)));
           p.exit(tuple(res, ERROR, reason, [tuple(m, f, a.length, [])]));
         },
       );
@@ -763,7 +842,14 @@ export class Node extends EventEmitter {
       options: MONITOR_OPTION,
       args: [res, m, f, args],
     };
-    const answer = this.calls.call(conn, reqId, res, spawn, options.timeoutMs, () => `erpc ${peer} ${m.name}:${f.name}/${args.length}`);
+    const answer = this.calls.call(
+      conn,
+      reqId,
+      res,
+      spawn,
+      options.timeoutMs,
+      () => `erpc ${peer} ${m.name}:${f.name}/${args.length}`,
+    );
     this.busyPoll.arm();
     return answer;
   }
@@ -804,7 +890,8 @@ export class Node extends EventEmitter {
       }
       return reply;
     } catch (err) {
-      if (err instanceof TimeoutError) throw new TimeoutError(`rpc ${peer} ${toAtom(module).name}:${toAtom(fun).name}`, err.timeoutMs);
+      if (err instanceof TimeoutError)
+        throw new TimeoutError(`rpc ${peer} ${toAtom(module).name}:${toAtom(fun).name}`, err.timeoutMs);
       if (err instanceof DistributionError && err.code === 'PROCESS_EXIT' && !this.connections.has(peer)) {
         throw new NodeDownError(peer, 'connection lost during rpc');
       }
@@ -836,7 +923,12 @@ export class Node extends EventEmitter {
       const [loc, mod, desc] = info.elements as [Term, Atom, Term];
       try {
         const words = chardataToString(await this.erpc(peer, mod, 'format_error', [desc], { timeoutMs: 5000 }));
-        const where = typeof loc === 'number' ? `line ${loc}` : loc instanceof Tuple ? `line ${String(loc.elements[0])}, column ${String(loc.elements[1])}` : undefined;
+        const where =
+          typeof loc === 'number'
+            ? `line ${loc}`
+            : loc instanceof Tuple
+              ? `line ${String(loc.elements[0])}, column ${String(loc.elements[1])}`
+              : undefined;
         if (words !== undefined) return new EvalSyntaxError(result, text, where ? `${where}: ${words}` : words);
       } catch {
         // The raw term still says what went wrong.
@@ -864,4 +956,3 @@ export class Node extends EventEmitter {
     if (server) await new Promise<void>((r) => server.close(() => r()));
   }
 }
-

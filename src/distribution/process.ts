@@ -3,7 +3,7 @@
  * signals and aliases, with Erlang's semantics. Signals that leave the node go through
  * the `ProcessHost` (the node), which owns connections and the pid/name tables.
  */
-import { Atom, Pid, Reference, Tuple, atom, improperList, termEquals, tuple, type Term } from '../etf/index.js';
+import { Atom, atom, improperList, Pid, Reference, type Term, Tuple, termEquals, tuple } from '../etf/index.js';
 import { ProcessExitError, TimeoutError } from './errors.js';
 
 export type Name = Atom | string;
@@ -255,7 +255,13 @@ export class Process {
         other?.monitoredBy.delete(key);
       } else this.host.remoteDemonitor(this.pid, m.target, m.node, ref);
     }
-    this.flush((msg) => msg instanceof Tuple && msg.elements[0] === DOWN && msg.elements[1] instanceof Reference && refKey(msg.elements[1]) === key);
+    this.flush(
+      (msg) =>
+        msg instanceof Tuple &&
+        msg.elements[0] === DOWN &&
+        msg.elements[1] instanceof Reference &&
+        refKey(msg.elements[1]) === key,
+    );
   }
 
   /** `erlang:monitor_node(Node, true)`: `{nodedown, Node}` arrives when the connection goes. */
@@ -293,7 +299,8 @@ export class Process {
         if (!(m instanceof Tuple)) return undefined;
         const e = m.elements;
         if (e.length === 2 && termEquals(e[0]!, tag)) return { reply: e[1]! };
-        if (e.length === 5 && e[0] === DOWN && e[1] instanceof Reference && refKey(e[1]) === key) return { down: e[4]! };
+        if (e.length === 5 && e[0] === DOWN && e[1] instanceof Reference && refKey(e[1]) === key)
+          return { down: e[4]! };
         return undefined;
       }, timeoutMs);
       if ('down' in got) throw new ProcessExitError(got.down, 'gen_server call failed, server down');
@@ -348,7 +355,8 @@ export class Process {
     for (const [key, m] of [...this.monitoredBy]) if (m.watcher.node === node) this.monitoredBy.delete(key);
     for (const m of [...this.monitors.values()]) if (m.node === node) this.down(m.ref, atom('noconnection'));
     if (this.watchedNodes.delete(node)) this.deliver(tuple(atom('nodedown'), node));
-    for (const pid of [...this.links.values()]) if (pid.node === node) this.exitSignal(pid, atom('noconnection'), 'link');
+    for (const pid of [...this.links.values()])
+      if (pid.node === node) this.exitSignal(pid, atom('noconnection'), 'link');
   }
 
   private flush(pred: (m: Term) => boolean): void {

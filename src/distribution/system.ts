@@ -3,7 +3,7 @@
  * server, and stand-ins for `rex` and `net_kernel` so that peers calling them get an
  * answer rather than waiting forever.
  */
-import { Atom, ImproperList, Pid, Reference, Tuple, asList, atom, tuple, type Term } from '../etf/index.js';
+import { Atom, asList, atom, ImproperList, Pid, Reference, type Term, Tuple, tuple } from '../etf/index.js';
 import { chardataToString, ioAction, ioReply } from './io-server.js';
 import type { Process } from './process.js';
 
@@ -18,7 +18,9 @@ export type ExposedFunction = (args: Term[], caller: Pid) => Term | Promise<Term
 
 /** gen:reply/2: an `[alias | Ref]` tag is answered through the alias, a plain tag to the caller. */
 export function replyDestination(caller: Pid, tag: Term): Pid | Reference {
-  return tag instanceof ImproperList && tag.elements[0] === atom('alias') && tag.tail instanceof Reference ? tag.tail : caller;
+  return tag instanceof ImproperList && tag.elements[0] === atom('alias') && tag.tail instanceof Reference
+    ? tag.tail
+    : caller;
 }
 
 /** Runs `p` as a gen_server that answers every `'$gen_call'` with `handle`'s value; other messages are dropped. */
@@ -46,7 +48,8 @@ export function serveGenCalls(p: Process, handle: (request: Term, caller: Pid) =
  */
 export function rexHandler(lookup: (m: Atom, f: Atom) => ExposedFunction | undefined) {
   return async (req: Term, caller: Pid): Promise<Term> => {
-    if (!(req instanceof Tuple) || req.elements[0] !== atom('call') || req.length < 4) return tuple(BADRPC, tuple(EXIT, atom('notsup')));
+    if (!(req instanceof Tuple) || req.elements[0] !== atom('call') || req.length < 4)
+      return tuple(BADRPC, tuple(EXIT, atom('notsup')));
     const [, m, f, rawArgs] = req.elements;
     const a = rawArgs === undefined ? undefined : asList(rawArgs);
     const handler = m instanceof Atom && f instanceof Atom ? lookup(m, f) : undefined;
@@ -63,7 +66,9 @@ export function rexHandler(lookup: (m: Atom, f: Atom) => ExposedFunction | undef
 
 /** `net_kernel`: `net_adm:ping/1` ends with `{is_auth, Node}`; without `yes` a ping is `pang`. */
 export function netKernelHandler(req: Term): Term {
-  return req instanceof Tuple && req.elements[0] === atom('is_auth') ? atom('yes') : tuple(ERROR, atom('not_supported'));
+  return req instanceof Tuple && req.elements[0] === atom('is_auth')
+    ? atom('yes')
+    : tuple(ERROR, atom('not_supported'));
 }
 
 /** Cuts output into lines per source node (an `io:format` may end mid-line). */
@@ -114,7 +119,10 @@ export function runIoServer(p: Process, deps: IoServerDeps): void {
           // io:format arrives as {put_chars, Enc, io_lib, format, [F, A]}: the formatting runs
           // on the requester's node, where the format string's semantics live.
           try {
-            text = chardataToString(await deps.apply(action.to.node.name, action.module, action.fun, action.args), action.encoding);
+            text = chardataToString(
+              await deps.apply(action.to.node.name, action.module, action.fun, action.args),
+              action.encoding,
+            );
             if (text === undefined) reply = tuple(ERROR, atom('put_chars'));
           } catch (err) {
             reply = tuple(ERROR, atom('put_chars'));

@@ -13,7 +13,20 @@
 import { inflateSync } from 'node:zlib';
 import { EtfDecodeError } from './errors.js';
 import * as T from './tags.js';
-import { Atom, BitString, Charlist, ExportFun, Float, Fun, ImproperList, Pid, Port, Reference, Tuple, type Term } from './terms.js';
+import {
+  Atom,
+  BitString,
+  Charlist,
+  ExportFun,
+  Float,
+  Fun,
+  ImproperList,
+  Pid,
+  Port,
+  Reference,
+  type Term,
+  Tuple,
+} from './terms.js';
 
 export interface DecodeOptions {
   /** Deepest nesting of containers accepted (the BEAM has no limit; a JS stack does). Default 2000. */
@@ -123,7 +136,11 @@ export function decode(input: Uint8Array, options: DecodeOptions = NO_OPTIONS): 
  * distribution frame holds a control message and a payload back to back. `views` is
  * how many binaries in `term` are views into `input` (0: the term holds none of it).
  */
-export function decodeFrom(input: Uint8Array, offset: number, options: DecodeOptions = NO_OPTIONS): { term: Term; offset: number; views: number } {
+export function decodeFrom(
+  input: Uint8Array,
+  offset: number,
+  options: DecodeOptions = NO_OPTIONS,
+): { term: Term; offset: number; views: number } {
   const r = readerFor(input, offset, options);
   const term = versioned(r, options);
   return { term, offset: r.pos, views: r.views };
@@ -170,7 +187,10 @@ function decompressed(r: Reader, limit: number): Term {
   try {
     // `info` gives the engine back, whose bytesWritten is how much input zlib read: the
     // compressed term may be followed by more data (another term of a frame).
-    const result = inflateSync(r.buf.subarray(r.pos), { maxOutputLength: Math.max(size, 1), info: true }) as unknown as {
+    const result = inflateSync(r.buf.subarray(r.pos), {
+      maxOutputLength: Math.max(size, 1),
+      info: true,
+    }) as unknown as {
       buffer: Buffer;
       engine: { bytesWritten: number };
     };
@@ -226,7 +246,8 @@ function readTerm(r: Reader): Term {
     case T.FLOAT_EXT: {
       const text = r.bytes(31, 'FLOAT_EXT').toString('latin1').replace(/\0+$/, '');
       const v = Number(text.trim());
-      if (!/^\s*[-+]?\d/.test(text) || !Number.isFinite(v)) r.fail(`FLOAT_EXT text ${JSON.stringify(text)} is not a float`, at);
+      if (!/^\s*[-+]?\d/.test(text) || !Number.isFinite(v))
+        r.fail(`FLOAT_EXT text ${JSON.stringify(text)} is not a float`, at);
       return Number.isInteger(v) ? new Float(v) : v;
     }
     case T.ATOM_EXT:
@@ -482,7 +503,8 @@ function funBody(r: Reader, at: number): Fun {
   const module = atomTerm(r);
   const oldIndex = readTerm(r);
   const oldUniq = readTerm(r);
-  if (typeof oldIndex !== 'number' || typeof oldUniq !== 'number') r.fail('NEW_FUN_EXT old index/uniq are not integers', at);
+  if (typeof oldIndex !== 'number' || typeof oldUniq !== 'number')
+    r.fail('NEW_FUN_EXT old index/uniq are not integers', at);
   if (!(readTerm(r) instanceof Pid)) r.fail('NEW_FUN_EXT has no pid', at);
   enter(r);
   for (let i = 0; i < numFree; i++) readTerm(r);

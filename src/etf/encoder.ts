@@ -13,7 +13,20 @@
 import { deflateSync } from 'node:zlib';
 import { EtfEncodeError } from './errors.js';
 import * as T from './tags.js';
-import { Atom, BitString, Charlist, ExportFun, Float, Fun, ImproperList, Pid, Port, Reference, Tuple, type Term } from './terms.js';
+import {
+  Atom,
+  BitString,
+  Charlist,
+  ExportFun,
+  Float,
+  Fun,
+  ImproperList,
+  Pid,
+  Port,
+  Reference,
+  type Term,
+  Tuple,
+} from './terms.js';
 
 export interface EncodeOptions {
   /** 1 or 2, as `term_to_binary(T, [{minor_version, N}])`. Default 2. */
@@ -308,7 +321,8 @@ function writeAtom(w: Writer, a: Atom): void {
     return;
   }
   const bytes = ascii ? len : Buffer.byteLength(name, 'utf8');
-  if (bytes > 255 && [...name].length > 255) throw new EtfEncodeError(`atom of ${[...name].length} characters (at most 255)`);
+  if (bytes > 255 && [...name].length > 255)
+    throw new EtfEncodeError(`atom of ${[...name].length} characters (at most 255)`);
   w.ensure(3 + bytes);
   if (bytes <= 255) {
     w.buf[w.pos++] = T.SMALL_ATOM_UTF8_EXT;
@@ -361,6 +375,7 @@ function writeList(w: Writer, list: Term[]): void {
   w.u8(T.NIL_EXT);
 }
 
+// biome-ignore lint/suspicious/noControlCharactersInRegex: the range is Latin-1, control characters included.
 const NOT_LATIN1 = /[^\x00-\xff]/;
 
 function writeCharlist(w: Writer, list: Charlist): void {

@@ -2,30 +2,30 @@
  * The External Term Format: Erlang terms as JS values, and the bytes the BEAM
  * exchanges for them (`term_to_binary/1`, the distribution protocol). No I/O.
  */
-export { decode, decodeFrom, decodeWithoutVersion, type DecodeOptions } from './decoder.js';
-export { encode, encodeSequence, encodeWithoutVersion, type EncodeOptions } from './encoder.js';
+export { type DecodeOptions, decode, decodeFrom, decodeWithoutVersion } from './decoder.js';
+export { type EncodeOptions, encode, encodeSequence, encodeWithoutVersion } from './encoder.js';
 export { EtfDecodeError, EtfEncodeError } from './errors.js';
+export * as tags from './tags.js';
 export {
   Atom,
+  asList,
+  atom,
   BitString,
   Charlist,
+  charlist,
+  charlistToString,
   ExportFun,
   Float,
   Fun,
+  float,
   ImproperList,
+  improperList,
+  mapGet,
   Pid,
   Port,
   Reference,
+  type Term,
   Tuple,
-  asList,
-  atom,
-  charlist,
-  charlistToString,
-  float,
-  improperList,
-  mapGet,
   termEquals,
   tuple,
-  type Term,
 } from './terms.js';
-export * as tags from './tags.js';

@@ -84,11 +84,16 @@ export interface PeerArgsInput {
 export function peerArgs(i: PeerArgsInput): string[] {
   const { layout } = i;
   const args = [
-    i.longNames ? '-name' : '-sname', i.node,
-    '-setcookie', i.cookie,
-    '-boot', join(layout.relDir, 'start_clean'),
+    i.longNames ? '-name' : '-sname',
+    i.node,
+    '-setcookie',
+    i.cookie,
+    '-boot',
+    join(layout.relDir, 'start_clean'),
     // mix releases' boot files locate OTP and the app under $RELEASE_LIB.
-    '-boot_var', 'RELEASE_LIB', join(layout.root, 'lib'),
+    '-boot_var',
+    'RELEASE_LIB',
+    join(layout.root, 'lib'),
     '-noinput',
   ];
   if (layout.sysConfig !== undefined) args.push('-config', layout.sysConfig);
@@ -107,7 +112,11 @@ export function peerArgs(i: PeerArgsInput): string[] {
  * given twice, even the same value, OTP 25 quietly falls back to inet_tcp, and the node
  * then listens on IPv4 only and cannot be reached at its IPv6 name.
  */
-export function protoDistArgs(host: string, env: Record<string, string | undefined>, vmArgs: string | undefined): string[] {
+export function protoDistArgs(
+  host: string,
+  env: Record<string, string | undefined>,
+  vmArgs: string | undefined,
+): string[] {
   if (!host.includes(':')) return [];
   const given = ['ERL_AFLAGS', 'ERL_FLAGS', 'ERL_ZFLAGS'].some((k) => /(^|\s)-proto_dist\s/.test(env[k] ?? ''));
   if (given || (vmArgs !== undefined && /^\s*-proto_dist\s/m.test(vmArgs))) return [];
@@ -148,7 +157,10 @@ export function peerEnv(i: PeerEnvInput): Record<string, string> {
     if (v !== undefined && !k.startsWith('BATON_')) env[k] = v;
   }
   // env.sh may name the node (RELEASE_NODE): that named the base; the peer's name is baton's.
-  Object.assign(env, releaseVars(i.layout, i.node, i.cookie, i.base), i.envSh, { RELEASE_NODE: i.node, RELEASE_COOKIE: i.cookie });
+  Object.assign(env, releaseVars(i.layout, i.node, i.cookie, i.base), i.envSh, {
+    RELEASE_NODE: i.node,
+    RELEASE_COOKIE: i.cookie,
+  });
   if (i.layout.elixir && env['PHX_SERVER'] === undefined) env['PHX_SERVER'] = 'true';
   env['PORT'] = String(i.port);
   env['BATON_PEER'] = '1';
@@ -196,7 +208,10 @@ export function parseEnv0(out: string): Record<string, string> {
 const SHELL_OWN = new Set(['_', 'PWD', 'OLDPWD', 'SHLVL']);
 
 /** Variables `after` has that `before` lacks or has with another value. */
-export function envChanges(before: Record<string, string | undefined>, after: Record<string, string>): Record<string, string> {
+export function envChanges(
+  before: Record<string, string | undefined>,
+  after: Record<string, string>,
+): Record<string, string> {
   const out: Record<string, string> = {};
   for (const [k, v] of Object.entries(after)) {
     if (before[k] !== v && !SHELL_OWN.has(k)) out[k] = v;

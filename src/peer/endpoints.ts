@@ -5,7 +5,7 @@
  * module only calls and decodes; the decisions are made in the peer, where the
  * processes are.
  */
-import { Atom, Tuple, asList, atom, mapGet, type Term } from '../etf/index.js';
+import { Atom, asList, atom, mapGet, type Term, Tuple } from '../etf/index.js';
 
 /** How a peer is asked something: `Peer.erpc`, or a node's erpc bound to the peer. */
 export type PeerCall = (mod: string, fun: string, args: Term[], timeoutMs?: number) => Promise<Term>;
@@ -47,7 +47,10 @@ export async function describeEndpoints(call: PeerCall): Promise<Endpoint[]> {
   const r = await call('baton_endpoint', 'describe', [], 10_000);
   return list(r).map((e) => {
     const m = e as Map<Term, Term>;
-    const out: Endpoint = { kind: text(mapGet(m, atom('kind'))) as Endpoint['kind'], name: text(mapGet(m, atom('name'))) };
+    const out: Endpoint = {
+      kind: text(mapGet(m, atom('kind'))) as Endpoint['kind'],
+      name: text(mapGet(m, atom('name'))),
+    };
     const port = mapGet(m, atom('port'));
     if (typeof port === 'number') out.port = port;
     const app = mapGet(m, atom('app'));
@@ -93,7 +96,10 @@ export async function injectEndpoints(call: PeerCall, apps: string[], sock: Sock
 }
 
 /** Stops the endpoint on `port` accepting and drains it, by the recipe that fits what runs. */
-export async function stopAccepting(call: PeerCall, o: { port: number; endpoint?: string; drainMs: number }): Promise<StopAccepting> {
+export async function stopAccepting(
+  call: PeerCall,
+  o: { port: number; endpoint?: string; drainMs: number },
+): Promise<StopAccepting> {
   const spec = new Map<Term, Term>([
     [atom('port'), o.port],
     [atom('endpoint'), atom(o.endpoint ?? 'undefined')],
@@ -117,7 +123,7 @@ export async function stopAccepting(call: PeerCall, o: { port: number; endpoint?
 /** `thousand_island (suspend 1 ms, park 4 ms, ...)`, for the log. */
 export function describeStop(s: StopAccepting): string {
   const phases = s.phases.map(([n, ms]) => `${n} ${ms} ms`).join(', ');
-  return `${s.recipe} (${phases})` + (s.fallback !== undefined ? `; fallback because ${s.fallback}` : '');
+  return `${s.recipe} (${phases})${s.fallback !== undefined ? `; fallback because ${s.fallback}` : ''}`;
 }
 
 function list(t: Term | undefined): Term[] {

@@ -4,9 +4,9 @@
  * cheaply (applications whose lib dir is new, plus consolidated protocols); the
  * upgrader itself reloads only modules whose md5 changed.
  */
-import { existsSync, readFileSync, readdirSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { Atom, Pid, Tuple, asList, atom, charlist, mapGet, type Term } from '../etf/index.js';
+import { Atom, asList, atom, charlist, mapGet, Pid, type Term, Tuple } from '../etf/index.js';
 import { PeerError } from './errors.js';
 import { readLayout } from './layout.js';
 import type { Peer } from './peer.js';
@@ -98,7 +98,8 @@ export async function hotUpgrade(peer: Peer, beams: Beam[], o: HotUpgradeOptions
   if (o.changeCodeTimeoutMs !== undefined) opts.set(atom('change_code_timeout'), o.changeCodeTimeoutMs);
   const arg = beams.map((b) => new Tuple([atom(b.module), charlist(b.filename), b.binary]));
   const r = await peer.erpc('baton_upgrader', 'upgrade', [arg, opts], o.timeoutMs ?? 120_000);
-  if (!(r instanceof Map)) throw new PeerError(`baton_upgrader on ${peer.node} answered ${String(r)}, not a result map`);
+  if (!(r instanceof Map))
+    throw new PeerError(`baton_upgrader on ${peer.node} answered ${String(r)}, not a result map`);
   const get = (k: string): Term | undefined => mapGet(r, atom(k));
   if (get('status') !== atom('ok')) {
     const reasonTerm = get('reason') ?? atom('unknown');
@@ -135,11 +136,11 @@ function num(t: Term | undefined): number {
 }
 
 function atoms(t: Term | undefined): string[] {
-  return (t === undefined ? [] : asList(t) ?? []).map((a) => (a instanceof Atom ? a.name : String(a)));
+  return (t === undefined ? [] : (asList(t) ?? [])).map((a) => (a instanceof Atom ? a.name : String(a)));
 }
 
 function procs(t: Term | undefined): HotProc[] {
-  return (t === undefined ? [] : asList(t) ?? []).map((m) => {
+  return (t === undefined ? [] : (asList(t) ?? [])).map((m) => {
     const map = m instanceof Map ? m : new Map<Term, Term>();
     const pid = mapGet(map, atom('pid'));
     const name = mapGet(map, atom('name'));
@@ -147,7 +148,13 @@ function procs(t: Term | undefined): HotProc[] {
     return {
       pid: pid instanceof Pid ? String(pid) : String(pid),
       name: name instanceof Atom && name.name !== '[]' && name.name !== 'undefined' ? name.name : undefined,
-      initialCall: ic instanceof Tuple ? ic.elements.map((e) => (e instanceof Atom ? e.name : String(e))).join(':').replace(/:(\d+)$/, '/$1') : undefined,
+      initialCall:
+        ic instanceof Tuple
+          ? ic.elements
+              .map((e) => (e instanceof Atom ? e.name : String(e)))
+              .join(':')
+              .replace(/:(\d+)$/, '/$1')
+          : undefined,
     };
   });
 }

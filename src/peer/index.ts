@@ -2,36 +2,32 @@
  * Peers: a release run as baton's child node — launch, boot over erpc, socket handoff,
  * stop with drain, orphan watchdog, re-adoption from the state dir.
  */
-export { Peer, killGroup, pidAlive, type LaunchOptions, type PeerExit, type StopOptions, type StopResult } from './peer.js';
-export { bindListener, type Listener } from './listener.js';
-export {
-  describeEndpoints,
-  describeStop,
-  injectEndpoints,
-  stopAccepting,
-  type Endpoint,
-  type Injection,
-  type PeerCall,
-  type SocketHandoff,
-  type StopAccepting,
-} from './endpoints.js';
-export { readLayout } from './layout.js';
+
 export {
   envChanges,
   erlPath,
   filterVmArgs,
+  type Handoff,
   nodeBase,
   parseEnv0,
   peerArgs,
   peerEnv,
   peerNodeName,
   protoDistArgs,
-  vmArgsName,
-  type Handoff,
   type ReleaseLayout,
+  vmArgsName,
 } from './args.js';
-export { clearRecord, logDir, nextGeneration, readRecord, recordPath, writeRecord, type PeerRecord } from './state.js';
-export { HELPER_MODULES, defaultHelperEbin, helperEbin, loadHelpers } from './helpers.js';
+export {
+  describeEndpoints,
+  describeStop,
+  type Endpoint,
+  type Injection,
+  injectEndpoints,
+  type PeerCall,
+  type SocketHandoff,
+  type StopAccepting,
+  stopAccepting,
+} from './endpoints.js';
 export {
   ListenerError,
   NoPeerError,
@@ -41,13 +37,26 @@ export {
   PeerStartError,
   type PeerStartStage,
 } from './errors.js';
+export { defaultHelperEbin, HELPER_MODULES, helperEbin, loadHelpers } from './helpers.js';
 export {
-  HotUpgradeError,
-  beamsIn,
-  hotUpgrade,
-  upgradeBeams,
   type Beam,
+  beamsIn,
   type HotProc,
+  HotUpgradeError,
   type HotUpgradeOptions,
   type HotUpgradeResult,
+  hotUpgrade,
+  upgradeBeams,
 } from './hot.js';
+export { readLayout } from './layout.js';
+export { bindListener, type Listener } from './listener.js';
+export {
+  killGroup,
+  type LaunchOptions,
+  Peer,
+  type PeerExit,
+  pidAlive,
+  type StopOptions,
+  type StopResult,
+} from './peer.js';
+export { clearRecord, logDir, nextGeneration, type PeerRecord, readRecord, recordPath, writeRecord } from './state.js';

@@ -2,7 +2,7 @@
  * Reads what a release directory holds to start it: directory listings and two small
  * files, nothing more (this runs on every peer start, so no beam is parsed here).
  */
-import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import type { ReleaseLayout } from './args.js';
 import { PeerLayoutError } from './errors.js';
@@ -22,7 +22,8 @@ export function readLayout(root: string): ReleaseLayout {
   const startErl = join(releases, 'start_erl.data');
   if (existsSync(startErl)) vsn = readFileSync(startErl, 'utf8').trim().split(/\s+/)[1];
   vsn ??= readdirSync(releases).find((d) => isDir(join(releases, d)));
-  if (vsn === undefined) throw new PeerLayoutError(root, 'releases/start_erl.data names no version and releases/ has no version directory');
+  if (vsn === undefined)
+    throw new PeerLayoutError(root, 'releases/start_erl.data names no version and releases/ has no version directory');
   const relDir = join(releases, vsn);
   if (!existsSync(join(relDir, 'start_clean.boot'))) {
     throw new PeerLayoutError(root, `releases/${vsn}/start_clean.boot is missing (relx and mix releases ship it)`);
@@ -65,4 +66,3 @@ export function readLayout(root: string): ReleaseLayout {
     configProvider: hasSys && readFileSync(sysConfig, 'utf8').includes('config_provider_init'),
   };
 }
-

@@ -3,14 +3,15 @@
  * re-adopted from the state dir's record; stopped without losing a request (endpoint
  * stop, drain, init:stop, kill after a timeout).
  */
-import { spawn, type ChildProcess } from 'node:child_process';
-import { closeSync, mkdirSync, openSync, readSync, fstatSync, writeFileSync } from 'node:fs';
+import { type ChildProcess, spawn } from 'node:child_process';
+import { closeSync, fstatSync, mkdirSync, openSync, readSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { DistributionError, type Node } from '../distribution/index.js';
-import { Atom, Tuple, atom, charlistToString, type Term } from '../etf/index.js';
+import { atom, charlistToString, type Term, Tuple } from '../etf/index.js';
 import {
   erlPath,
   filterVmArgs,
+  type Handoff,
   nodeBase,
   peerArgs,
   peerEnv,
@@ -18,15 +19,21 @@ import {
   protoDistArgs,
   releaseVars,
   vmArgsName,
-  type Handoff,
 } from './args.js';
+import {
+  describeStop,
+  type Injection,
+  injectEndpoints,
+  type SocketHandoff,
+  type StopAccepting,
+  stopAccepting,
+} from './endpoints.js';
 import { sourceEnvSh } from './envsh.js';
 import { NoPeerError, PeerError, PeerReadyTimeoutError, PeerStartError, type PeerStartStage } from './errors.js';
-import { describeStop, injectEndpoints, stopAccepting, type Injection, type SocketHandoff, type StopAccepting } from './endpoints.js';
 import { helperEbin, loadHelpers } from './helpers.js';
 import { readLayout } from './layout.js';
 import type { Listener } from './listener.js';
-import { clearRecord, logDir, nextGeneration, writeRecord, type PeerRecord } from './state.js';
+import { clearRecord, logDir, nextGeneration, type PeerRecord, writeRecord } from './state.js';
 
 export interface LaunchOptions {
   /** baton's own hidden node, started, with the cookie the peer gets. */
@@ -130,7 +137,9 @@ export class Peer {
     while (this.alive && !this.closing) {
       await sleep(250);
       try {
-        await this.batonNode.erpc(this.node, 'baton_peer', 'adopt', [atom(this.batonNode.name), this.record.orphanMs], { timeoutMs: 5000 });
+        await this.batonNode.erpc(this.node, 'baton_peer', 'adopt', [atom(this.batonNode.name), this.record.orphanMs], {
+          timeoutMs: 5000,
+        });
         return;
       } catch {
         // Not reachable yet; the watchdog allows orphanMs for this.
@@ -174,7 +183,11 @@ export class Peer {
     if (this.alive) {
       try {
         const call = this.erpc.bind(this);
-        recipe = await stopAccepting(call, { port: this.record.port, ...(this.record.endpoint ? { endpoint: this.record.endpoint } : {}), drainMs });
+        recipe = await stopAccepting(call, {
+          port: this.record.port,
+          ...(this.record.endpoint ? { endpoint: this.record.endpoint } : {}),
+          drainMs,
+        });
         endpoint = recipe.fallback === undefined ? 'ok' : `fallback: ${recipe.fallback}`;
         leftOpen = recipe.leftOpen;
         o.progress?.(`peer ${this.node}: stopped accepting by ${describeStop(recipe)}`);
@@ -220,7 +233,8 @@ export class Peer {
     const layout = readLayout(o.releaseRoot);
     const app = o.app ?? layout.name;
     const baseEnv = o.env ?? process.env;
-    if (o.handoff === 'fd' && o.listener === undefined) throw new PeerError('fd handoff needs the bound listener to hand over');
+    if (o.handoff === 'fd' && o.listener === undefined)
+      throw new PeerError('fd handoff needs the bound listener to hand over');
 
     // env.sh may choose RELEASE_NODE (the name base) and distribution flags.
     const shInput: Record<string, string> = {};
@@ -230,9 +244,14 @@ export class Peer {
 
     const fromVmArgs = layout.vmArgs === undefined ? undefined : vmArgsName(layout.vmArgs.text);
     const batonLong = isLongHost(o.batonNode.host);
-    const longNames = batonLong || (envSh['RELEASE_DISTRIBUTION'] ?? baseEnv['RELEASE_DISTRIBUTION']) === 'name' || fromVmArgs?.long === true;
+    const longNames =
+      batonLong ||
+      (envSh['RELEASE_DISTRIBUTION'] ?? baseEnv['RELEASE_DISTRIBUTION']) === 'name' ||
+      fromVmArgs?.long === true;
     if (longNames !== batonLong) {
-      throw new PeerError(`the release uses ${longNames ? 'long' : 'short'} node names but baton's node ${o.batonNode.name} does not; they cannot connect`);
+      throw new PeerError(
+        `the release uses ${longNames ? 'long' : 'short'} node names but baton's node ${o.batonNode.name} does not; they cannot connect`,
+      );
     }
     const gen = nextGeneration(o.stateDir);
     const base = o.nodeBase ?? nodeBase(envSh['RELEASE_NODE'] ?? baseEnv['RELEASE_NODE'], app);
@@ -322,7 +341,8 @@ export class Peer {
       ]);
       for (const other of o.connectTo ?? []) {
         const ok = await peer.erpc('net_kernel', 'connect_node', [atom(other)], 15_000);
-        if (ok !== atom('true')) throw new StartFailure(`it could not connect to ${other} (net_kernel:connect_node/1 returned ${String(ok)})`);
+        if (ok !== atom('true'))
+          throw new StartFailure(`it could not connect to ${other} (net_kernel:connect_node/1 returned ${String(ok)})`);
       }
       if (layout.configProvider) {
         stage = 'runtime_config';
@@ -335,7 +355,10 @@ export class Peer {
         stage = 'inject';
         // Phoenix endpoints get the handed socket through their config, set after the
         // runtime config so that runtime.exs's `ip`/`port` cannot undo it.
-        const how: SocketHandoff = o.handoff === 'fd' && o.listener !== undefined ? { fd: fdIndex, inet6: o.listener.family === 'inet6' } : { reuseport: true };
+        const how: SocketHandoff =
+          o.handoff === 'fd' && o.listener !== undefined
+            ? { fd: fdIndex, inet6: o.listener.family === 'inet6' }
+            : { reuseport: true };
         const done = await injectEndpoints(peer.erpc.bind(peer), [app], how);
         for (const i of done) progress(`peer ${node}: ${describeInjection(i, how)}`);
       }
@@ -361,7 +384,7 @@ export class Peer {
     const readyMs = o.readyTimeoutMs ?? 30_000;
     const readyDeadline = Date.now() + readyMs;
     for (;;) {
-      let up: Term = atom("false");
+      let up: Term = atom('false');
       try {
         up = await peer.erpc('baton_peer', 'listening', [record.port], 5000);
       } catch (err) {
@@ -385,20 +408,37 @@ export class Peer {
    * Takes over the peer a previous baton left running, without restarting it. The
    * batonNode must use the record's cookie. Throws NoPeerError when it is gone.
    */
-  static async adopt(o: { batonNode: Node; stateDir: string; record: PeerRecord; orphanMs?: number; helperEbin?: string }): Promise<Peer> {
+  static async adopt(o: {
+    batonNode: Node;
+    stateDir: string;
+    record: PeerRecord;
+    orphanMs?: number;
+    helperEbin?: string;
+  }): Promise<Peer> {
     const rec = o.record;
-    if (!pidAlive(rec.osPid)) throw new NoPeerError(`the recorded peer ${rec.node} (os pid ${rec.osPid}) is not running`);
+    if (!pidAlive(rec.osPid))
+      throw new NoPeerError(`the recorded peer ${rec.node} (os pid ${rec.osPid}) is not running`);
     try {
       await o.batonNode.connect(rec.node);
       const pid = await o.batonNode.erpc(rec.node, 'os', 'getpid', [], { timeoutMs: 5000 });
       if (charlistToString(pid) !== String(rec.osPid)) {
-        throw new NoPeerError(`${rec.node} answers but is os pid ${String(charlistToString(pid))}, not the recorded ${rec.osPid}`);
+        throw new NoPeerError(
+          `${rec.node} answers but is os pid ${String(charlistToString(pid))}, not the recorded ${rec.osPid}`,
+        );
       }
       await loadHelpers(o.batonNode, rec.node, o.helperEbin ?? (await helperEbin()));
-      await o.batonNode.erpc(rec.node, 'baton_peer', 'adopt', [atom(o.batonNode.name), o.orphanMs ?? rec.orphanMs ?? 60_000], { timeoutMs: 10_000 });
+      await o.batonNode.erpc(
+        rec.node,
+        'baton_peer',
+        'adopt',
+        [atom(o.batonNode.name), o.orphanMs ?? rec.orphanMs ?? 60_000],
+        { timeoutMs: 10_000 },
+      );
     } catch (err) {
       if (err instanceof NoPeerError) throw err;
-      throw new NoPeerError(`the recorded peer ${rec.node} cannot be adopted: ${(err as Error).message}`, { cause: err });
+      throw new NoPeerError(`the recorded peer ${rec.node} cannot be adopted: ${(err as Error).message}`, {
+        cause: err,
+      });
     }
     const updated: PeerRecord = { ...rec, baton: o.batonNode.name, orphanMs: o.orphanMs ?? rec.orphanMs ?? 60_000 };
     writeRecord(o.stateDir, updated);
@@ -419,7 +459,8 @@ export class Peer {
         last = err;
         if (err instanceof DistributionError && err.code === 'COOKIE_MISMATCH') throw err;
       }
-      if (Date.now() > deadline) throw new StartFailure(`not reachable over distribution in time (${(last as Error)?.message ?? 'no answer'})`);
+      if (Date.now() > deadline)
+        throw new StartFailure(`not reachable over distribution in time (${(last as Error)?.message ?? 'no answer'})`);
       await sleep(15);
     }
   }
@@ -555,5 +596,3 @@ function tail(path: string, maxBytes: number): string {
     closeSync(fd);
   }
 }
-
-

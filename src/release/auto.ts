@@ -2,7 +2,7 @@
  * `--mode auto`: hot only when nothing but module code changed. Pure: compares two
  * inspections and says why a hot upgrade would not be safe.
  */
-import { Tuple, atom, termEquals, type Term } from '../etf/index.js';
+import { atom, type Term, Tuple, termEquals } from '../etf/index.js';
 import type { AppInfo, ReleaseInfo } from './inspect.js';
 
 export type UpgradeMode = 'hot' | 'blue-green';
@@ -37,7 +37,8 @@ export function decideMode(baseline: ReleaseInfo, candidate: ReleaseInfo): ModeD
   const changed = changedModules(baseline, candidate);
   // A beam-only tarball carries nothing but code: hot is all it can be.
   if (candidate.kind !== 'full') return { mode: 'hot', reasons: [], changedModules: changed };
-  if (baseline.kind !== 'full') reasons.push('the release to compare with is beam-only, so its config and ERTS are unknown');
+  if (baseline.kind !== 'full')
+    reasons.push('the release to compare with is beam-only, so its config and ERTS are unknown');
   if (baseline.ertsVersion !== candidate.ertsVersion) {
     reasons.push(`ERTS changed: ${baseline.ertsVersion ?? 'none'} -> ${candidate.ertsVersion ?? 'none'}`);
   }

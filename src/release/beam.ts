@@ -5,7 +5,7 @@
  */
 import { createHash } from 'node:crypto';
 import { gunzipSync } from 'node:zlib';
-import { Atom, Tuple, decode, type Term } from '../etf/index.js';
+import { Atom, decode, type Term, Tuple } from '../etf/index.js';
 
 export interface BeamInfo {
   module: string;
@@ -26,7 +26,8 @@ export function readBeam(bytes: Buffer): BeamInfo | undefined {
       return undefined;
     }
   }
-  if (buf.length < 12 || buf.toString('latin1', 0, 4) !== 'FOR1' || buf.toString('latin1', 8, 12) !== 'BEAM') return undefined;
+  if (buf.length < 12 || buf.toString('latin1', 0, 4) !== 'FOR1' || buf.toString('latin1', 8, 12) !== 'BEAM')
+    return undefined;
   const chunks = new Map<string, Buffer>();
   let off = 12;
   while (off + 8 <= buf.length) {

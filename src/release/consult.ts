@@ -4,10 +4,23 @@
  * lists (proper and `[H | T]`), maps, and `%` comments. Terms come back as the ETF
  * area's JS values, so they compare with `termEquals`.
  */
-import { Atom, ImproperList, Tuple, atom, charlist, float, type Term } from '../etf/index.js';
+import { Atom, atom, charlist, float, ImproperList, type Term, Tuple } from '../etf/index.js';
 import { TermSyntaxError } from './errors.js';
 
-const ESCAPES: Record<string, string> = { n: '\n', t: '\t', r: '\r', s: ' ', e: '\x1b', b: '\b', f: '\f', v: '\v', d: '\x7f', '\\': '\\', '"': '"', "'": "'" };
+const ESCAPES: Record<string, string> = {
+  n: '\n',
+  t: '\t',
+  r: '\r',
+  s: ' ',
+  e: '\x1b',
+  b: '\b',
+  f: '\f',
+  v: '\v',
+  d: '\x7f',
+  '\\': '\\',
+  '"': '"',
+  "'": "'",
+};
 
 class Reader {
   private pos = 0;
@@ -81,7 +94,8 @@ class Reader {
             this.eat('/utf8');
           } else {
             const byte = this.term();
-            if (typeof byte !== 'number' || !Number.isInteger(byte) || byte < 0 || byte > 255) this.fail('binary segments must be strings or bytes');
+            if (typeof byte !== 'number' || !Number.isInteger(byte) || byte < 0 || byte > 255)
+              this.fail('binary segments must be strings or bytes');
             parts.push(Buffer.from([byte]));
           }
         } while (this.eat(','));
@@ -92,7 +106,7 @@ class Reader {
     if (c === '"') {
       let s = this.quoted('"');
       // Adjacent string literals concatenate.
-      while ((this.skip(), this.text[this.pos] === '"')) s += this.quoted('"');
+      for (this.skip(); this.text[this.pos] === '"'; this.skip()) s += this.quoted('"');
       return charlist(s);
     }
     if (c === "'") return atom(this.quoted("'"));

@@ -12,13 +12,30 @@
  * and inflating still runs on the libuv pool meanwhile.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { closeSync, constants, linkSync, mkdirSync, openSync, renameSync, rmSync, symlinkSync, unlinkSync, writeSync } from 'node:fs';
+import {
+  closeSync,
+  constants,
+  linkSync,
+  mkdirSync,
+  openSync,
+  renameSync,
+  rmSync,
+  symlinkSync,
+  unlinkSync,
+  writeSync,
+} from 'node:fs';
 import { dirname, join } from 'node:path';
-import { Transform, type Readable } from 'node:stream';
+import { type Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createGunzip, type ZlibOptions } from 'node:zlib';
 import { Parser, type ReadEntry } from 'tar';
-import { defaultPathLimits, entryComponents, hardlinkDestination, symlinkDestination, type PathLimits } from './entry-rules.js';
+import {
+  defaultPathLimits,
+  entryComponents,
+  hardlinkDestination,
+  type PathLimits,
+  symlinkDestination,
+} from './entry-rules.js';
 import { ArchiveCorruptError, ArchiveLimitError, ChecksumMismatchError, UnsafeEntryError } from './errors.js';
 
 export interface ExtractLimits extends PathLimits {
@@ -83,7 +100,8 @@ class EntryWriter {
     const parts = entryComponents(raw, this.limits);
     const key = parts.join('/');
     this.refuseBelowSymlink(parts, raw);
-    if (this.symlinks.has(key)) throw new UnsafeEntryError('duplicate-entry', raw, 'replaces a symlink created earlier in the archive');
+    if (this.symlinks.has(key))
+      throw new UnsafeEntryError('duplicate-entry', raw, 'replaces a symlink created earlier in the archive');
     const target = join(this.root, ...parts);
     switch (entry.type) {
       case 'Directory':
@@ -110,7 +128,11 @@ class EntryWriter {
         const dest = hardlinkDestination(linkpath, raw, this.limits);
         const destKey = dest.join('/');
         if (!this.files.has(destKey)) {
-          throw new UnsafeEntryError('hardlink-outside', raw, `hardlink target '${linkpath}' is not a file extracted earlier from this archive`);
+          throw new UnsafeEntryError(
+            'hardlink-outside',
+            raw,
+            `hardlink target '${linkpath}' is not a file extracted earlier from this archive`,
+          );
         }
         this.makeRoom(target, key);
         linkSync(join(this.root, ...dest), target);
@@ -170,7 +192,11 @@ class EntryWriter {
   private refuseBelowSymlink(parts: readonly string[], raw: string): void {
     for (let i = 1; i < parts.length; i++) {
       if (this.symlinks.has(parts.slice(0, i).join('/'))) {
-        throw new UnsafeEntryError('through-symlink', raw, `'${parts.slice(0, i).join('/')}' is a symlink; nothing is written through links`);
+        throw new UnsafeEntryError(
+          'through-symlink',
+          raw,
+          `'${parts.slice(0, i).join('/')}' is a symlink; nothing is written through links`,
+        );
       }
     }
   }
@@ -180,7 +206,11 @@ class EntryWriter {
  * Extracts `input` (gzip'd tar bytes) into `dest`, which must not exist yet. Resolves
  * once `dest` holds the complete, verified tree.
  */
-export async function extractTarball(input: Readable | AsyncIterable<Buffer>, dest: string, options: ExtractOptions = {}): Promise<ExtractResult> {
+export async function extractTarball(
+  input: Readable | AsyncIterable<Buffer>,
+  dest: string,
+  options: ExtractOptions = {},
+): Promise<ExtractResult> {
   const limits: ExtractLimits = { ...defaultExtractLimits, ...options.limits };
   const source = options.source ?? '';
   const staging = `${dest}.partial-${randomBytes(6).toString('hex')}`;
@@ -241,7 +271,10 @@ export async function extractTarball(input: Readable | AsyncIterable<Buffer>, de
       compressed += chunk.length;
       hash.update(chunk);
       if (options.expectedSize !== undefined && compressed > options.expectedSize) {
-        const err = new ArchiveLimitError('bytes', `more than the ${options.expectedSize} bytes the store records for ${source || 'it'}`);
+        const err = new ArchiveLimitError(
+          'bytes',
+          `more than the ${options.expectedSize} bytes the store records for ${source || 'it'}`,
+        );
         fail(err);
         cb(err);
         return;
@@ -252,7 +285,10 @@ export async function extractTarball(input: Readable | AsyncIterable<Buffer>, de
   });
   // zlib passes stream options through (not in its typings): a deeper buffer lets
   // inflating run ahead while the main thread creates files.
-  const zlibOptions: ZlibOptions & { highWaterMark: number } = { chunkSize: 256 * 1024, highWaterMark: 4 * 1024 * 1024 };
+  const zlibOptions: ZlibOptions & { highWaterMark: number } = {
+    chunkSize: 256 * 1024,
+    highWaterMark: 4 * 1024 * 1024,
+  };
   const gunzip = createGunzip(zlibOptions);
 
   try {
@@ -264,10 +300,12 @@ export async function extractTarball(input: Readable | AsyncIterable<Buffer>, de
           if (inflated > limits.maxBytes) {
             fail(new ArchiveLimitError('bytes', `more than ${limits.maxBytes} bytes once decompressed`));
           } else if (inflated > limits.ratioFloorBytes && inflated / compressed > limits.maxRatio) {
-            fail(new ArchiveLimitError(
-              'ratio',
-              `${inflated} bytes inflated from ${compressed} (more than ${limits.maxRatio}x: a decompression bomb?)`,
-            ));
+            fail(
+              new ArchiveLimitError(
+                'ratio',
+                `${inflated} bytes inflated from ${compressed} (more than ${limits.maxRatio}x: a decompression bomb?)`,
+              ),
+            );
           }
           check();
           if (!sawEof && !parser.write(chunk)) await parserIdle();

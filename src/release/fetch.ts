@@ -3,16 +3,15 @@
  * a `file://` path or an `https://` URL — and extracting them with verification.
  * Nothing is buffered whole: the bytes stream into `extractTarball`.
  */
-import { createReadStream } from 'node:fs';
+import { createReadStream, rmSync } from 'node:fs';
 import { stat } from 'node:fs/promises';
-import { rmSync } from 'node:fs';
 import { get as httpGetPlain } from 'node:http';
 import { get as httpsGet } from 'node:https';
 import type { Readable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
-import { ObjectNotFoundError, type Layer, type Store } from '../store/index.js';
+import { type Layer, ObjectNotFoundError, type Store } from '../store/index.js';
 import { FetchError } from './errors.js';
-import { extractTarball, type ExtractLimits, type ExtractResult } from './extract.js';
+import { type ExtractLimits, type ExtractResult, extractTarball } from './extract.js';
 import { checkRelease, type ReleaseInfo, type ReleaseKind } from './inspect.js';
 
 export interface OpenedTarball {
@@ -36,7 +35,8 @@ export async function openTarball(source: string, store?: Store, ca?: string | B
   }
   if (source.startsWith('https://') || source.startsWith('http://')) {
     const url = new URL(source);
-    if (url.protocol === 'http:' && !LOOPBACK.has(url.hostname)) throw new FetchError(source, 'plain http is only allowed on loopback; use https');
+    if (url.protocol === 'http:' && !LOOPBACK.has(url.hostname))
+      throw new FetchError(source, 'plain http is only allowed on loopback; use https');
     return httpGet(url, source, ca);
   }
   if (store === undefined) throw new FetchError(source, 'not a file:// or https:// URL, and no store to look it up in');
@@ -109,7 +109,8 @@ export async function fetchRelease(source: string, dest: string, opts: FetchOpti
   } catch (err) {
     // The archive's own faults and the store's keep their types; a connection dropping
     // mid-download is a failed fetch.
-    if (typeof (err as { code?: unknown }).code === 'string' && OWN_CODES.test((err as { code: string }).code)) throw err;
+    if (typeof (err as { code?: unknown }).code === 'string' && OWN_CODES.test((err as { code: string }).code))
+      throw err;
     throw new FetchError(source, `download interrupted: ${(err as Error).message}`);
   }
   try {
@@ -121,6 +122,17 @@ export async function fetchRelease(source: string, dest: string, opts: FetchOpti
 }
 
 /** A layer of current.json: its tarball from the store, held to its recorded sha256 and size. */
-export function fetchLayer(store: Store, layer: Layer, dest: string, kind: 'hot' | 'blue-green', opts: Omit<FetchOptions, 'store' | 'sha256' | 'expect'> = {}): Promise<FetchedRelease> {
-  return fetchRelease(layer.tarball, dest, { ...opts, store, sha256: layer.sha256, expect: kind === 'blue-green' ? 'full' : 'any' });
+export function fetchLayer(
+  store: Store,
+  layer: Layer,
+  dest: string,
+  kind: 'hot' | 'blue-green',
+  opts: Omit<FetchOptions, 'store' | 'sha256' | 'expect'> = {},
+): Promise<FetchedRelease> {
+  return fetchRelease(layer.tarball, dest, {
+    ...opts,
+    store,
+    sha256: layer.sha256,
+    expect: kind === 'blue-green' ? 'full' : 'any',
+  });
 }

@@ -3,23 +3,49 @@
  * `file://` or `https://` with sha256 verification, extracting them safely under
  * limits, inspecting what they contain, choosing hot or blue-green, and publishing.
  */
-export { decideMode, changedModules, type ModeDecision, type UpgradeMode } from './auto.js';
-export { readBeam, type BeamInfo } from './beam.js';
+export { changedModules, decideMode, type ModeDecision, type UpgradeMode } from './auto.js';
+export { type BeamInfo, readBeam } from './beam.js';
 export { consult, propGet } from './consult.js';
-export { defaultPathLimits, entryComponents, hardlinkDestination, symlinkDestination, type PathLimits } from './entry-rules.js';
+export {
+  defaultPathLimits,
+  entryComponents,
+  hardlinkDestination,
+  type PathLimits,
+  symlinkDestination,
+} from './entry-rules.js';
 export {
   ArchiveCorruptError,
+  type ArchiveLimit,
   ArchiveLimitError,
   ChecksumMismatchError,
   FetchError,
   ReleaseLayoutError,
   TermSyntaxError,
   UnsafeEntryError,
-  type ArchiveLimit,
   type UnsafeEntryKind,
 } from './errors.js';
-export { defaultExtractLimits, extractTarball, type ExtractLimits, type ExtractOptions, type ExtractResult } from './extract.js';
-export { fetchLayer, fetchRelease, openTarball, type FetchOptions, type FetchedRelease, type OpenedTarball } from './fetch.js';
-export { checkRelease, detectKind, inspectRelease, type AppInfo, type ReleaseInfo, type ReleaseKind } from './inspect.js';
-export { publish, type PublishOptions, type PublishResult } from './publish.js';
-export { buildBeamTarball, buildFullTarball, type BuiltTarball } from './tarball.js';
+export {
+  defaultExtractLimits,
+  type ExtractLimits,
+  type ExtractOptions,
+  type ExtractResult,
+  extractTarball,
+} from './extract.js';
+export {
+  type FetchedRelease,
+  type FetchOptions,
+  fetchLayer,
+  fetchRelease,
+  type OpenedTarball,
+  openTarball,
+} from './fetch.js';
+export {
+  type AppInfo,
+  checkRelease,
+  detectKind,
+  inspectRelease,
+  type ReleaseInfo,
+  type ReleaseKind,
+} from './inspect.js';
+export { type PublishOptions, type PublishResult, publish } from './publish.js';
+export { type BuiltTarball, buildBeamTarball, buildFullTarball } from './tarball.js';

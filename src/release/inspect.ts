@@ -3,10 +3,10 @@
  * its version and ERTS, its applications with their `.app` metadata and modules,
  * sys.config and vm.args. Also the layout checks a tarball of each kind must pass.
  */
-import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join, relative } from 'node:path';
-import { Tuple, charlistToString, type Term } from '../etf/index.js';
-import { readBeam, type BeamInfo } from './beam.js';
+import { charlistToString, type Term, Tuple } from '../etf/index.js';
+import { type BeamInfo, readBeam } from './beam.js';
 import { atomName, consult, propGet } from './consult.js';
 import { ReleaseLayoutError } from './errors.js';
 
@@ -62,7 +62,8 @@ function readStartErl(root: string): { erts: string; version: string } | undefin
   const p = join(root, 'releases', 'start_erl.data');
   if (!existsSync(p)) return undefined;
   const [erts, version] = readFileSync(p, 'utf8').trim().split(/\s+/);
-  if (erts === undefined || version === undefined) throw new ReleaseLayoutError(`releases/start_erl.data should read "<erts vsn> <release vsn>"`, root);
+  if (erts === undefined || version === undefined)
+    throw new ReleaseLayoutError(`releases/start_erl.data should read "<erts vsn> <release vsn>"`, root);
   return { erts, version };
 }
 
@@ -158,7 +159,6 @@ function readBeams(root: string, dir: string, isEbin: boolean): Map<string, Beam
       }
       beams.set(info.module, info);
     } else if (isEbin && (f.endsWith('.app') || f.endsWith('.appup'))) {
-      continue;
     } else {
       throw new ReleaseLayoutError(`${rel} is not a .beam file (only code belongs in ${relative(root, dir)})`, root);
     }
@@ -174,7 +174,10 @@ function readBeams(root: string, dir: string, isEbin: boolean): Map<string, Beam
 export function checkRelease(root: string, expect: ReleaseKind | 'any'): ReleaseInfo {
   const info = inspectRelease(root);
   if (expect === 'full' && info.kind !== 'full') {
-    throw new ReleaseLayoutError('a blue-green release needs releases/<vsn>/sys.config and this tarball has none', root);
+    throw new ReleaseLayoutError(
+      'a blue-green release needs releases/<vsn>/sys.config and this tarball has none',
+      root,
+    );
   }
   if (info.kind === 'full' && info.version === undefined) {
     throw new ReleaseLayoutError('releases/start_erl.data is missing, so the release version is unknown', root);

@@ -10,12 +10,12 @@ import { mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { checkSegment, type CurrentDoc, type Layer, type Store } from '../store/index.js';
+import { type CurrentDoc, checkSegment, type Layer, type Store } from '../store/index.js';
 import { decideMode, type ModeDecision, type UpgradeMode } from './auto.js';
 import { FetchError, ReleaseLayoutError } from './errors.js';
 import { fetchLayer, fetchRelease } from './fetch.js';
 import { checkRelease, type ReleaseInfo } from './inspect.js';
-import { buildBeamTarball, buildFullTarball, type BuiltTarball } from './tarball.js';
+import { type BuiltTarball, buildBeamTarball, buildFullTarball } from './tarball.js';
 
 export interface PublishOptions {
   store: Store;
@@ -60,7 +60,10 @@ export async function publish(opts: PublishOptions): Promise<PublishResult> {
     try {
       isDir = statSync(input).isDirectory();
     } catch (err) {
-      throw new FetchError(opts.input, (err as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file or directory' : (err as Error).message);
+      throw new FetchError(
+        opts.input,
+        (err as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file or directory' : (err as Error).message,
+      );
     }
     let info: ReleaseInfo;
     let givenSha256 = '';
@@ -99,7 +102,10 @@ export async function publish(opts: PublishOptions): Promise<PublishResult> {
       }
     }
     if (mode === 'blue-green' && info.kind !== 'full') {
-      throw new ReleaseLayoutError('a blue-green release needs releases/<vsn>/sys.config and this tarball has none', opts.input);
+      throw new ReleaseLayoutError(
+        'a blue-green release needs releases/<vsn>/sys.config and this tarball has none',
+        opts.input,
+      );
     }
 
     const now = opts.now ?? new Date();
@@ -112,7 +118,10 @@ export async function publish(opts: PublishOptions): Promise<PublishResult> {
       // Against a published release only the changed applications travel; without one, all do.
       const apps = decision !== undefined ? [...decision.changedModules.keys()] : undefined;
       if (apps !== undefined && apps.length === 0) {
-        throw new ReleaseLayoutError('no module differs from the published blue-green release: nothing to hot-load', opts.input);
+        throw new ReleaseLayoutError(
+          'no module differs from the published blue-green release: nothing to hot-load',
+          opts.input,
+        );
       }
       tarball = await buildBeamTarball(input, join(work, 'beams.tar.gz'), apps, info);
     }
@@ -121,7 +130,8 @@ export async function publish(opts: PublishOptions): Promise<PublishResult> {
     // made the second one a version conflict); the same bytes get the same version.
     const hotVersion = `${info.version ?? 'beams'}-hot-${stamp(now)}-${tarball.sha256.slice(0, 8)}`;
     const version = opts.version ?? (mode === 'hot' ? hotVersion : info.version);
-    if (version === undefined) throw new ReleaseLayoutError('the release version is unknown: pass --version', opts.input);
+    if (version === undefined)
+      throw new ReleaseLayoutError('the release version is unknown: pass --version', opts.input);
     const upgradeId = `${stamp(now)}-${randomBytes(4).toString('hex')}`;
     log(`uploading ${store.tarballKey(app, version)} (${tarball.size} bytes)`);
     const { key, uploaded } = await store.putTarball(app, version, tarball.file, tarball.sha256, opts.onProgress);

@@ -35,7 +35,8 @@ async function pack(cwd: string, entries: string[], file: string): Promise<Built
 
 /** The whole release directory (`_build/prod/rel/<app>`), with bin, erts-<vsn>, lib and releases. */
 export async function buildFullTarball(releaseDir: string, file: string): Promise<BuiltTarball> {
-  if (!existsSync(join(releaseDir, 'releases'))) throw new ReleaseLayoutError('no releases/ directory: not a built release', releaseDir);
+  if (!existsSync(join(releaseDir, 'releases')))
+    throw new ReleaseLayoutError('no releases/ directory: not a built release', releaseDir);
   return pack(releaseDir, readdirSync(releaseDir).sort(), file);
 }
 
@@ -43,7 +44,12 @@ export async function buildFullTarball(releaseDir: string, file: string): Promis
  * Beam-only tarball of `apps` (names; all applications when undefined) from a release
  * directory: `lib/<app>-<vsn>/{ebin,priv}` and `consolidated/`.
  */
-export async function buildBeamTarball(releaseDir: string, file: string, apps?: Iterable<string>, info: ReleaseInfo = inspectRelease(releaseDir)): Promise<BuiltTarball> {
+export async function buildBeamTarball(
+  releaseDir: string,
+  file: string,
+  apps?: Iterable<string>,
+  info: ReleaseInfo = inspectRelease(releaseDir),
+): Promise<BuiltTarball> {
   const wanted = apps === undefined ? undefined : new Set(apps);
   const stage = mkdtempSync(join(tmpdir(), 'baton-beams-'));
   try {
@@ -54,12 +60,14 @@ export async function buildBeamTarball(releaseDir: string, file: string, apps?: 
         if (existsSync(from)) cpSync(from, join(stage, app.dir, sub), { recursive: true });
       }
     }
-    const consolidated = info.version === undefined ? undefined : join(releaseDir, 'releases', info.version, 'consolidated');
+    const consolidated =
+      info.version === undefined ? undefined : join(releaseDir, 'releases', info.version, 'consolidated');
     if (consolidated !== undefined && existsSync(consolidated) && statSync(consolidated).isDirectory()) {
       cpSync(consolidated, join(stage, 'consolidated'), { recursive: true });
     }
     const entries = readdirSync(stage).sort();
-    if (entries.length === 0) throw new ReleaseLayoutError('no changed application to put in a hot tarball', releaseDir);
+    if (entries.length === 0)
+      throw new ReleaseLayoutError('no changed application to put in a hot tarball', releaseDir);
     return await pack(stage, entries, file);
   } finally {
     rmSync(stage, { recursive: true, force: true });

@@ -1,5 +1,5 @@
 /** What the two store backends (a directory, an S3 bucket) offer the rest of the store. */
-import { Transform, type Readable } from 'node:stream';
+import { type Readable, Transform } from 'node:stream';
 import { StoreConfigError } from './errors.js';
 
 export interface ObjectInfo {
@@ -37,7 +37,12 @@ export interface Backend {
 
 /** Keys are built by baton, but app names and versions come from users: keep them tame. */
 export function checkKey(key: string): string {
-  if (key === '' || key.startsWith('/') || key.split('/').some((p) => p === '' || p === '.' || p === '..') || /[\0\\]/.test(key)) {
+  if (
+    key === '' ||
+    key.startsWith('/') ||
+    key.split('/').some((p) => p === '' || p === '.' || p === '..') ||
+    /[\0\\]/.test(key)
+  ) {
     throw new StoreConfigError(`refusing object key '${key}'`);
   }
   return key;

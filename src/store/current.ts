@@ -42,7 +42,15 @@ export function currentKey(app: string): string {
 }
 
 export function emptyDoc(app: string): CurrentDoc {
-  return { schema_version: SCHEMA_VERSION, app, image_ref: null, blue_green_upgrade: null, hot_upgrade: null, generation: 0, log: [] };
+  return {
+    schema_version: SCHEMA_VERSION,
+    app,
+    image_ref: null,
+    blue_green_upgrade: null,
+    hot_upgrade: null,
+    generation: 0,
+    log: [],
+  };
 }
 
 export function serializeDoc(doc: CurrentDoc): Buffer {
@@ -87,14 +95,21 @@ export function parseDoc(bytes: Buffer | string, key: string): CurrentDoc {
   }
   if (!isObj(raw)) return bad('not a JSON object');
   if (raw.schema_version !== SCHEMA_VERSION) {
-    return bad(`unknown schema version ${JSON.stringify(raw.schema_version)} (this baton reads version ${SCHEMA_VERSION})`);
+    return bad(
+      `unknown schema version ${JSON.stringify(raw.schema_version)} (this baton reads version ${SCHEMA_VERSION})`,
+    );
   }
   if (typeof raw.app !== 'string') bad('app is not a string');
   if (raw.image_ref !== null && typeof raw.image_ref !== 'string') bad('image_ref is not a string');
   if (typeof raw.generation !== 'number' || !Number.isSafeInteger(raw.generation)) bad('generation is not an integer');
   if (!Array.isArray(raw.log)) bad('log is not a list');
   const log = (raw.log as unknown[]).map((e, i) => {
-    if (!isObj(e) || typeof e.id !== 'string' || typeof e.at !== 'string' || !['hot', 'blue-green', 'cold-deploy'].includes(e.kind as string)) {
+    if (
+      !isObj(e) ||
+      typeof e.id !== 'string' ||
+      typeof e.at !== 'string' ||
+      !['hot', 'blue-green', 'cold-deploy'].includes(e.kind as string)
+    ) {
       return bad(`log[${i}] is malformed`);
     }
     return { id: e.id, kind: e.kind as LogKind, at: e.at };

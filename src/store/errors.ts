@@ -62,7 +62,9 @@ export class VersionConflictError extends Error {
     readonly key: string,
     readonly existingSha256: string,
   ) {
-    super(`${key} is already published with other contents (sha256 ${existingSha256}); publish under another --version`);
+    super(
+      `${key} is already published with other contents (sha256 ${existingSha256}); publish under another --version`,
+    );
     this.name = 'VersionConflictError';
   }
 }

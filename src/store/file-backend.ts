@@ -7,10 +7,17 @@
  */
 import { randomBytes } from 'node:crypto';
 import { createReadStream, createWriteStream, type Stats } from 'node:fs';
-import { mkdir, open, readFile, readdir, rename, rm, stat, unlink } from 'node:fs/promises';
+import { mkdir, open, readdir, readFile, rename, rm, stat, unlink } from 'node:fs/promises';
 import { dirname, join, relative, sep } from 'node:path';
 import { pipeline } from 'node:stream/promises';
-import { checkKey, progressCounter, type Backend, type GetResult, type ObjectInfo, type PutCondition } from './backend.js';
+import {
+  type Backend,
+  checkKey,
+  type GetResult,
+  type ObjectInfo,
+  type PutCondition,
+  progressCounter,
+} from './backend.js';
 import { ObjectNotFoundError, PreconditionFailedError, StoreContentionError } from './errors.js';
 
 const LOCK_STALE_MS = 10_000;
@@ -67,7 +74,8 @@ export class FileBackend implements Backend {
     try {
       const existing = await stat(p).catch(() => undefined);
       if (cond.ifNoneMatch === '*' && existing !== undefined) throw new PreconditionFailedError(key);
-      if (cond.ifMatch !== undefined && (existing === undefined || etagOf(existing) !== cond.ifMatch)) throw new PreconditionFailedError(key);
+      if (cond.ifMatch !== undefined && (existing === undefined || etagOf(existing) !== cond.ifMatch))
+        throw new PreconditionFailedError(key);
       return { etag: await this.replace(p, body) };
     } finally {
       await release();

@@ -17,7 +17,11 @@ export interface FleetOutcome {
 }
 
 /** Pure: how `results` stand against the machines `expected`. */
-export function fleetOutcome(expected: string[], results: Map<string, MachineResult>, final: boolean): FleetOutcome & { done: boolean } {
+export function fleetOutcome(
+  expected: string[],
+  results: Map<string, MachineResult>,
+  final: boolean,
+): FleetOutcome & { done: boolean } {
   const completed: string[] = [];
   const failed: FleetOutcome['failed'] = [];
   const waiting: string[] = [];
@@ -40,7 +44,13 @@ export interface WaitOptions {
  * Waits until every machine that reported for the upgrade before `upgradeId` has a
  * final result (completed or failed) for it, or the timeout passes.
  */
-export async function waitForFleet(store: Store, app: string, doc: CurrentDoc, upgradeId: string, opts: WaitOptions): Promise<FleetOutcome> {
+export async function waitForFleet(
+  store: Store,
+  app: string,
+  doc: CurrentDoc,
+  upgradeId: string,
+  opts: WaitOptions,
+): Promise<FleetOutcome> {
   const prev = previousUpgrade(doc, upgradeId);
   const expected = prev === undefined ? [] : [...(await store.readResults(app, prev)).keys()].sort();
   const deadline = Date.now() + opts.timeoutMs;
@@ -49,7 +59,8 @@ export async function waitForFleet(store: Store, app: string, doc: CurrentDoc, u
     const final = Date.now() >= deadline;
     const o = fleetOutcome(expected, results, final);
     opts.onProgress?.(o);
-    if (o.done || final) return { expected: o.expected, completed: o.completed, failed: o.failed, timedOut: o.timedOut };
+    if (o.done || final)
+      return { expected: o.expected, completed: o.completed, failed: o.failed, timedOut: o.timedOut };
     await sleep(Math.min(opts.pollMs, Math.max(0, deadline - Date.now())));
   }
 }

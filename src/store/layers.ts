@@ -4,7 +4,7 @@
  * clears `hot_upgrade`; a machine booted from another image than the one recorded (a
  * cold deploy) resets both. Pure functions over `CurrentDoc`.
  */
-import { emptyDoc, type CurrentDoc, type Layer, type LogEntry } from './current.js';
+import { type CurrentDoc, emptyDoc, type Layer, type LogEntry } from './current.js';
 
 /** Entries kept in `log`: enough that no writer's change scrolls out while it checks. */
 export const LOG_LIMIT = 200;
@@ -22,7 +22,12 @@ export function isApplied(doc: CurrentDoc | undefined, id: string): boolean {
  * `doc` with `op` applied, or `undefined` when `op` changes nothing (already applied,
  * or a cold-deploy check that finds the same image).
  */
-export function applyOp(doc: CurrentDoc | undefined, app: string, op: CurrentOp, now: Date = new Date()): CurrentDoc | undefined {
+export function applyOp(
+  doc: CurrentDoc | undefined,
+  app: string,
+  op: CurrentOp,
+  now: Date = new Date(),
+): CurrentDoc | undefined {
   const base = doc ?? emptyDoc(app);
   if (isApplied(base, op.id)) return undefined;
   let next: CurrentDoc;
@@ -47,7 +52,10 @@ export function applyOp(doc: CurrentDoc | undefined, app: string, op: CurrentOp,
 }
 
 /** What a machine booted from `imageRef` should run on top of its baked release. */
-export function layersFor(doc: CurrentDoc | undefined, imageRef: string | undefined): { blueGreen: Layer | null; hot: Layer | null; coldDeploy: boolean } {
+export function layersFor(
+  doc: CurrentDoc | undefined,
+  imageRef: string | undefined,
+): { blueGreen: Layer | null; hot: Layer | null; coldDeploy: boolean } {
   if (doc === undefined) return { blueGreen: null, hot: null, coldDeploy: false };
   if (imageRef !== undefined && doc.image_ref !== null && doc.image_ref !== imageRef) {
     return { blueGreen: null, hot: null, coldDeploy: true };

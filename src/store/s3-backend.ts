@@ -13,7 +13,7 @@
 import { randomBytes } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { stat } from 'node:fs/promises';
-import { Readable } from 'node:stream';
+import type { Readable } from 'node:stream';
 import {
   DeleteObjectCommand,
   GetObjectCommand,
@@ -23,9 +23,16 @@ import {
   S3Client,
   type S3ClientConfig,
 } from '@aws-sdk/client-s3';
-import { checkKey, progressCounter, type Backend, type GetResult, type ObjectInfo, type PutCondition } from './backend.js';
+import {
+  type Backend,
+  checkKey,
+  type GetResult,
+  type ObjectInfo,
+  type PutCondition,
+  progressCounter,
+} from './backend.js';
 import { ObjectNotFoundError, PreconditionFailedError, StoreConfigError, StoreUnreachableError } from './errors.js';
-import { defaultRetry, withRetry, type RetryPolicy } from './retry.js';
+import { defaultRetry, type RetryPolicy, withRetry } from './retry.js';
 
 /** Whether each endpoint + bucket honours conditional writes, probed once per process. */
 const probes = new Map<string, Promise<boolean>>();
@@ -48,7 +55,8 @@ export function s3OptionsFromUrl(url: string, env: NodeJS.ProcessEnv = process.e
   if (!m?.[1]) throw new StoreConfigError(`'${url}' is not s3://bucket[/prefix]`);
   const endpoint = env.AWS_ENDPOINT_URL_S3 || env.AWS_ENDPOINT_URL || undefined;
   const flag = env.BATON_S3_PATH_STYLE?.toLowerCase();
-  const forcePathStyle = flag === undefined || flag === '' ? endpoint !== undefined : ['1', 'true', 'yes', 'on'].includes(flag);
+  const forcePathStyle =
+    flag === undefined || flag === '' ? endpoint !== undefined : ['1', 'true', 'yes', 'on'].includes(flag);
   return {
     bucket: m[1],
     prefix: (m[2] ?? '').replace(/\/+$/, ''),
@@ -91,7 +99,11 @@ export class S3Backend implements Backend {
       requestChecksumCalculation: 'WHEN_REQUIRED',
       responseChecksumValidation: 'WHEN_REQUIRED',
       maxAttempts: 1,
-      requestHandler: { requestTimeout: opts.requestTimeoutMs ?? 30_000, connectionTimeout: 5_000, throwOnRequestTimeout: true },
+      requestHandler: {
+        requestTimeout: opts.requestTimeoutMs ?? 30_000,
+        connectionTimeout: 5_000,
+        throwOnRequestTimeout: true,
+      },
     };
     if (opts.endpoint !== undefined) config.endpoint = opts.endpoint;
     if (opts.credentials !== undefined) config.credentials = opts.credentials;
@@ -126,7 +138,9 @@ export class S3Backend implements Backend {
   async get(key: string, opts: { ifNoneMatch?: string } = {}): Promise<GetResult> {
     return this.call(`GET ${key}`, async () => {
       try {
-        const r = await this.client.send(new GetObjectCommand({ Bucket: this.opts.bucket, Key: this.key(key), IfNoneMatch: opts.ifNoneMatch }));
+        const r = await this.client.send(
+          new GetObjectCommand({ Bucket: this.opts.bucket, Key: this.key(key), IfNoneMatch: opts.ifNoneMatch }),
+        );
         const body = Buffer.from(await r.Body!.transformToByteArray());
         return { status: 'ok', body, etag: r.ETag ?? '' };
       } catch (err) {
@@ -166,7 +180,13 @@ export class S3Backend implements Backend {
       const progress = progressCounter(total, onProgress);
       const body = createReadStream(file, { highWaterMark: 256 * 1024 }).pipe(progress);
       await this.client.send(
-        new PutObjectCommand({ Bucket: this.opts.bucket, Key: this.key(key), Body: body, ContentLength: total, ContentType: 'application/gzip' }),
+        new PutObjectCommand({
+          Bucket: this.opts.bucket,
+          Key: this.key(key),
+          Body: body,
+          ContentLength: total,
+          ContentType: 'application/gzip',
+        }),
       );
     });
   }
@@ -202,7 +222,11 @@ export class S3Backend implements Backend {
     do {
       const r = await this.call(`LIST ${prefix}`, () =>
         this.client.send(
-          new ListObjectsV2Command({ Bucket: this.opts.bucket, Prefix: (this.opts.prefix ? `${this.opts.prefix}/` : '') + prefix, ContinuationToken: token }),
+          new ListObjectsV2Command({
+            Bucket: this.opts.bucket,
+            Prefix: (this.opts.prefix ? `${this.opts.prefix}/` : '') + prefix,
+            ContinuationToken: token,
+          }),
         ),
       );
       for (const o of r.Contents ?? []) {
@@ -215,7 +239,9 @@ export class S3Backend implements Backend {
   }
 
   async delete(key: string): Promise<void> {
-    await this.call(`DELETE ${key}`, () => this.client.send(new DeleteObjectCommand({ Bucket: this.opts.bucket, Key: this.key(key) })));
+    await this.call(`DELETE ${key}`, () =>
+      this.client.send(new DeleteObjectCommand({ Bucket: this.opts.bucket, Key: this.key(key) })),
+    );
   }
 
   /**

@@ -4,16 +4,16 @@
  */
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
-import { checkKey, checkSegment, type Backend, type ObjectInfo } from './backend.js';
-import { currentKey, parseDoc, type CurrentDoc, type Layer } from './current.js';
+import { type Backend, checkKey, checkSegment, type ObjectInfo } from './backend.js';
+import { type CurrentDoc, currentKey, type Layer, parseDoc } from './current.js';
 import { CurrentDocumentError, StoreConfigError, VersionConflictError } from './errors.js';
 import { FileBackend } from './file-backend.js';
-import { layersFor, type CurrentOp } from './layers.js';
-import { parseResult, resultsPrefix, type MachineResult } from './results.js';
-import { DEFAULT_KEEP, chooseForDeletion } from './retention.js';
+import { type CurrentOp, layersFor } from './layers.js';
+import { type MachineResult, parseResult, resultsPrefix } from './results.js';
+import { chooseForDeletion, DEFAULT_KEEP } from './retention.js';
 import type { RetryPolicy } from './retry.js';
-import { S3Backend, s3OptionsFromUrl, type S3Options } from './s3-backend.js';
-import { readCurrent, updateCurrent, type ReadDoc } from './update.js';
+import { S3Backend, type S3Options, s3OptionsFromUrl } from './s3-backend.js';
+import { type ReadDoc, readCurrent, updateCurrent } from './update.js';
 
 export interface StoreOptions {
   warn?: (message: string) => void;
@@ -23,7 +23,10 @@ export interface StoreOptions {
   env?: NodeJS.ProcessEnv;
 }
 
-export type PollResult = { status: 'unchanged' } | { status: 'missing' } | { status: 'changed'; doc: CurrentDoc; etag: string };
+export type PollResult =
+  | { status: 'unchanged' }
+  | { status: 'missing' }
+  | { status: 'changed'; doc: CurrentDoc; etag: string };
 
 export interface ReleaseObject {
   app: string;
@@ -94,11 +97,19 @@ export class Store {
    * A different image than the recorded one is a cold deploy: both layers are reset
    * in the store (compare-and-swap, like any write) and none is returned.
    */
-  async startupLayers(app: string, imageRef: string | undefined, machineId: string): Promise<{ blueGreen: Layer | null; hot: Layer | null; coldDeploy: boolean; doc: CurrentDoc | undefined }> {
+  async startupLayers(
+    app: string,
+    imageRef: string | undefined,
+    machineId: string,
+  ): Promise<{ blueGreen: Layer | null; hot: Layer | null; coldDeploy: boolean; doc: CurrentDoc | undefined }> {
     let { doc } = await this.readCurrent(app);
     const seen = layersFor(doc, imageRef);
     if (imageRef !== undefined && doc?.image_ref !== imageRef) {
-      doc = await this.update(app, { kind: 'cold-deploy', id: `cold-${checkSegment('machine id', machineId)}-${Date.now()}`, image_ref: imageRef });
+      doc = await this.update(app, {
+        kind: 'cold-deploy',
+        id: `cold-${checkSegment('machine id', machineId)}-${Date.now()}`,
+        image_ref: imageRef,
+      });
     }
     return { ...seen, doc };
   }
@@ -111,7 +122,13 @@ export class Store {
    * Uploads a tarball under its version. The same bytes again are a no-op; other bytes
    * under a published version are refused (machines may have them cached under that name).
    */
-  async putTarball(app: string, version: string, file: string, sha256: string, onProgress?: (sent: number, total: number) => void): Promise<{ key: string; uploaded: boolean }> {
+  async putTarball(
+    app: string,
+    version: string,
+    file: string,
+    sha256: string,
+    onProgress?: (sent: number, total: number) => void,
+  ): Promise<{ key: string; uploaded: boolean }> {
     const key = this.tarballKey(app, version);
     const sumKey = `${key}.sha256`;
     const existing = await this.backend.get(sumKey);
@@ -151,13 +168,18 @@ export class Store {
   async writeResult(app: string, result: MachineResult): Promise<void> {
     checkSegment('machine id', result.machine_id);
     checkSegment('upgrade id', result.upgrade_id);
-    await this.backend.put(`${resultsPrefix(checkSegment('app', app), result.upgrade_id)}${result.machine_id}.json`, Buffer.from(JSON.stringify(result)));
+    await this.backend.put(
+      `${resultsPrefix(checkSegment('app', app), result.upgrade_id)}${result.machine_id}.json`,
+      Buffer.from(JSON.stringify(result)),
+    );
   }
 
   /** Results of one upgrade by machine id (unreadable ones are skipped). */
   async readResults(app: string, upgradeId: string): Promise<Map<string, MachineResult>> {
     const out = new Map<string, MachineResult>();
-    for (const o of await this.backend.list(resultsPrefix(checkSegment('app', app), checkSegment('upgrade id', upgradeId)))) {
+    for (const o of await this.backend.list(
+      resultsPrefix(checkSegment('app', app), checkSegment('upgrade id', upgradeId)),
+    )) {
       const r = await this.backend.get(o.key);
       if (r.status !== 'ok') continue;
       const res = parseResult(r.body);
@@ -171,7 +193,9 @@ export class Store {
    * references (read just before deleting). Returns the deleted keys.
    */
   async prune(app: string, keep: number = DEFAULT_KEEP): Promise<string[]> {
-    const tarballs = (await this.backend.list(`releases/${checkSegment('app', app)}/`)).filter((o) => o.key.endsWith('.tar.gz'));
+    const tarballs = (await this.backend.list(`releases/${checkSegment('app', app)}/`)).filter((o) =>
+      o.key.endsWith('.tar.gz'),
+    );
     const { doc } = await this.readCurrent(app);
     const referenced = new Set<string>();
     for (const l of [doc?.blue_green_upgrade, doc?.hot_upgrade]) if (l) referenced.add(l.tarball);

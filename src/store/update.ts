@@ -21,9 +21,9 @@
  */
 import { randomBytes } from 'node:crypto';
 import type { Backend } from './backend.js';
-import { currentKey, parseDoc, serializeDoc, type CurrentDoc } from './current.js';
+import { type CurrentDoc, currentKey, parseDoc, serializeDoc } from './current.js';
 import { CurrentDocumentError, PreconditionFailedError, StoreContentionError } from './errors.js';
-import { LOG_LIMIT, applyOp, isApplied, type CurrentOp } from './layers.js';
+import { applyOp, type CurrentOp, isApplied, LOG_LIMIT } from './layers.js';
 import { sleep } from './retry.js';
 
 export const INTENT_TTL_MS = 10 * 60_000;
@@ -76,7 +76,12 @@ export interface UpdateOptions {
 const warned = new WeakSet<Backend>();
 
 /** Applies `op` to `current.json`; resolves with the document that contains it. */
-export async function updateCurrent(backend: Backend, app: string, op: CurrentOp, opts: UpdateOptions = {}): Promise<CurrentDoc> {
+export async function updateCurrent(
+  backend: Backend,
+  app: string,
+  op: CurrentOp,
+  opts: UpdateOptions = {},
+): Promise<CurrentDoc> {
   if (await backend.conditionsHonoured()) return compareAndSwap(backend, app, op, opts);
   if (!warned.has(backend)) {
     warned.add(backend);
@@ -128,9 +133,7 @@ async function listIntents(backend: Backend, app: string, now: number): Promise<
     if (r.status !== 'ok') continue;
     try {
       out.push({ key: o.key, at, op: JSON.parse(r.body.toString()) as CurrentOp });
-    } catch {
-      continue;
-    }
+    } catch {}
   }
   return out.sort((a, b) => (a.key < b.key ? -1 : 1));
 }
@@ -141,7 +144,10 @@ async function withIntents(backend: Backend, app: string, op: CurrentOp, opts: U
   // A document nobody can read stops here, before the intent is recorded.
   await readCurrent(backend, app);
   const stamp = now().getTime().toString().padStart(15, '0');
-  await backend.put(`${intentPrefix(app)}${stamp}-${randomBytes(4).toString('hex')}.json`, Buffer.from(JSON.stringify(op)));
+  await backend.put(
+    `${intentPrefix(app)}${stamp}-${randomBytes(4).toString('hex')}.json`,
+    Buffer.from(JSON.stringify(op)),
+  );
   for (let round = 1; round <= MAX_ROUNDS; round++) {
     const { doc } = await readCurrent(backend, app);
     const intents = await listIntents(backend, app, now().getTime());
@@ -151,7 +157,13 @@ async function withIntents(backend: Backend, app: string, op: CurrentOp, opts: U
       if (isApplied(next, intent.op.id)) continue;
       // With a full log, an intent older than its oldest entry was applied and has scrolled out.
       const oldest = next?.log[0];
-      if (next !== undefined && next.log.length >= LOG_LIMIT && oldest !== undefined && intent.at < Date.parse(oldest.at)) continue;
+      if (
+        next !== undefined &&
+        next.log.length >= LOG_LIMIT &&
+        oldest !== undefined &&
+        intent.at < Date.parse(oldest.at)
+      )
+        continue;
       const applied = applyOp(next, app, intent.op, now());
       if (applied !== undefined) {
         next = applied;

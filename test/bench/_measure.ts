@@ -19,7 +19,11 @@ export function opsPerSecond(fn: () => unknown, minMs = 400): number {
 }
 
 /** The median of several rounds, taken in turn across contenders so drift hits all of them alike. */
-export function interleaved(contenders: Record<string, () => unknown>, rounds = 5, minMs = 200): Record<string, number> {
+export function interleaved(
+  contenders: Record<string, () => unknown>,
+  rounds = 5,
+  minMs = 200,
+): Record<string, number> {
   const samples: Record<string, number[]> = {};
   for (const name of Object.keys(contenders)) samples[name] = [];
   for (let r = 0; r < rounds; r++) {

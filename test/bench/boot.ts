@@ -12,7 +12,7 @@ import { connect } from 'node:net';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Node } from '../../src/distribution/index.js';
-import { Peer, killGroup } from '../../src/peer/index.js';
+import { killGroup, Peer } from '../../src/peer/index.js';
 import { fixtures } from '../support/fixtures.js';
 import { freePort, newCookie, uniqueName } from '../support/nodes.js';
 
@@ -37,7 +37,13 @@ async function reference(root: string): Promise<number> {
   const scratch = mkdtempSync(join(tmpdir(), 'baton-bench-'));
   const t0 = performance.now();
   const child = spawn(join(root, 'bin', 'demo_erl'), ['foreground'], {
-    env: { ...process.env, DEMO_NODE: uniqueName('ref'), DEMO_COOKIE: newCookie(), PORT: String(port), RELX_OUT_FILE_PATH: scratch },
+    env: {
+      ...process.env,
+      DEMO_NODE: uniqueName('ref'),
+      DEMO_COOKIE: newCookie(),
+      PORT: String(port),
+      RELX_OUT_FILE_PATH: scratch,
+    },
     detached: true,
     stdio: 'ignore',
   });
@@ -56,7 +62,12 @@ async function reference(root: string): Promise<number> {
   }
 }
 
-async function underBaton(node: Node, cookie: string, root: string, ebin: string): Promise<{ started: number; ready: number }> {
+async function underBaton(
+  node: Node,
+  cookie: string,
+  root: string,
+  ebin: string,
+): Promise<{ started: number; ready: number }> {
   const stateDir = mkdtempSync(join(tmpdir(), 'baton-bench-'));
   const port = await freePort();
   let started = 0;
@@ -85,7 +96,13 @@ export async function run(args: string[]): Promise<void> {
   const fx = await fixtures();
   const root = fx.demoErl['1.0.0'];
   const cookie = newCookie();
-  const node = new Node({ name: uniqueName('baton-bench'), cookie, hidden: true, startEpmd: true, log: () => undefined });
+  const node = new Node({
+    name: uniqueName('baton-bench'),
+    cookie,
+    hidden: true,
+    startEpmd: true,
+    log: () => undefined,
+  });
   await node.start();
   const base: number[] = [];
   const started: number[] = [];
@@ -104,10 +121,18 @@ export async function run(args: string[]): Promise<void> {
     await node.close();
   }
   const fmt = (xs: number[]): string => xs.map((x) => x.toFixed(0)).join(', ');
-  console.log(`${cpus().length} CPUs, load average ${loadavg().map((l) => l.toFixed(1)).join(' ')}; demo_erl 1.0.0, ${rounds} rounds after a warm-up`);
-  console.log(`baton: spawn -> ensure_all_started returned  median ${median(started).toFixed(0)} ms  [${fmt(started)}]`);
+  console.log(
+    `${cpus().length} CPUs, load average ${loadavg()
+      .map((l) => l.toFixed(1))
+      .join(' ')}; demo_erl 1.0.0, ${rounds} rounds after a warm-up`,
+  );
+  console.log(
+    `baton: spawn -> ensure_all_started returned  median ${median(started).toFixed(0)} ms  [${fmt(started)}]`,
+  );
   console.log(`baton: spawn -> listening (ready)             median ${median(ready).toFixed(0)} ms  [${fmt(ready)}]`);
   console.log(`bin/demo_erl foreground: spawn -> accepts     median ${median(base).toFixed(0)} ms  [${fmt(base)}]`);
-  console.log(`ratio (ensure_all_started / foreground): ${(median(started) / median(base)).toFixed(2)}x (target <= 1.1x)`);
+  console.log(
+    `ratio (ensure_all_started / foreground): ${(median(started) / median(base)).toFixed(2)}x (target <= 1.1x)`,
+  );
   console.log(`ratio (ready / foreground):              ${(median(ready) / median(base)).toFixed(2)}x`);
 }

@@ -44,9 +44,9 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import type * as Etf from '../../src/etf/index.js';
 import type * as Distribution from '../../src/distribution/index.js';
 import type { Node as NodeType } from '../../src/distribution/index.js';
+import type * as Etf from '../../src/etf/index.js';
 
 /** Set in the measuring child, which runs from a temporary copy of this file. */
 const CHILD_ENV = 'BATON_BENCH_ERPC_DIR';
@@ -54,16 +54,27 @@ const here = process.env[CHILD_ENV] ?? dirname(fileURLToPath(import.meta.url));
 const DIST = join(here, '..', '..', 'dist');
 // The compiled build, as users run it (typed from the sources, which it is built from).
 const { atom } = (await import(pathToFileURL(join(DIST, 'etf', 'index.js')).href)) as typeof Etf;
-const { Node, defaultBusyPollMs, shortHostname } = (await import(pathToFileURL(join(DIST, 'distribution', 'index.js')).href)) as typeof Distribution;
+const { Node, defaultBusyPollMs, shortHostname } = (await import(
+  pathToFileURL(join(DIST, 'distribution', 'index.js')).href
+)) as typeof Distribution;
 type Node = NodeType;
 type Term = Etf.Term;
 type Tuple = Etf.Tuple;
 const EBIN = join(here, '..', '..', '_build', 'default', 'lib', 'baton', 'test', 'erl');
 
-function startErl(name: string, cookie: string, extra: string[], evalCode: string): { done: Promise<string>; kill(): void } {
-  const proc = spawn('erl', ['-sname', name, '-setcookie', cookie, '-noshell', '-pa', EBIN, ...extra, '-eval', evalCode], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+function startErl(
+  name: string,
+  cookie: string,
+  extra: string[],
+  evalCode: string,
+): { done: Promise<string>; kill(): void } {
+  const proc = spawn(
+    'erl',
+    ['-sname', name, '-setcookie', cookie, '-noshell', '-pa', EBIN, ...extra, '-eval', evalCode],
+    {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
+  );
   let out = '';
   proc.stdout.on('data', (d: Buffer) => (out += d.toString()));
   proc.stderr.on('data', (d: Buffer) => (out += d.toString()));
@@ -139,7 +150,8 @@ function batonSide(node: Node, peer: string): Side {
 }
 
 function nativeSide(node: Node, driver: string, peer: string): Side {
-  const ask = (f: string, args: Term[]): Promise<Term> => node.erpc(driver, 'baton_bench', f, args, { timeoutMs: 600_000 });
+  const ask = (f: string, args: Term[]): Promise<Term> =>
+    node.erpc(driver, 'baton_bench', f, args, { timeoutMs: 600_000 });
   return {
     async latency(what, count) {
       const t = (await ask('latency_pcts', [atom(peer), atom(what), count])) as Tuple;
@@ -152,7 +164,12 @@ function nativeSide(node: Node, driver: string, peer: string): Side {
 }
 
 /** One round of every metric for one side. */
-async function segment(side: Side, metric: 'tiny' | 'big' | 'tput1' | 'tput64', n: number, durMs: number): Promise<Partial<Record<Metric, number>>> {
+async function segment(
+  side: Side,
+  metric: 'tiny' | 'big' | 'tput1' | 'tput64',
+  n: number,
+  durMs: number,
+): Promise<Partial<Record<Metric, number>>> {
   if (metric === 'tiny') {
     const [p50, p99] = await side.latency('tiny', n);
     return { tinyP50: p50, tinyP99: p99 };
@@ -180,7 +197,10 @@ export async function run(args: string[]): Promise<void> {
     const file = join(dir, 'erpc.mjs');
     writeFileSync(file, js);
     const code = await new Promise<number | null>((resolve, reject) => {
-      const child = spawn(process.execPath, ['--expose-gc', file, ...args], { stdio: 'inherit', env: { ...process.env, [CHILD_ENV]: here } });
+      const child = spawn(process.execPath, ['--expose-gc', file, ...args], {
+        stdio: 'inherit',
+        env: { ...process.env, [CHILD_ENV]: here },
+      });
       child.on('error', reject);
       child.on('exit', resolve);
     });
@@ -210,7 +230,11 @@ async function measure(args: string[]): Promise<void> {
     await waitForPeer(node, peerFull);
     await waitForPeer(node, driverFull);
     await node.erpc(peerFull, 'code', 'add_patha', [[...EBIN].map((c) => c.charCodeAt(0))]);
-    console.log(`${cpus().length} CPUs, load average ${loadavg().map((l) => l.toFixed(1)).join(' ')} (the machine's other work lands on both sides alike)`);
+    console.log(
+      `${cpus().length} CPUs, load average ${loadavg()
+        .map((l) => l.toFixed(1))
+        .join(' ')} (the machine's other work lands on both sides alike)`,
+    );
     console.log(
       `peer ${peerFull}; ${rounds} rounds, each metric measured by both sides back to back (order alternating); ` +
         `${n} latency samples per figure, ${durMs} ms per throughput run; baton busyPollMs=${busyPollMs}`,
@@ -250,7 +274,9 @@ async function measure(args: string[]): Promise<void> {
       const ratios = per.baton[m].map((b, i) => b / per.native[m][i]!);
       const lo = Math.min(...ratios).toFixed(2);
       const hi = Math.max(...ratios).toFixed(2);
-      console.log(`| ${label[m]} | ${fmt(median(per.native[m]))} | ${fmt(median(per.baton[m]))} | ${median(ratios).toFixed(2)} (${lo}–${hi}) |`);
+      console.log(
+        `| ${label[m]} | ${fmt(median(per.native[m]))} | ${fmt(median(per.baton[m]))} | ${median(ratios).toFixed(2)} (${lo}–${hi}) |`,
+      );
     }
     console.log('');
     console.log('Latency ratios: lower is better (target ≤ 1.2). Throughput ratios: higher is better (target ≥ 1.0).');

@@ -10,17 +10,7 @@
  * UTF-8 atom tags of OTP 26+).
  */
 import { createRequire } from 'node:module';
-import {
-  atom,
-  charlist,
-  decode,
-  encode,
-  Pid,
-  Reference,
-  termEquals,
-  tuple,
-  type Term,
-} from '../../src/etf/index.js';
+import { atom, charlist, decode, encode, Pid, Reference, type Term, termEquals, tuple } from '../../src/etf/index.js';
 import { formatRate, interleaved, table } from './_measure.js';
 
 const require = createRequire(import.meta.url);
@@ -105,7 +95,13 @@ function corpus(): Entry[] {
 
   // Control messages as they cross a distribution connection: SEND_SENDER, MONITOR_P, SPAWN_REPLY.
   const control = [tuple(22, from, to), tuple(19, from, to, ref), tuple(31, ref, to, 0, from)];
-  const ejsControl = E ? [[22, ejsPid, ejsTo], [19, ejsPid, ejsTo, ejsRef], [31, ejsRef, ejsTo, 0, ejsPid]] : undefined;
+  const ejsControl = E
+    ? [
+        [22, ejsPid, ejsTo],
+        [19, ejsPid, ejsTo, ejsRef],
+        [31, ejsRef, ejsTo, 0, ejsPid],
+      ]
+    : undefined;
 
   const mib = Buffer.alloc(1024 * 1024);
   for (let i = 0; i < mib.length; i++) mib[i] = 32 + (i % 95); // printable, so erlpack can carry it in a string
@@ -192,10 +188,18 @@ export async function run(args: string[]): Promise<void> {
       for (const [lib, c] of Object.entries(all)) {
         if (op === 'encode' && c.encode) {
           const fn = c.encode;
-          if (usable(`${lib} encode ${entry.name}`, fn, (b) => termEquals(decode(b as Buffer), entry.term))) contenders[lib] = fn;
+          if (usable(`${lib} encode ${entry.name}`, fn, (b) => termEquals(decode(b as Buffer), entry.term)))
+            contenders[lib] = fn;
         } else if (op === 'decode' && c.decode) {
           const fn = c.decode;
-          if (usable(`${lib} decode ${entry.name}`, () => fn(input), (t) => t !== undefined)) contenders[lib] = () => fn(input);
+          if (
+            usable(
+              `${lib} decode ${entry.name}`,
+              () => fn(input),
+              (t) => t !== undefined,
+            )
+          )
+            contenders[lib] = () => fn(input);
         }
       }
       const rates = interleaved(contenders, rounds);

@@ -48,7 +48,9 @@ export async function run(args: string[]): Promise<void> {
     const storeUrl = `file://${join(work, 'store')}`;
     const store = openStore(storeUrl);
     const { key } = await store.putTarball('bench', '1.0.0', file, sha256);
-    console.log(`tarball: ${(size / 1024 / 1024).toFixed(1)} MiB compressed, ${execFileSync('du', ['-sm', rel]).toString().split('\t')[0]} MiB extracted`);
+    console.log(
+      `tarball: ${(size / 1024 / 1024).toFixed(1)} MiB compressed, ${execFileSync('du', ['-sm', rel]).toString().split('\t')[0]} MiB extracted`,
+    );
 
     const batonMs: number[] = [];
     const tarMs: number[] = [];
@@ -64,7 +66,11 @@ export async function run(args: string[]): Promise<void> {
       rmSync(tarDest, { recursive: true, force: true });
 
       const dest = join(work, `baton-${i}`);
-      const child = spawnSync(process.execPath, ['--import', 'tsx', join(here, '_release-child.ts'), storeUrl, key, sha256, dest], { encoding: 'utf8' });
+      const child = spawnSync(
+        process.execPath,
+        ['--import', 'tsx', join(here, '_release-child.ts'), storeUrl, key, sha256, dest],
+        { encoding: 'utf8' },
+      );
       if (child.status !== 0) throw new Error(`extraction child failed: ${child.stderr}`);
       const r = JSON.parse(child.stdout) as { ms: number; maxRssKiB: number; rssBeforeKiB: number };
       batonMs.push(r.ms);
@@ -74,10 +80,16 @@ export async function run(args: string[]): Promise<void> {
     }
     const b = median(batonMs);
     const t = median(tarMs);
-    console.log(`baton fetch+verify+extract (file store): median ${b.toFixed(0)} ms  [${batonMs.map((x) => x.toFixed(0)).join(', ')}]`);
-    console.log(`tar xzf:                                 median ${t.toFixed(0)} ms  [${tarMs.map((x) => x.toFixed(0)).join(', ')}]`);
+    console.log(
+      `baton fetch+verify+extract (file store): median ${b.toFixed(0)} ms  [${batonMs.map((x) => x.toFixed(0)).join(', ')}]`,
+    );
+    console.log(
+      `tar xzf:                                 median ${t.toFixed(0)} ms  [${tarMs.map((x) => x.toFixed(0)).join(', ')}]`,
+    );
     console.log(`ratio: ${(b / t).toFixed(2)}x (target <= 1.2x)`);
-    console.log(`peak RSS of the extracting process: ${(median(rss) / 1024).toFixed(0)} MiB (${(rssBefore / 1024).toFixed(0)} MiB before extracting; tarball ${(size / 1024 / 1024).toFixed(0)} MiB)`);
+    console.log(
+      `peak RSS of the extracting process: ${(median(rss) / 1024).toFixed(0)} MiB (${(rssBefore / 1024).toFixed(0)} MiB before extracting; tarball ${(size / 1024 / 1024).toFixed(0)} MiB)`,
+    );
   } finally {
     rmSync(work, { recursive: true, force: true });
   }

@@ -9,7 +9,7 @@
  */
 import { join } from 'node:path';
 import { fixtures } from '../support/fixtures.js';
-import { Control, newCookie, startDemoErl, type Started } from '../support/nodes.js';
+import { Control, newCookie, type Started, startDemoErl } from '../support/nodes.js';
 
 function flag(args: string[], name: string, dflt: number): number {
   const i = args.indexOf(`--${name}`);
@@ -44,14 +44,25 @@ export async function run(args: string[]): Promise<void> {
       await ctl.eval(`length(erpc:call('${n}', baton_test_probe, start_counters, [${procs}], 120000))`, 120_000);
       if (mode !== 'plain') {
         const opts = mode === 'baton' ? '#{}' : '#{snapshot_states => false}';
-        const r = await ctl.eval<{ status: string; suspend_us: number; suspended: unknown[]; phases_us: Record<string, number> }>(
+        const r = await ctl.eval<{
+          status: string;
+          suspend_us: number;
+          suspended: unknown[];
+          phases_us: Record<string, number>;
+        }>(
           `R = erpc:call('${n}', baton_upgrader, upgrade, [baton_test_ctl:beams("${ebin}"), ${opts}], 120000),
            R#{suspended := length(maps:get(suspended, R))}`,
           120_000,
         );
         if (r.status !== 'ok') throw new Error(`baton_upgrader failed: ${JSON.stringify(r)}`);
-        if ((r.suspended as unknown as number) !== procs + 1) throw new Error(`suspended ${String(r.suspended)}, wanted ${procs + 1}`);
-        if (mode === 'baton') for (const [k, v] of Object.entries(r.phases_us)) (phases[k] ??= []).push(v);
+        if ((r.suspended as unknown as number) !== procs + 1)
+          throw new Error(`suspended ${String(r.suspended)}, wanted ${procs + 1}`);
+        if (mode === 'baton') {
+          for (const [k, v] of Object.entries(r.phases_us)) {
+            phases[k] ??= [];
+            phases[k].push(v);
+          }
+        }
         return r.suspend_us;
       }
       const r = await ctl.eval<{ suspend_us: number; processes: number }>(
@@ -87,10 +98,12 @@ export async function run(args: string[]): Promise<void> {
     console.log(`median plain script:                           ${(p / 1000).toFixed(2)} ms (${Math.round(p)} µs)`);
     const order = ['suspend', 'load', 'change_code', 'resume'];
     console.log(
-      `baton_upgrader phases (median): ${order.map((k) => `${k} ${((median(phases[k] ?? [0])) / 1000).toFixed(2)} ms`).join(', ')}`,
+      `baton_upgrader phases (median): ${order.map((k) => `${k} ${(median(phases[k] ?? [0]) / 1000).toFixed(2)} ms`).join(', ')}`,
     );
     console.log(`ratio baton/plain: ${(b / p).toFixed(2)}x (target <= 1.0x); window ${b < 50_000 ? '<' : '>='} 50 ms`);
-    console.log(`ratio baton (snapshot_states false)/plain: ${(bn / p).toFixed(2)}x; window ${bn < 50_000 ? '<' : '>='} 50 ms`);
+    console.log(
+      `ratio baton (snapshot_states false)/plain: ${(bn / p).toFixed(2)}x; window ${bn < 50_000 ? '<' : '>='} 50 ms`,
+    );
   } finally {
     await ctl.close();
   }

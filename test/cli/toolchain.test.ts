@@ -12,7 +12,8 @@ describe('ensure-toolchain.sh', () => {
     const bin = mkdtempSync(join(tmpdir(), 'baton-nopath-'));
     for (const tool of ['bash', 'id']) symlinkSync(`/usr/bin/${tool}`, join(bin, tool));
     const script = join(repoRoot, 'scripts/ensure-toolchain.sh');
-    const asNobody = process.getuid?.() === 0 ? ['/usr/bin/setpriv', '--reuid=65534', '--regid=65534', '--clear-groups'] : [];
+    const asNobody =
+      process.getuid?.() === 0 ? ['/usr/bin/setpriv', '--reuid=65534', '--regid=65534', '--clear-groups'] : [];
     const [cmd, ...args] = [...asNobody, '/usr/bin/bash', script];
     const result = spawnSync(cmd!, args, { env: { PATH: bin }, encoding: 'utf8' });
     expect(result.status).toBe(1);

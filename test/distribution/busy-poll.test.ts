@@ -78,11 +78,19 @@ describe('BusyPoll between idle turns', () => {
   ): Promise<{ turns: number; cpuMs: number; wallMs: number }> {
     let turns = 0;
     let awaited = opts.inFlight;
-    const poll = new BusyPoll(10_000, () => (turns++, awaited), opts.progress, {
-      pauseUs: opts.pauseUs,
-      crowd: opts.crowd ?? 1_000_000,
-      sleepUsPerCall: opts.sleepUsPerCall ?? 0,
-    });
+    const poll = new BusyPoll(
+      10_000,
+      () => {
+        turns++;
+        return awaited;
+      },
+      opts.progress,
+      {
+        pauseUs: opts.pauseUs,
+        crowd: opts.crowd ?? 1_000_000,
+        sleepUsPerCall: opts.sleepUsPerCall ?? 0,
+      },
+    );
     poll.arm();
     await new Promise((r) => setTimeout(r, 100));
     const cpu0 = process.cpuUsage();
@@ -112,7 +120,13 @@ describe('BusyPoll between idle turns', () => {
   it('sleeps instead, giving up the CPU, when many replies are awaited', async () => {
     // 40 awaited (crowd 32) at 20 µs each: 0.8 ms sleeps, so the thread mostly sleeps where
     // a JS pause as long would keep it on the CPU the whole time.
-    const crowded = await spinFor(200, { inFlight: 40, progress: () => 0, pauseUs: 800, crowd: 32, sleepUsPerCall: 20 });
+    const crowded = await spinFor(200, {
+      inFlight: 40,
+      progress: () => 0,
+      pauseUs: 800,
+      crowd: 32,
+      sleepUsPerCall: 20,
+    });
     expect(crowded.turns).toBeLessThanOrEqual(Math.ceil(crowded.wallMs / 0.8) + 2);
     expect(crowded.cpuMs).toBeLessThan(crowded.wallMs / 2);
     // Below the crowd the same wait is spent on the CPU (compared, not absolute: on a loaded

@@ -3,7 +3,15 @@
  * both handshake state machines, flags, and control messages (OTP 26 forms included).
  */
 import { describe, expect, it } from 'vitest';
-import { Pid, Port, Reference, atom, decode, encode, termEquals, tuple, type Term } from '../../src/etf/index.js';
+import {
+  type Control,
+  decodeControl,
+  decodeFrame,
+  encodeControl,
+  encodeFrame,
+  OP,
+  SpawnRequestFrames,
+} from '../../src/distribution/control.js';
 import {
   decodeAlive2Resp,
   decodeNamesResp,
@@ -12,15 +20,28 @@ import {
   encodeNamesReq,
   encodePortPlease2Req,
 } from '../../src/distribution/epmd.js';
-import { FrameReader, FrameTooLargeError, frame2 } from '../../src/distribution/framing.js';
-import { SlabReads } from '../../src/distribution/slab.js';
-import { AlreadyConnected, ClientHandshake, ServerHandshake, SimultaneousConnectLost, digest, type HandshakeIdentity } from '../../src/distribution/handshake.js';
-import { CookieMismatchError, HandshakeError, ProtocolError } from '../../src/distribution/errors.js';
-import { DFLAG, MANDATORY_25, OUR_FLAGS, expandFlags, negotiate } from '../../src/distribution/flags.js';
-import { OP, SpawnRequestFrames, decodeControl, decodeFrame, encodeControl, encodeFrame, type Control } from '../../src/distribution/control.js';
 import { erpcOutcome, spawnOptions } from '../../src/distribution/erpc.js';
+import {
+  CookieMismatchError,
+  ErpcError,
+  HandshakeError,
+  NodeDownError,
+  ProtocolError,
+} from '../../src/distribution/errors.js';
+import { DFLAG, expandFlags, MANDATORY_25, negotiate, OUR_FLAGS } from '../../src/distribution/flags.js';
+import { FrameReader, FrameTooLargeError, frame2 } from '../../src/distribution/framing.js';
+import {
+  AlreadyConnected,
+  ClientHandshake,
+  digest,
+  type HandshakeIdentity,
+  type HandshakeResult,
+  ServerHandshake,
+  SimultaneousConnectLost,
+} from '../../src/distribution/handshake.js';
 import { chardataToString, ioAction } from '../../src/distribution/io-server.js';
-import { ErpcError, NodeDownError } from '../../src/distribution/errors.js';
+import { SlabReads } from '../../src/distribution/slab.js';
+import { atom, decode, encode, Pid, Port, Reference, type Term, termEquals, tuple } from '../../src/etf/index.js';
 
 describe('EPMD codec', () => {
   it('encodes ALIVE2_REQ as erl_epmd does', () => {
@@ -30,7 +51,10 @@ describe('EPMD codec', () => {
   it('decodes ALIVE2_X_RESP incrementally, with 32-bit creation', () => {
     expect(decodeAlive2Resp(Buffer.from([118]))).toBeUndefined();
     expect(decodeAlive2Resp(Buffer.from([118, 0, 0xaa, 0xbb]))).toBeUndefined();
-    expect(decodeAlive2Resp(Buffer.from([118, 0, 0xaa, 0xbb, 0xcc, 0xdd]))).toEqual({ result: 0, creation: 0xaabbccdd });
+    expect(decodeAlive2Resp(Buffer.from([118, 0, 0xaa, 0xbb, 0xcc, 0xdd]))).toEqual({
+      result: 0,
+      creation: 0xaabbccdd,
+    });
     expect(decodeAlive2Resp(Buffer.from([118, 1]))).toEqual({ result: 1, creation: 0 });
     expect(decodeAlive2Resp(Buffer.from([121, 0, 0, 3]))).toEqual({ result: 0, creation: 3 });
     expect(() => decodeAlive2Resp(Buffer.from([7]))).toThrow(/unexpected EPMD response/);
@@ -39,23 +63,43 @@ describe('EPMD codec', () => {
     expect([...encodePortPlease2Req('ab')]).toEqual([0, 3, 122, 97, 98]);
     const resp = Buffer.from([119, 0, 0x10, 0x00, 77, 0, 0, 6, 0, 5, 0, 2, 97, 98, 0, 0]);
     expect(decodePort2Resp(resp.subarray(0, 10))).toBeUndefined();
-    expect(decodePort2Resp(resp)).toMatchObject({ found: true, port: 4096, nodeType: 77, highestVersion: 6, lowestVersion: 5, name: 'ab' });
+    expect(decodePort2Resp(resp)).toMatchObject({
+      found: true,
+      port: 4096,
+      nodeType: 77,
+      highestVersion: 6,
+      lowestVersion: 5,
+      name: 'ab',
+    });
     expect(decodePort2Resp(Buffer.from([119, 1]))).toEqual({ found: false, result: 1 });
   });
   it('decodes NAMES', () => {
     expect([...encodeNamesReq()]).toEqual([0, 1, 110]);
-    const body = Buffer.concat([Buffer.from([0, 0, 0x11, 0x11]), Buffer.from('name a at port 1\nname b_c at port 65000\n')]);
-    expect(decodeNamesResp(body)).toEqual({ epmdPort: 4369, names: [{ name: 'a', port: 1 }, { name: 'b_c', port: 65000 }] });
+    const body = Buffer.concat([
+      Buffer.from([0, 0, 0x11, 0x11]),
+      Buffer.from('name a at port 1\nname b_c at port 65000\n'),
+    ]);
+    expect(decodeNamesResp(body)).toEqual({
+      epmdPort: 4369,
+      names: [
+        { name: 'a', port: 1 },
+        { name: 'b_c', port: 65000 },
+      ],
+    });
   });
 });
 
 describe('framing', () => {
   it('reassembles frames split anywhere, including ticks', () => {
     const frames = [Buffer.from('hello'), Buffer.alloc(0), Buffer.alloc(70_000, 7), Buffer.from('x')];
-    const wire = Buffer.concat(frames.map((f) => Buffer.concat([Buffer.from([0, 0, 0, 0]).fill(0), f])).map((b, i) => {
-      b.writeUInt32BE(frames[i]!.length, 0);
-      return b;
-    }));
+    const wire = Buffer.concat(
+      frames
+        .map((f) => Buffer.concat([Buffer.from([0, 0, 0, 0]).fill(0), f]))
+        .map((b, i) => {
+          b.writeUInt32BE(frames[i]!.length, 0);
+          return b;
+        }),
+    );
     for (const step of [1, 3, 4096, wire.length]) {
       const r = new FrameReader(4, 1 << 20);
       const got: Buffer[] = [];
@@ -93,11 +137,13 @@ describe('framing', () => {
   });
   it('returns frames packed several to a chunk, headers split across chunks, byte for byte', () => {
     const bodies = [Buffer.from('one'), Buffer.alloc(0), Buffer.from('three!'), Buffer.alloc(300, 3), Buffer.from('x')];
-    const wire = Buffer.concat(bodies.map((b) => {
-      const h = Buffer.alloc(4);
-      h.writeUInt32BE(b.length);
-      return Buffer.concat([h, b]);
-    }));
+    const wire = Buffer.concat(
+      bodies.map((b) => {
+        const h = Buffer.alloc(4);
+        h.writeUInt32BE(b.length);
+        return Buffer.concat([h, b]);
+      }),
+    );
     for (const cuts of [[1, 2, 3], [5, 6], [7, 9, 17, 100], [wire.length - 1], [2, 4, 8, 16, 32, 64, 128, 256]]) {
       const r = new FrameReader(4, 1 << 20);
       const got: Buffer[] = [];
@@ -186,17 +232,26 @@ describe('slab reads', () => {
   });
 
   it('decodes with binaries below 4 KiB copied', () => {
-    const { views } = decodeFrame(Buffer.concat([Buffer.from([112]), encode(tuple(Buffer.alloc(4095), Buffer.alloc(4096)))]), SlabReads.decodeOptions);
+    const { views } = decodeFrame(
+      Buffer.concat([Buffer.from([112]), encode(tuple(Buffer.alloc(4095), Buffer.alloc(4096)))]),
+      SlabReads.decodeOptions,
+    );
     expect(views).toBe(1);
   });
 });
 
 const client: HandshakeIdentity = { name: 'baton@host', cookie: 'secret', flags: OUR_FLAGS, creation: 11 };
-const server: HandshakeIdentity = { name: 'peer@host', cookie: 'secret', flags: OUR_FLAGS | DFLAG.PUBLISHED, creation: 22 };
+const server: HandshakeIdentity = {
+  name: 'peer@host',
+  cookie: 'secret',
+  flags: OUR_FLAGS | DFLAG.PUBLISHED,
+  creation: 22,
+};
 
 function converse(c: ClientHandshake, s: ServerHandshake) {
   let toServer = [c.start()];
-  let clientDone, serverDone;
+  let clientDone: HandshakeResult | undefined;
+  let serverDone: HandshakeResult | undefined;
   for (let round = 0; round < 10 && toServer.length > 0; round++) {
     const toClient: Buffer[] = [];
     for (const m of toServer) {
@@ -217,11 +272,18 @@ function converse(c: ClientHandshake, s: ServerHandshake) {
 describe('handshake v6', () => {
   it('digest is md5(cookie ++ decimal challenge), as dist_util:gen_digest/2', () => {
     // erlang:md5([atom_to_list(secretcookie) | integer_to_list(4000000000)]) on OTP 25
-    expect(digest(4_000_000_000, 'secretcookie').toString('hex').toUpperCase()).toBe('F6B5C4A858BDE253867E716E0D31580E');
+    expect(digest(4_000_000_000, 'secretcookie').toString('hex').toUpperCase()).toBe(
+      'F6B5C4A858BDE253867E716E0D31580E',
+    );
   });
   it('client and server agree, each learns the other', () => {
     const c = new ClientHandshake(client, 'peer@host', () => 123);
-    const s = new ServerHandshake(server, () => 'ok', undefined, () => 0xfffffffe);
+    const s = new ServerHandshake(
+      server,
+      () => 'ok',
+      undefined,
+      () => 0xfffffffe,
+    );
     const { clientDone, serverDone } = converse(c, s);
     expect(clientDone).toMatchObject({ peerName: 'peer@host', peerCreation: 22 });
     expect(serverDone).toMatchObject({ peerName: 'baton@host', peerCreation: 11 });
@@ -267,7 +329,9 @@ describe('handshake v6', () => {
     expect(() => c.receive(ack)).toThrow(CookieMismatchError);
   });
   it('statuses: nok loses a simultaneous connect, alive is answered true, not_allowed refuses', () => {
-    expect(() => new ClientHandshake(client, 'peer@host').receive(Buffer.from('snok'))).toThrow(SimultaneousConnectLost);
+    expect(() => new ClientHandshake(client, 'peer@host').receive(Buffer.from('snok'))).toThrow(
+      SimultaneousConnectLost,
+    );
     expect(new ClientHandshake(client, 'peer@host').receive(Buffer.from('salive')).send[0]!.toString()).toBe('strue');
     // Already connected (the peer dialed us meanwhile): decline, keep that connection.
     const declined = new ClientHandshake(client, 'peer@host', undefined, () => false).receive(Buffer.from('salive'));
@@ -279,7 +343,11 @@ describe('handshake v6', () => {
   });
   it('server: alive asks the client, and replaces the old connection on true', () => {
     let replaced = '';
-    const s = new ServerHandshake(server, () => 'alive', (n) => (replaced = n));
+    const s = new ServerHandshake(
+      server,
+      () => 'alive',
+      (n) => (replaced = n),
+    );
     expect(s.receive(new ClientHandshake(client, 'peer@host').start()).send.map(String)).toEqual(['salive']);
     const step = s.receive(Buffer.from('strue'));
     expect(step.send[0]![0]).toBe(0x4e);
@@ -287,7 +355,12 @@ describe('handshake v6', () => {
     expect(replaced).toBe('');
     const challenge = step.send[0]!.readUInt32BE(9);
     const bad = Buffer.concat([Buffer.from('r'), Buffer.alloc(4), digest(challenge, 'wrong')]);
-    const stranger = new ServerHandshake(server, () => 'alive', (n) => (replaced = `stranger ${n}`), () => challenge);
+    const stranger = new ServerHandshake(
+      server,
+      () => 'alive',
+      (n) => (replaced = `stranger ${n}`),
+      () => challenge,
+    );
     stranger.receive(new ClientHandshake(client, 'peer@host').start());
     stranger.receive(Buffer.from('strue'));
     expect(() => stranger.receive(bad)).toThrow(CookieMismatchError);
@@ -311,7 +384,15 @@ describe('flags', () => {
   });
   it('baton is hidden and offers monitors, spawn, alias, UNLINK_ID, V4_NC', () => {
     expect(OUR_FLAGS & DFLAG.PUBLISHED).toBe(0n);
-    for (const f of [DFLAG.DIST_MONITOR, DFLAG.DIST_MONITOR_NAME, DFLAG.SPAWN, DFLAG.ALIAS, DFLAG.UNLINK_ID, DFLAG.V4_NC, DFLAG.EXIT_PAYLOAD]) {
+    for (const f of [
+      DFLAG.DIST_MONITOR,
+      DFLAG.DIST_MONITOR_NAME,
+      DFLAG.SPAWN,
+      DFLAG.ALIAS,
+      DFLAG.UNLINK_ID,
+      DFLAG.V4_NC,
+      DFLAG.EXIT_PAYLOAD,
+    ]) {
       expect(OUR_FLAGS & f).toBe(f);
     }
     expect(OUR_FLAGS & (DFLAG.ATOM_CACHE | DFLAG.DIST_HDR_ATOM_CACHE | DFLAG.FRAGMENTS)).toBe(0n);
@@ -391,9 +472,18 @@ describe('control messages', () => {
   it('decodes trace-token variants and OTP 26 UNLINK_ID exactly as OTP writes them', () => {
     const tt = atom('token');
     expect(decodeControl(tuple(OP.SEND_TT, atom(''), p1, tt), 5)).toMatchObject({ kind: 'send', to: p1, message: 5 });
-    expect(decodeControl(tuple(OP.REG_SEND_TT, p2, atom(''), atom('n'), tt), 5)).toMatchObject({ kind: 'reg_send', name: atom('n') });
-    expect(decodeControl(tuple(OP.EXIT2_TT, p2, p1, tt, atom('r')), undefined)).toMatchObject({ kind: 'exit2', reason: atom('r') });
-    expect(decodeControl(tuple(OP.UNLINK_ID, 2n ** 64n - 1n, p2, p1), undefined)).toMatchObject({ kind: 'unlink_id', id: 2n ** 64n - 1n });
+    expect(decodeControl(tuple(OP.REG_SEND_TT, p2, atom(''), atom('n'), tt), 5)).toMatchObject({
+      kind: 'reg_send',
+      name: atom('n'),
+    });
+    expect(decodeControl(tuple(OP.EXIT2_TT, p2, p1, tt, atom('r')), undefined)).toMatchObject({
+      kind: 'exit2',
+      reason: atom('r'),
+    });
+    expect(decodeControl(tuple(OP.UNLINK_ID, 2n ** 64n - 1n, p2, p1), undefined)).toMatchObject({
+      kind: 'unlink_id',
+      id: 2n ** 64n - 1n,
+    });
   });
   it('refuses malformed control messages', () => {
     const bad: [Term, Term | undefined][] = [
@@ -430,7 +520,10 @@ describe('erpc results', () => {
     expect(other.ok).toBe(false);
   });
   it('reads spawn options', () => {
-    expect(spawnOptions([tuple(atom('reply'), atom('error_only')), atom('monitor')])).toEqual({ monitor: true, link: false });
+    expect(spawnOptions([tuple(atom('reply'), atom('error_only')), atom('monitor')])).toEqual({
+      monitor: true,
+      link: false,
+    });
     expect(spawnOptions([atom('link'), tuple(atom('monitor'), [])])).toEqual({ monitor: true, link: true });
   });
 });
@@ -438,16 +531,29 @@ describe('erpc results', () => {
 describe('io server requests', () => {
   const from = p2;
   it('answers put_chars with the text, io:format by apply, input with eof, unknown with an error', () => {
-    expect(ioAction(tuple(atom('io_request'), from, 1, tuple(atom('put_chars'), atom('unicode'), Buffer.from('héllo\n'))))).toMatchObject({
+    expect(
+      ioAction(tuple(atom('io_request'), from, 1, tuple(atom('put_chars'), atom('unicode'), Buffer.from('héllo\n')))),
+    ).toMatchObject({
       kind: 'reply',
       reply: atom('ok'),
       output: 'héllo\n',
     });
     expect(
-      ioAction(tuple(atom('io_request'), from, 1, tuple(atom('put_chars'), atom('unicode'), atom('io_lib'), atom('format'), [[126, 112], [1]]))),
+      ioAction(
+        tuple(
+          atom('io_request'),
+          from,
+          1,
+          tuple(atom('put_chars'), atom('unicode'), atom('io_lib'), atom('format'), [[126, 112], [1]]),
+        ),
+      ),
     ).toMatchObject({ kind: 'apply', module: atom('io_lib'), fun: atom('format') });
-    expect(ioAction(tuple(atom('io_request'), from, 1, tuple(atom('get_line'), atom('unicode'), [])))).toMatchObject({ reply: atom('eof') });
-    expect(ioAction(tuple(atom('io_request'), from, 1, atom('what')))).toMatchObject({ reply: tuple(atom('error'), atom('request')) });
+    expect(ioAction(tuple(atom('io_request'), from, 1, tuple(atom('get_line'), atom('unicode'), [])))).toMatchObject({
+      reply: atom('eof'),
+    });
+    expect(ioAction(tuple(atom('io_request'), from, 1, atom('what')))).toMatchObject({
+      reply: tuple(atom('error'), atom('request')),
+    });
     expect(ioAction(atom('junk'))).toEqual({ kind: 'ignore' });
   });
   it('flattens chardata', () => {
@@ -503,7 +609,12 @@ describe('spawn request frames', () => {
   it('writes the bytes the generic encoder writes, for each request id, argument and function', () => {
     const frames = new SpawnRequestFrames();
     const big = Buffer.alloc(70_000, 5);
-    for (const msg of [request(1, 'f', [atom('ok')]), request(0x3ffff, 'f', [1, 2]), request(5, 'g', []), request(6, 'g', [big, 1])]) {
+    for (const msg of [
+      request(1, 'f', [atom('ok')]),
+      request(0x3ffff, 'f', [1, 2]),
+      request(5, 'g', []),
+      request(6, 'g', [big, 1]),
+    ]) {
       const parts = frames.frame(msg);
       expect(Buffer.concat(parts)).toEqual(generic(msg));
       const { ctl, payload } = decodeFrame(Buffer.concat(parts).subarray(4));
@@ -519,5 +630,8 @@ function charlistOf(n: number): number[] {
 }
 
 it('an empty {requests, []} batch is still answered', () => {
-  expect(ioAction(tuple(atom('io_request'), p2, 9, tuple(atom('requests'), [])))).toMatchObject({ kind: 'reply', reply: atom('ok') });
+  expect(ioAction(tuple(atom('io_request'), p2, 9, tuple(atom('requests'), [])))).toMatchObject({
+    kind: 'reply',
+    reply: atom('ok'),
+  });
 });

@@ -3,24 +3,31 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
+  BadRpcError,
+  ErpcError,
+  EvalSyntaxError,
+  type Node,
+  NodeDownError,
+  TimeoutError,
+} from '../../src/distribution/index.js';
+import {
+  asList,
+  atom,
   BitString,
+  charlist,
   ExportFun,
   Fun,
+  float,
   ImproperList,
+  improperList,
   Pid,
   Port,
   Reference,
-  asList,
-  atom,
-  charlist,
-  float,
-  improperList,
+  type Term,
   termEquals,
   tuple,
-  type Term,
 } from '../../src/etf/index.js';
-import { BadRpcError, ErpcError, EvalSyntaxError, NodeDownError, TimeoutError, type Node } from '../../src/distribution/index.js';
-import { closeAllBatons, killAll, startBaton, startErl, type ErlNode } from './helpers.js';
+import { closeAllBatons, type ErlNode, killAll, startBaton, startErl } from './helpers.js';
 
 const COOKIE = 'erpc_test_cookie';
 let peer: ErlNode;
@@ -124,7 +131,11 @@ describe('erpc', () => {
     expect((errored as ErpcError).reason).toBe(atom('function_clause'));
     const stack = (errored as ErpcError).remoteStack;
     expect(stack.length).toBeGreaterThan(0);
-    expect(stack.some((f) => f instanceof Object && 'elements' in f && (f as { elements: Term[] }).elements[0] === atom('lists'))).toBe(true);
+    expect(
+      stack.some(
+        (f) => f instanceof Object && 'elements' in f && (f as { elements: Term[] }).elements[0] === atom('lists'),
+      ),
+    ).toBe(true);
     expect((errored as ErpcError).code).toBe('ERPC');
 
     const undef = await baton.erpc(peer.name, 'no_such_module', 'f', []).catch((e: unknown) => e);
@@ -132,7 +143,9 @@ describe('erpc', () => {
   });
 
   it('io:format inside a call shows up in the log and does not hang', async () => {
-    const value = await baton.erpc(peer.name, 'baton_dist_helper', 'format_and_return', [tuple(atom('x'), 1)], { timeoutMs: 10_000 });
+    const value = await baton.erpc(peer.name, 'baton_dist_helper', 'format_and_return', [tuple(atom('x'), 1)], {
+      timeoutMs: 10_000,
+    });
     expect(termEquals(value, tuple(atom('x'), 1))).toBe(true);
     expect(logged).toContain(`hello from '${peer.name}': {x,1}`.replace(`'${peer.name}'`, peer.name));
     expect(logged).toContain('second line');
@@ -146,7 +159,9 @@ describe('erpc', () => {
   });
 
   it('200 concurrent erpc calls all get their own answer', async () => {
-    const results = await Promise.all(Array.from({ length: 200 }, (_, i) => baton.erpc(peer.name, 'baton_dist_helper', 'sleep_then', [i % 20, i])));
+    const results = await Promise.all(
+      Array.from({ length: 200 }, (_, i) => baton.erpc(peer.name, 'baton_dist_helper', 'sleep_then', [i % 20, i])),
+    );
     expect(results).toEqual(Array.from({ length: 200 }, (_, i) => i));
   });
 
@@ -157,7 +172,9 @@ describe('erpc', () => {
     expect(size).toBe(big.length);
     const back = (await baton.erpc(peer.name, 'baton_dist_helper', 'echo', [big], { timeoutMs: 60_000 })) as Buffer;
     expect(Buffer.compare(back, big)).toBe(0);
-    const made = (await baton.erpc(peer.name, 'baton_dist_helper', 'big', [16 * 1024 * 1024], { timeoutMs: 60_000 })) as Buffer;
+    const made = (await baton.erpc(peer.name, 'baton_dist_helper', 'big', [16 * 1024 * 1024], {
+      timeoutMs: 60_000,
+    })) as Buffer;
     expect(made.length).toBe(16 * 1024 * 1024);
     expect(made.every((b) => b === 7)).toBe(true);
   });
@@ -171,7 +188,9 @@ describe('erpc', () => {
       sent[0] = i;
       kept.push([sent, (await baton.erpc(peer.name, 'baton_dist_helper', 'echo', [sent])) as Buffer]);
     }
-    const concurrent = await Promise.all(kept.map(([sent]) => baton.erpc(peer.name, 'baton_dist_helper', 'echo', [sent])));
+    const concurrent = await Promise.all(
+      kept.map(([sent]) => baton.erpc(peer.name, 'baton_dist_helper', 'echo', [sent])),
+    );
     kept.forEach(([sent, back], i) => {
       expect(Buffer.compare(back, sent)).toBe(0);
       expect(Buffer.compare(concurrent[i] as Buffer, sent)).toBe(0);
@@ -189,7 +208,11 @@ describe('erpc', () => {
     });
     const back: Buffer[] = [];
     for (let i = 0; i < sent.length; i += 100) {
-      back.push(...((await Promise.all(sent.slice(i, i + 100).map((b) => baton.erpc(peer.name, 'baton_dist_helper', 'echo', [b])))) as Buffer[]));
+      back.push(
+        ...((await Promise.all(
+          sent.slice(i, i + 100).map((b) => baton.erpc(peer.name, 'baton_dist_helper', 'echo', [b])),
+        )) as Buffer[]),
+      );
     }
     const wrong = sent.flatMap((b, i) => (Buffer.compare(b, back[i]!) === 0 ? [] : [i]));
     expect(wrong).toEqual([]);
@@ -215,7 +238,10 @@ describe('erpc', () => {
 
   it('cast runs without an answer', async () => {
     const p = baton.spawn({ name: 'cast_target' });
-    await baton.cast(peer.name, 'baton_dist_helper', 'report_to', [tuple(atom('cast_target'), atom(baton.name)), atom('cast_done')]);
+    await baton.cast(peer.name, 'baton_dist_helper', 'report_to', [
+      tuple(atom('cast_target'), atom(baton.name)),
+      atom('cast_done'),
+    ]);
     expect(await p.receive(undefined, 10_000)).toBe(atom('cast_done'));
     p.exit();
   });
@@ -242,7 +268,9 @@ describe('rpc via rex and eval', () => {
 
 describe('failures', () => {
   it('a call to a node that is not running is a NodeDownError', async () => {
-    const err = await baton.erpc(`nobody_${process.pid}@${peer.name.split('@')[1]}`, 'erlang', 'node', []).catch((e: unknown) => e);
+    const err = await baton
+      .erpc(`nobody_${process.pid}@${peer.name.split('@')[1]}`, 'erlang', 'node', [])
+      .catch((e: unknown) => e);
     expect(err).toBeInstanceOf(NodeDownError);
   });
 

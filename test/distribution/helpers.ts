@@ -1,10 +1,10 @@
 /**
  * Real `erl` nodes for the distribution tests: unique names, started and killed here.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
+import { type ChildProcess, spawn } from 'node:child_process';
 import { dirname, join } from 'node:path';
-import { Node, shortHostname, type NodeOptions } from '../../src/distribution/index.js';
+import { fileURLToPath } from 'node:url';
+import { Node, type NodeOptions, shortHostname } from '../../src/distribution/index.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 export const ERL_TEST_EBIN = join(here, '..', '..', '_build', 'default', 'lib', 'baton', 'test', 'erl');
@@ -28,9 +28,26 @@ export interface ErlNode {
 const live = new Set<ErlNode>();
 
 /** Starts `erl -sname <name>` running `evalCode` (which should keep the node alive). */
-export async function startErl(opts: { name?: string; prefix?: string; cookie: string; eval?: string; args?: string[]; hidden?: boolean }): Promise<ErlNode> {
+export async function startErl(opts: {
+  name?: string;
+  prefix?: string;
+  cookie: string;
+  eval?: string;
+  args?: string[];
+  hidden?: boolean;
+}): Promise<ErlNode> {
   const base = opts.name ?? uniqueName(opts.prefix ?? 'peer');
-  const args = ['-sname', base, '-setcookie', opts.cookie, '-noshell', '-pa', ERL_TEST_EBIN, ...(opts.hidden ? ['-hidden'] : []), ...(opts.args ?? [])];
+  const args = [
+    '-sname',
+    base,
+    '-setcookie',
+    opts.cookie,
+    '-noshell',
+    '-pa',
+    ERL_TEST_EBIN,
+    ...(opts.hidden ? ['-hidden'] : []),
+    ...(opts.args ?? []),
+  ];
   const ready = `io:format("~s~n", ["BATON_READY"])`;
   args.push('-eval', `${opts.eval ? `${opts.eval}, ` : ''}${ready}.`);
   const proc = spawn('erl', args, { stdio: ['ignore', 'pipe', 'pipe'] });
@@ -79,7 +96,11 @@ export async function closeAllBatons(): Promise<void> {
 }
 
 /** Polls `check` until it returns true or `timeoutMs` passes. */
-export async function eventually(check: () => boolean | Promise<boolean>, timeoutMs = 10_000, what = 'condition'): Promise<void> {
+export async function eventually(
+  check: () => boolean | Promise<boolean>,
+  timeoutMs = 10_000,
+  what = 'condition',
+): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     if (await check()) return;
@@ -89,11 +110,26 @@ export async function eventually(check: () => boolean | Promise<boolean>, timeou
 }
 
 /** Runs `code` (an expression sequence ending in a value) on a fresh erl node, prints it, halts. */
-export async function runErl(opts: { cookie: string; code: string; prefix?: string; args?: string[]; timeoutMs?: number; env?: Record<string, string> }): Promise<string> {
+export async function runErl(opts: {
+  cookie: string;
+  code: string;
+  prefix?: string;
+  args?: string[];
+  timeoutMs?: number;
+  env?: Record<string, string>;
+}): Promise<string> {
   const base = uniqueName(opts.prefix ?? 'script');
   const args = [
-    '-sname', base, '-setcookie', opts.cookie, '-noshell', '-pa', ERL_TEST_EBIN, ...(opts.args ?? []),
-    '-eval', `R = begin ${opts.code} end, io:format("RESULT ~0p~n", [R]), halt().`,
+    '-sname',
+    base,
+    '-setcookie',
+    opts.cookie,
+    '-noshell',
+    '-pa',
+    ERL_TEST_EBIN,
+    ...(opts.args ?? []),
+    '-eval',
+    `R = begin ${opts.code} end, io:format("RESULT ~0p~n", [R]), halt().`,
   ];
   const proc = spawn('erl', args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...opts.env } });
   let out = '';

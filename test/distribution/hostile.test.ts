@@ -3,15 +3,16 @@
  * handshake server and against established connections. Each bad frame closes its
  * connection; baton stays up, keeps serving a real peer, and its memory stays bounded.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+
 import { connect, type Socket } from 'node:net';
-import { Pid, asList, atom, encode, tuple } from '../../src/etf/index.js';
-import type { Node } from '../../src/distribution/index.js';
-import { ClientHandshake } from '../../src/distribution/handshake.js';
-import { runHandshake } from '../../src/distribution/handshake-io.js';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { OUR_FLAGS } from '../../src/distribution/flags.js';
 import { frame2 } from '../../src/distribution/framing.js';
-import { HOST, closeAllBatons, eventually, killAll, startBaton, startErl, type ErlNode } from './helpers.js';
+import { ClientHandshake } from '../../src/distribution/handshake.js';
+import { runHandshake } from '../../src/distribution/handshake-io.js';
+import type { Node } from '../../src/distribution/index.js';
+import { asList, atom, encode, Pid, tuple } from '../../src/etf/index.js';
+import { closeAllBatons, type ErlNode, eventually, HOST, killAll, startBaton, startErl } from './helpers.js';
 
 const COOKIE = 'hostile_cookie';
 const MAX_FRAME = 1024 * 1024;
@@ -89,17 +90,29 @@ function hostileHandshake(i: number, r: () => number): { bytes: Buffer; closesBy
     case 2: // truncated name message
       return { bytes: frame2(nameMsg(`h${i}@${HOST}`)).subarray(0, 2 + Math.floor(r() * 15)), closesByItself: false };
     case 3: // name with a length field that lies
-      return { bytes: frame2(Buffer.concat([nameMsg(`h${i}@${HOST}`).subarray(0, 13), u16(500), Buffer.from('a@b')])), closesByItself: true };
+      return {
+        bytes: frame2(Buffer.concat([nameMsg(`h${i}@${HOST}`).subarray(0, 13), u16(500), Buffer.from('a@b')])),
+        closesByItself: true,
+      };
     case 4: // old v5 'n' message
-      return { bytes: frame2(Buffer.concat([Buffer.from('n'), u16(5), u32(0x7fff), Buffer.from(`h${i}@${HOST}`)])), closesByItself: true };
+      return {
+        bytes: frame2(Buffer.concat([Buffer.from('n'), u16(5), u32(0x7fff), Buffer.from(`h${i}@${HOST}`)])),
+        closesByItself: true,
+      };
     case 5: // flags without the mandatory set
       return { bytes: frame2(nameMsg(`h${i}@${HOST}`, 4n)), closesByItself: true };
     case 6: // a good name, then a garbage challenge reply
       return { bytes: Buffer.concat([frame2(nameMsg(`h${i}@${HOST}`)), frame2(garbage(21))]), closesByItself: true };
     case 7: // a good name, then a reply with a wrong digest
-      return { bytes: Buffer.concat([frame2(nameMsg(`h${i}@${HOST}`)), frame2(Buffer.concat([Buffer.from('r'), u32(1), garbage(16)]))]), closesByItself: true };
+      return {
+        bytes: Buffer.concat([
+          frame2(nameMsg(`h${i}@${HOST}`)),
+          frame2(Buffer.concat([Buffer.from('r'), u32(1), garbage(16)])),
+        ]),
+        closesByItself: true,
+      };
     case 8: // invalid node names
-      return { bytes: frame2(nameMsg(['noat', '@', 'a@b@c', 'x'.repeat(300) + '@h'][i % 4]!)), closesByItself: true };
+      return { bytes: frame2(nameMsg(['noat', '@', 'a@b@c', `${'x'.repeat(300)}@h`][i % 4]!)), closesByItself: true };
     default: // empty frame, then garbage
       return { bytes: Buffer.concat([u16(0), garbage(5)]), closesByItself: true };
   }
@@ -120,7 +133,10 @@ function hostileFrame(i: number, r: () => number): { bytes: Buffer; closesByItse
     case 2: // oversized declared length, nothing behind it
       return { bytes: u32(MAX_FRAME + 1 + Math.floor(r() * 0x7fffffff)), closesByItself: true };
     case 3: // truncated frame, then we hang up
-      return { bytes: framed(Buffer.concat([p, encode(tuple(2, atom(''), them)), encode(atom('x'))])).subarray(0, 8), closesByItself: false };
+      return {
+        bytes: framed(Buffer.concat([p, encode(tuple(2, atom(''), them)), encode(atom('x'))])).subarray(0, 8),
+        closesByItself: false,
+      };
     case 4: // control is not a tuple
       return { bytes: framed(Buffer.concat([p, encode(atom('hello'))])), closesByItself: true };
     case 5: // unknown operation
@@ -130,8 +146,14 @@ function hostileFrame(i: number, r: () => number): { bytes: Buffer; closesByItse
     case 7: // LINK with a payload it must not have
       return { bytes: framed(Buffer.concat([p, encode(tuple(1, me, them)), encode(1)])), closesByItself: true };
     case 8: // a binary declaring 4 GiB inside a small frame
-      return { bytes: framed(Buffer.concat([p, encode(tuple(2, atom(''), them)), Buffer.from([131, 109, 0xff, 0xff, 0xff, 0xf0, 1, 2])])), closesByItself: true };
-    case 9: { // nesting far deeper than the decoder allows
+      return {
+        bytes: framed(
+          Buffer.concat([p, encode(tuple(2, atom(''), them)), Buffer.from([131, 109, 0xff, 0xff, 0xff, 0xf0, 1, 2])]),
+        ),
+        closesByItself: true,
+      };
+    case 9: {
+      // nesting far deeper than the decoder allows
       const depth = 100_000;
       const body = Buffer.alloc(depth * 2 + 1);
       for (let d = 0; d < depth; d++) {
@@ -140,12 +162,18 @@ function hostileFrame(i: number, r: () => number): { bytes: Buffer; closesByItse
         body[d * 2 + 1] = 1;
       }
       body[depth * 2] = 106;
-      return { bytes: framed(Buffer.concat([p, encode(tuple(2, atom(''), them)), Buffer.from([131]), body])), closesByItself: true };
+      return {
+        bytes: framed(Buffer.concat([p, encode(tuple(2, atom(''), them)), Buffer.from([131]), body])),
+        closesByItself: true,
+      };
     }
     case 10: // atom cache header that was never negotiated
       return { bytes: framed(Buffer.concat([Buffer.from([131, 68, 0]), garbage(20)])), closesByItself: true };
     default: // trailing bytes after the payload
-      return { bytes: framed(Buffer.concat([p, encode(tuple(2, atom(''), them)), encode(1), garbage(3)])), closesByItself: true };
+      return {
+        bytes: framed(Buffer.concat([p, encode(tuple(2, atom(''), them)), encode(1), garbage(3)])),
+        closesByItself: true,
+      };
   }
 }
 
@@ -193,7 +221,14 @@ describe('hostile input', () => {
 
   it('an oversized length is refused at once, without waiting for (or buffering) the bytes', async () => {
     const s = await open(baton.port);
-    const hs = await runHandshake(s, new ClientHandshake({ name: `big_${process.pid}@${HOST}`, cookie: COOKIE, flags: OUR_FLAGS, creation: 5 }, baton.name), 5000);
+    const hs = await runHandshake(
+      s,
+      new ClientHandshake(
+        { name: `big_${process.pid}@${HOST}`, cookie: COOKIE, flags: OUR_FLAGS, creation: 5 },
+        baton.name,
+      ),
+      5000,
+    );
     expect(hs.result.peerName).toBe(baton.name);
     s.write(u32(0xfffffff0));
     expect(await closed(s, 2000)).toBe('closed');
@@ -209,7 +244,11 @@ describe('hostile input', () => {
     const outcomes = await pool(inputs.length, 16, async (i) => {
       const s = await open(baton.port);
       const name = `hostile${i}_${process.pid}@${HOST}`;
-      await runHandshake(s, new ClientHandshake({ name, cookie: COOKIE, flags: OUR_FLAGS, creation: 1 + (i % 1000) }, baton.name), 10_000);
+      await runHandshake(
+        s,
+        new ClientHandshake({ name, cookie: COOKIE, flags: OUR_FLAGS, creation: 1 + (i % 1000) }, baton.name),
+        10_000,
+      );
       const { bytes, closesByItself } = inputs[i]!;
       s.write(bytes);
       if (!closesByItself) s.end();

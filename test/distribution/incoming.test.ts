@@ -1,11 +1,20 @@
 /**
  * Peers dialing baton, cookies both ways, EPMD failures, simultaneous dials, ticks.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+
 import { createServer } from 'node:net';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import {
+  BadRpcError,
+  CookieMismatchError,
+  DFLAG,
+  EpmdError,
+  Node,
+  NodeDownError,
+  OUR_FLAGS,
+} from '../../src/distribution/index.js';
 import { atom, tuple } from '../../src/etf/index.js';
-import { BadRpcError, CookieMismatchError, DFLAG, EpmdError, Node, NodeDownError, OUR_FLAGS } from '../../src/distribution/index.js';
-import { HOST, closeAllBatons, eventually, killAll, runErl, startBaton, startErl, uniqueName } from './helpers.js';
+import { closeAllBatons, eventually, HOST, killAll, runErl, startBaton, startErl, uniqueName } from './helpers.js';
 
 const COOKIE = 'incoming_test_cookie';
 let baton: Node;
@@ -94,14 +103,22 @@ describe('long names', () => {
   it('baton@127.0.0.1 talks to an erl -name node both ways', async () => {
     const { spawn } = await import('node:child_process');
     const base = uniqueName('longpeer');
-    const proc = spawn('erl', ['-name', `${base}@127.0.0.1`, '-setcookie', COOKIE, '-noshell', '-eval', 'receive after infinity -> ok end.'], { stdio: 'ignore' });
+    const proc = spawn(
+      'erl',
+      ['-name', `${base}@127.0.0.1`, '-setcookie', COOKIE, '-noshell', '-eval', 'receive after infinity -> ok end.'],
+      { stdio: 'ignore' },
+    );
     const local = await startBaton({ cookie: COOKIE, name: `${uniqueName('longbaton')}@127.0.0.1` });
     try {
       let value: unknown;
-      await eventually(async () => {
-        value = await local.erpc(`${base}@127.0.0.1`, 'erlang', 'node', []).catch(() => undefined);
-        return value !== undefined;
-      }, 20_000, 'long-name peer');
+      await eventually(
+        async () => {
+          value = await local.erpc(`${base}@127.0.0.1`, 'erlang', 'node', []).catch(() => undefined);
+          return value !== undefined;
+        },
+        20_000,
+        'long-name peer',
+      );
       expect(value).toBe(atom(`${base}@127.0.0.1`));
       expect(await local.eval(`${base}@127.0.0.1`, `net_adm:ping('${local.name}').`)).toBe(atom('pong'));
     } finally {
@@ -147,7 +164,13 @@ describe('EPMD', () => {
     expect(err).toBeInstanceOf(EpmdError);
     expect((err as EpmdError).reason).toBe('unreachable');
     expect((err as Error).message).toMatch(/EPMD is not running/);
-    const dialer = new Node({ name: uniqueName('dialer'), cookie: COOKIE, epmdPort: unused, listen: false, log: () => {} });
+    const dialer = new Node({
+      name: uniqueName('dialer'),
+      cookie: COOKIE,
+      epmdPort: unused,
+      listen: false,
+      log: () => {},
+    });
     const err2 = await dialer.connect(`anyone@${HOST}`).catch((e: unknown) => e);
     expect(err2).toBeInstanceOf(EpmdError);
     await lonely.close();
@@ -162,13 +185,23 @@ describe('EPMD', () => {
         s.close(() => resolve(p));
       });
     });
-    const first = new Node({ name: uniqueName('first'), cookie: COOKIE, epmdPort: port, startEpmd: true, log: () => {} });
+    const first = new Node({
+      name: uniqueName('first'),
+      cookie: COOKIE,
+      epmdPort: port,
+      startEpmd: true,
+      log: () => {},
+    });
     try {
       await first.start();
       const names = await first.names();
       expect(names.names.map((n) => n.name)).toContain(first.name.split('@')[0]);
       // An erl node using that EPMD finds baton.
-      const out = await runErl({ cookie: COOKIE, code: `net_adm:ping('${first.name}')`, env: { ERL_EPMD_PORT: String(port) } });
+      const out = await runErl({
+        cookie: COOKIE,
+        code: `net_adm:ping('${first.name}')`,
+        env: { ERL_EPMD_PORT: String(port) },
+      });
       expect(out).toBe('pong');
     } finally {
       await first.close();
@@ -200,7 +233,11 @@ describe('one connection per peer', () => {
       });
       await new Promise((r) => setTimeout(r, Math.max(0, at - Date.now())));
       await local.connect(peer.name);
-      await eventually(async () => (await local.erpc(peer.name, 'erlang', 'nodes', [atom('hidden')]) as unknown[]).includes(atom(local.name)), 10_000);
+      await eventually(
+        async () =>
+          ((await local.erpc(peer.name, 'erlang', 'nodes', [atom('hidden')])) as unknown[]).includes(atom(local.name)),
+        10_000,
+      );
       await new Promise((r) => setTimeout(r, 300));
       expect(events.filter((e) => e === `up ${peer.name}`)).toHaveLength(1);
       expect(events.filter((e) => e.startsWith('down'))).toHaveLength(0);
@@ -254,7 +291,7 @@ describe('a node that comes back under the same name', () => {
   });
 });
 
-describe('a stranger using a connected node\'s name', () => {
+describe("a stranger using a connected node's name", () => {
   it('cannot cut the existing connection without the cookie', async () => {
     const a = await startBaton({ cookie: COOKIE });
     const b = await startBaton({ cookie: COOKIE });

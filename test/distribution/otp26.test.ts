@@ -2,16 +2,17 @@
  * OTP 26+ obligations that OTP 25 cannot exercise, checked with a scripted peer over a
  * real socket: UNLINK_ID must be acknowledged, V4 pids/ports/references must pass.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+
 import { connect, type Socket } from 'node:net';
-import { Pid, Port, Reference, Tuple, atom, termEquals, tuple, type Term } from '../../src/etf/index.js';
-import type { Node } from '../../src/distribution/index.js';
-import { ClientHandshake } from '../../src/distribution/handshake.js';
-import { runHandshake } from '../../src/distribution/handshake-io.js';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type Control, decodeControl, decodeFrame, encodeFrame, OP } from '../../src/distribution/control.js';
 import { DFLAG, OUR_FLAGS } from '../../src/distribution/flags.js';
 import { FrameReader } from '../../src/distribution/framing.js';
-import { OP, decodeControl, decodeFrame, encodeFrame, type Control } from '../../src/distribution/control.js';
-import { HOST, closeAllBatons, startBaton } from './helpers.js';
+import { ClientHandshake } from '../../src/distribution/handshake.js';
+import { runHandshake } from '../../src/distribution/handshake-io.js';
+import type { Node } from '../../src/distribution/index.js';
+import { atom, Pid, Port, Reference, type Term, type Tuple, termEquals, tuple } from '../../src/etf/index.js';
+import { closeAllBatons, HOST, startBaton } from './helpers.js';
 
 const COOKIE = 'otp26_cookie';
 let baton: Node;
@@ -30,7 +31,11 @@ async function fakePeer(name: string, target: Node = baton) {
     sock.once('connect', () => resolve(sock));
     sock.once('error', reject);
   });
-  const hs = await runHandshake(s, new ClientHandshake({ name, cookie: COOKIE, flags: OUR_FLAGS, creation: 0xfffffff0 }, target.name), 5000);
+  const hs = await runHandshake(
+    s,
+    new ClientHandshake({ name, cookie: COOKIE, flags: OUR_FLAGS, creation: 0xfffffff0 }, target.name),
+    5000,
+  );
   const reader = new FrameReader(4, 1 << 24);
   const inbox: { ctl: Term; control: Control }[] = [];
   let wake: (() => void) | undefined;
@@ -159,7 +164,7 @@ describe('erpc against a scripted peer', () => {
     if (req.control.kind !== 'spawn_request') throw new Error('unreachable');
     expect(req.control.module).toBe(atom('erpc'));
     expect(termEquals(req.control.options, [atom('monitor')])).toBe(true);
-    expect((await call as Error).constructor.name).toBe('TimeoutError');
+    expect(((await call) as Error).constructor.name).toBe('TimeoutError');
     expect(baton.stats().pendingCalls).toBe(0);
     const spawned = new Pid(atom(name), 77, 0, 0xfffffff0);
     peer.send(tuple(OP.SPAWN_REPLY, req.control.reqId, req.control.from, 2, spawned));

@@ -3,9 +3,9 @@
  * (replies by ALIAS_SEND), links, monitors, exit signals, node monitors.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Pid, Reference, Tuple, atom, termEquals, tuple, type Term } from '../../src/etf/index.js';
-import { ProcessExitError, TimeoutError, type Node } from '../../src/distribution/index.js';
-import { closeAllBatons, eventually, killAll, startBaton, startErl, type ErlNode } from './helpers.js';
+import { type Node, ProcessExitError, TimeoutError } from '../../src/distribution/index.js';
+import { atom, type Pid, Reference, type Term, Tuple, termEquals, tuple } from '../../src/etf/index.js';
+import { closeAllBatons, type ErlNode, eventually, killAll, startBaton, startErl } from './helpers.js';
 
 const COOKIE = 'process_test_cookie';
 let peer: ErlNode;
@@ -27,7 +27,11 @@ const isTuple = (m: Term, first: Term): m is Tuple => m instanceof Tuple && m.el
 describe('messages', () => {
   it('an erl process sends to a registered TS process by {Name, Node}', async () => {
     const p = baton.spawn({ name: 'ts_inbox' });
-    await baton.erpc(peer.name, 'baton_dist_helper', 'send_to', [atom('ts_inbox'), atom(baton.name), tuple(atom('hello'), 1)]);
+    await baton.erpc(peer.name, 'baton_dist_helper', 'send_to', [
+      atom('ts_inbox'),
+      atom(baton.name),
+      tuple(atom('hello'), 1),
+    ]);
     const got = await p.receive(undefined, 10_000);
     expect(termEquals(got, tuple(atom('hello'), 1))).toBe(true);
     p.exit();
@@ -50,7 +54,9 @@ describe('messages', () => {
     const big = Buffer.alloc(100_000, 1);
     expect(termEquals(await p.call(['baton_dist_server', peer.name], tuple(atom('echo'), big)), big)).toBe(true);
     // gen_server:reply/2 from another process: the reply travels by ALIAS_SEND to our alias.
-    expect(termEquals(await p.call(['baton_dist_server', peer.name], tuple(atom('later'), 7)), tuple(atom('late'), 7))).toBe(true);
+    expect(
+      termEquals(await p.call(['baton_dist_server', peer.name], tuple(atom('later'), 7)), tuple(atom('late'), 7)),
+    ).toBe(true);
     const serverPid = (await baton.erpc(peer.name, 'erlang', 'whereis', [atom('baton_dist_server')])) as Pid;
     expect(await p.call(serverPid, atom('ping'))).toBe(atom('pong'));
     // A call to a name that is not registered fails at once (monitor: noproc).
@@ -88,7 +94,7 @@ describe('monitors', () => {
     expect(termEquals(down.elements[3]!, remote)).toBe(true);
     expect(down.elements[4]).toBe(atom('done'));
 
-    await baton.eval(peer.name, "register(named_victim, spawn(fun() -> receive stop -> exit(named_done) end end)).");
+    await baton.eval(peer.name, 'register(named_victim, spawn(fun() -> receive stop -> exit(named_done) end end)).');
     const nref = p.monitor(['named_victim', peer.name]);
     p.send(['named_victim', peer.name], atom('stop'));
     const ndown = (await p.receive((m) => (isTuple(m, atom('DOWN')) ? m : undefined), 10_000)) as Tuple;
@@ -109,10 +115,14 @@ describe('monitors', () => {
     const ref = p.monitor(remote);
     p.demonitor(ref);
     p.send(remote, atom('stop'));
-    await eventually(async () => (await baton.erpc(peer.name, 'erlang', 'is_process_alive', [remote])) === atom('false'));
+    await eventually(
+      async () => (await baton.erpc(peer.name, 'erlang', 'is_process_alive', [remote])) === atom('false'),
+    );
     await expect(p.receive(undefined, 200)).rejects.toBeInstanceOf(TimeoutError);
     // The peer holds no monitor for it any more.
-    expect(await baton.erpc(peer.name, 'erlang', 'process_info', [remote, atom('monitored_by')])).toBe(atom('undefined'));
+    expect(await baton.erpc(peer.name, 'erlang', 'process_info', [remote, atom('monitored_by')])).toBe(
+      atom('undefined'),
+    );
     p.exit();
   });
 });
@@ -140,7 +150,10 @@ describe('links and exit signals', () => {
 
   it('a trapping TS process gets {EXIT, Pid, Reason} instead, and a normal exit is ignored otherwise', async () => {
     const trapper = baton.spawn({ trapExit: true });
-    const remote = (await baton.erpc(peer.name, 'baton_dist_helper', 'kill_in', [trapper.pid, tuple(50, atom('erl_boom'))])) as Pid;
+    const remote = (await baton.erpc(peer.name, 'baton_dist_helper', 'kill_in', [
+      trapper.pid,
+      tuple(50, atom('erl_boom')),
+    ])) as Pid;
     const msg = (await trapper.receive(undefined, 10_000)) as Tuple;
     expect(msg.elements[0]).toBe(atom('EXIT'));
     expect(termEquals(msg.elements[1]!, remote)).toBe(true);
@@ -157,17 +170,27 @@ describe('links and exit signals', () => {
     const ts = baton.spawn();
     const remote = (await baton.eval(peer.name, 'spawn(fun() -> receive {die, R} -> exit(R) end end).')) as Pid;
     ts.link(remote);
-    await eventually(async () => {
-      const links = (await baton.erpc(peer.name, 'erlang', 'process_info', [remote, atom('links')])) as Tuple;
-      return Array.isArray(links.elements[1]) && (links.elements[1] as Term[]).some((l) => termEquals(l, ts.pid));
-    }, 10_000, 'link on the peer');
+    await eventually(
+      async () => {
+        const links = (await baton.erpc(peer.name, 'erlang', 'process_info', [remote, atom('links')])) as Tuple;
+        return Array.isArray(links.elements[1]) && (links.elements[1] as Term[]).some((l) => termEquals(l, ts.pid));
+      },
+      10_000,
+      'link on the peer',
+    );
     ts.unlink(remote);
-    await eventually(async () => {
-      const links = (await baton.erpc(peer.name, 'erlang', 'process_info', [remote, atom('links')])) as Tuple;
-      return Array.isArray(links.elements[1]) && links.elements[1].length === 0;
-    }, 10_000, 'unlink on the peer');
+    await eventually(
+      async () => {
+        const links = (await baton.erpc(peer.name, 'erlang', 'process_info', [remote, atom('links')])) as Tuple;
+        return Array.isArray(links.elements[1]) && links.elements[1].length === 0;
+      },
+      10_000,
+      'unlink on the peer',
+    );
     ts.send(remote, tuple(atom('die'), atom('after_unlink')));
-    await eventually(async () => (await baton.erpc(peer.name, 'erlang', 'is_process_alive', [remote])) === atom('false'));
+    await eventually(
+      async () => (await baton.erpc(peer.name, 'erlang', 'is_process_alive', [remote])) === atom('false'),
+    );
     await new Promise((r) => setTimeout(r, 100));
     expect(ts.isAlive).toBe(true);
     ts.exit();
@@ -205,7 +228,12 @@ describe('node monitors', () => {
     victim.kill('SIGKILL');
     const down = await mon.down;
     expect(down.node).toBe(victim.name);
-    expect(termEquals(await p.receive((m) => (isTuple(m, atom('nodedown')) ? m : undefined), 10_000), tuple(atom('nodedown'), atom(victim.name)))).toBe(true);
+    expect(
+      termEquals(
+        await p.receive((m) => (isTuple(m, atom('nodedown')) ? m : undefined), 10_000),
+        tuple(atom('nodedown'), atom(victim.name)),
+      ),
+    ).toBe(true);
     const pdown = (await p.receive((m) => (isTuple(m, atom('DOWN')) ? m : undefined), 10_000)) as Tuple;
     expect(termEquals(pdown.elements[1]!, mref)).toBe(true);
     expect(pdown.elements[4]).toBe(atom('noconnection'));

@@ -12,11 +12,11 @@ import {
   decode,
   decodeFrom,
   decodeWithoutVersion,
+  EtfEncodeError,
+  ExportFun,
   encode,
   encodeSequence,
   encodeWithoutVersion,
-  EtfEncodeError,
-  ExportFun,
   Float,
   float,
   improperList,
@@ -24,10 +24,10 @@ import {
   Pid,
   Port,
   Reference,
+  type Term,
+  Tuple,
   termEquals,
   tuple,
-  Tuple,
-  type Term,
 } from '../../src/etf/index.js';
 
 const node = atom('peer@host');
@@ -134,7 +134,7 @@ describe('printing', () => {
 
   it('shows the node and creation when inspected', () => {
     expect(inspect(new Pid(node, 12, 0, 3))).toBe('#Pid<12.0@peer@host/3>');
-    expect(inspect(tuple(atom('ok'), float(2), new BitString(Buffer.from([1, 0xe0]), 3)))).toBe("{ok, 2.0, <<1,7:3>>}");
+    expect(inspect(tuple(atom('ok'), float(2), new BitString(Buffer.from([1, 0xe0]), 3)))).toBe('{ok, 2.0, <<1,7:3>>}');
     expect(inspect(improperList([1], atom('b')))).toBe('[1 | b]');
     expect(String(atom('Quoted atom'))).toBe("'Quoted atom'");
     expect(String(atom('plain_atom@x'))).toBe('plain_atom@x');
@@ -188,7 +188,11 @@ describe('encoding', () => {
 
 describe('framing helpers', () => {
   it('decodes terms back to back with decodeFrom, compressed ones included', () => {
-    const frame = Buffer.concat([encode(tuple(atom('ctl'), 1)), encode(Buffer.alloc(5000, 1), { compressed: true }), encode(atom('end'))]);
+    const frame = Buffer.concat([
+      encode(tuple(atom('ctl'), 1)),
+      encode(Buffer.alloc(5000, 1), { compressed: true }),
+      encode(atom('end')),
+    ]);
     const first = decodeFrom(frame, 0);
     const second = decodeFrom(frame, first.offset);
     const third = decodeFrom(frame, second.offset);
@@ -199,7 +203,12 @@ describe('framing helpers', () => {
   });
 
   it('encodes several terms back to back after reserved headroom, as encode would one by one', () => {
-    const terms: Term[] = [tuple(29, atom('erpc'), 'x'.length), [atom('monitor')], Buffer.alloc(20000, 7), atom('näive_ünïcode')];
+    const terms: Term[] = [
+      tuple(29, atom('erpc'), 'x'.length),
+      [atom('monitor')],
+      Buffer.alloc(20000, 7),
+      atom('näive_ünïcode'),
+    ];
     const out = encodeSequence(terms, 5);
     expect(out.subarray(5)).toEqual(Buffer.concat(terms.map((t) => encode(t))));
     expect(encodeSequence([atom('a')])).toEqual(encode(atom('a')));
@@ -211,7 +220,15 @@ describe('framing helpers', () => {
   });
 
   it('encodes short and long ASCII atoms and non-ASCII atoms byte for byte as before', () => {
-    for (const name of ['a', 'bench_baton_12345@somehost', 'x'.repeat(64), 'y'.repeat(65), 'z'.repeat(255), 'ü', 'π'.repeat(100)]) {
+    for (const name of [
+      'a',
+      'bench_baton_12345@somehost',
+      'x'.repeat(64),
+      'y'.repeat(65),
+      'z'.repeat(255),
+      'ü',
+      'π'.repeat(100),
+    ]) {
       const bytes = encode(atom(name));
       expect(decode(bytes)).toBe(atom(name));
       const utf8 = Buffer.from(name, 'utf8');
@@ -260,7 +277,8 @@ describe('framing helpers', () => {
     expect(c.text).toBe('abc');
     expect(l.every((x) => x === 0x21)).toBe(true);
     // BIT_BINARY_EXT with all 8 bits of its last byte used is a binary: the same rule.
-    const bits8 = (n: number): Buffer => Buffer.concat([Buffer.from([131, 77, 0, 0, n >> 8, n & 0xff, 8]), Buffer.alloc(n, 7)]);
+    const bits8 = (n: number): Buffer =>
+      Buffer.concat([Buffer.from([131, 77, 0, 0, n >> 8, n & 0xff, 8]), Buffer.alloc(n, 7)]);
     expect(decodeFrom(bits8(10), 0, { copyBelow: 4096 }).views).toBe(0);
     expect(decodeFrom(bits8(5000), 0, { copyBelow: 4096 }).views).toBe(1);
     // Without the option every binary-like term is a view; with copyBinaries none is.
@@ -268,7 +286,7 @@ describe('framing helpers', () => {
     expect(decodeFrom(encode([small, large]), 0, { copyBinaries: true }).views).toBe(0);
   });
 
-  it('does not count views into a compressed term\'s inflated copy as views of the input', () => {
+  it("does not count views into a compressed term's inflated copy as views of the input", () => {
     const input = encode(Buffer.alloc(10_000, 3), { compressed: 6 });
     const { term, views } = decodeFrom(input, 0);
     expect(views).toBe(0);

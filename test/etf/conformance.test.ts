@@ -7,7 +7,7 @@ import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { decode, encode, termEquals, type Term } from '../../src/etf/index.js';
+import { decode, encode, type Term, termEquals } from '../../src/etf/index.js';
 import { compileTestModules, erlEval, erlString } from '../support/erl.js';
 
 const SEED = 20261124;
@@ -44,7 +44,10 @@ async function beamCheck(name: string, bins: Buffer[]): Promise<string> {
   const file = join(dir, `${name}.bin`);
   const report = join(dir, `${name}.report`);
   await writeFile(file, dump(bins));
-  await erlEval(codePath, `etf_corpus:check(${erlString(file)}, ${erlString(join(dir, 'plain.bin'))}, ${erlString(report)})`);
+  await erlEval(
+    codePath,
+    `etf_corpus:check(${erlString(file)}, ${erlString(join(dir, 'plain.bin'))}, ${erlString(report)})`,
+  );
   return (await readFile(report, 'utf8')).trim();
 }
 
@@ -65,7 +68,9 @@ describe('ETF conformance with OTP term_to_binary / binary_to_term', () => {
     const topTags = new Set<number>();
     for (const b of [...plain, ...mv2, ...compressed]) topTags.add(b[1]!);
     // Every tag term_to_binary writes on OTP 25, each standing at the top of some term.
-    const expected = [70, 77, 80, 88, 89, 90, 97, 98, 100, 104, 105, 106, 107, 108, 109, 110, 111, 112, 113, 116, 118, 119, 120];
+    const expected = [
+      70, 77, 80, 88, 89, 90, 97, 98, 100, 104, 105, 106, 107, 108, 109, 110, 111, 112, 113, 116, 118, 119, 120,
+    ];
     expect([...topTags].sort((a, b) => a - b)).toEqual(expect.arrayContaining(expected));
   });
 
@@ -98,12 +103,27 @@ describe('ETF conformance with OTP term_to_binary / binary_to_term', () => {
   });
 
   it('writes terms that binary_to_term reads back =:= to the originals', async () => {
-    expect(await beamCheck('ts_mv2', terms.map((t) => encode(t)))).toBe(`ok ${plain.length}`);
+    expect(
+      await beamCheck(
+        'ts_mv2',
+        terms.map((t) => encode(t)),
+      ),
+    ).toBe(`ok ${plain.length}`);
   });
 
   it('writes minor_version 1 and compressed terms that binary_to_term reads back =:=', async () => {
-    expect(await beamCheck('ts_mv1', terms.map((t) => encode(t, { minorVersion: 1 })))).toBe(`ok ${plain.length}`);
-    expect(await beamCheck('ts_z', terms.map((t) => encode(t, { compressed: true })))).toBe(`ok ${plain.length}`);
+    expect(
+      await beamCheck(
+        'ts_mv1',
+        terms.map((t) => encode(t, { minorVersion: 1 })),
+      ),
+    ).toBe(`ok ${plain.length}`);
+    expect(
+      await beamCheck(
+        'ts_z',
+        terms.map((t) => encode(t, { compressed: true })),
+      ),
+    ).toBe(`ok ${plain.length}`);
   });
 
   it('reads legacy encodings (PID_EXT, PORT_EXT, REFERENCE_EXT, FLOAT_EXT, Latin-1 atoms) as the BEAM does', async () => {
@@ -130,7 +150,9 @@ describe('ETF conformance with OTP term_to_binary / binary_to_term', () => {
     const beam = undump(await readFile(outFile));
     legacy.forEach((b, i) => {
       expect(beam[i]![0], `BEAM refused legacy input ${i}`).toBe(0);
-      expect(encode(decode(b), { minorVersion: 1 }).toString('hex'), `legacy input ${i}`).toBe(beam[i]!.subarray(1).toString('hex'));
+      expect(encode(decode(b), { minorVersion: 1 }).toString('hex'), `legacy input ${i}`).toBe(
+        beam[i]!.subarray(1).toString('hex'),
+      );
     });
   });
 });

@@ -9,16 +9,16 @@ import {
   atom,
   BitString,
   decode,
-  encode,
   EtfDecodeError,
   ExportFun,
+  encode,
   float,
   improperList,
   Pid,
   Port,
   Reference,
-  tuple,
   type Term,
+  tuple,
 } from '../../src/etf/index.js';
 
 /** A small deterministic PRNG (mulberry32) so a failure can be replayed. */
@@ -38,7 +38,10 @@ const seeds: Term[] = [
   tuple(atom('ok'), 1, -1, 300, 2 ** 40, -(2n ** 70n), float(1), 0.25),
   [1, 2, 3],
   [atom('a'), improperList([1], atom('b'))],
-  new Map<Term, Term>([[atom('k'), Buffer.from('v')], [Buffer.from('x'), [tuple()]]]),
+  new Map<Term, Term>([
+    [atom('k'), Buffer.from('v')],
+    [Buffer.from('x'), [tuple()]],
+  ]),
   new Pid(node, 12, 0, 3),
   new Reference(node, 7, [1, 2, 3]),
   new Port(node, 2n ** 40n, 1),
@@ -66,7 +69,8 @@ function expectOnlyDecodeErrors(input: Buffer): void {
   try {
     decode(input);
   } catch (err) {
-    if (!(err instanceof EtfDecodeError)) throw new Error(`non-ETF error for ${input.subarray(0, 32).toString('hex')}: ${err}`);
+    if (!(err instanceof EtfDecodeError))
+      throw new Error(`non-ETF error for ${input.subarray(0, 32).toString('hex')}: ${err}`);
     expect(err.offset).toBeGreaterThanOrEqual(0);
     expect(err.offset).toBeLessThanOrEqual(input.length);
   }
@@ -93,13 +97,17 @@ describe('decoding hostile input', () => {
           input = Buffer.alloc(1 + int(64));
           for (let k = 0; k < input.length; k++) input[k] = int(256);
           input[0] = 131;
-          if (i % 2) input[1] = [97, 98, 104, 105, 106, 107, 108, 109, 110, 111, 116, 77, 88, 90, 112, 113, 118, 119, 80][int(19)]!;
+          if (i % 2)
+            input[1] = [97, 98, 104, 105, 106, 107, 108, 109, 110, 111, 116, 77, 88, 90, 112, 113, 118, 119, 80][
+              int(19)
+            ]!;
         }
       }
       try {
         decode(input);
       } catch (err) {
-        if (!(err instanceof EtfDecodeError)) throw new Error(`input ${i} (${input.toString('hex').slice(0, 80)}): ${err}`);
+        if (!(err instanceof EtfDecodeError))
+          throw new Error(`input ${i} (${input.toString('hex').slice(0, 80)}): ${err}`);
         refused++;
       }
     }

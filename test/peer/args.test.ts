@@ -1,6 +1,18 @@
 /** The pure rules of starting a peer: command line, vm.args, names, environment. */
 import { describe, expect, it } from 'vitest';
-import { envChanges, erlPath, filterVmArgs, nodeBase, parseEnv0, peerArgs, peerEnv, peerNodeName, protoDistArgs, vmArgsName, type ReleaseLayout } from '../../src/peer/index.js';
+import {
+  envChanges,
+  erlPath,
+  filterVmArgs,
+  nodeBase,
+  parseEnv0,
+  peerArgs,
+  peerEnv,
+  peerNodeName,
+  protoDistArgs,
+  type ReleaseLayout,
+  vmArgsName,
+} from '../../src/peer/index.js';
 
 const layout: ReleaseLayout = {
   root: '/app',
@@ -26,16 +38,29 @@ describe('peer args', () => {
 
   it('builds the command line: name, cookie, start_clean, config, args file, code path', () => {
     expect(peerArgs({ layout, node: 'shop-3@h', longNames: false, cookie: 'c', argsFile: '/s/vm.args' })).toEqual([
-      '-sname', 'shop-3@h', '-setcookie', 'c',
-      '-boot', '/app/releases/1.2.0/start_clean',
-      '-boot_var', 'RELEASE_LIB', '/app/lib',
+      '-sname',
+      'shop-3@h',
+      '-setcookie',
+      'c',
+      '-boot',
+      '/app/releases/1.2.0/start_clean',
+      '-boot_var',
+      'RELEASE_LIB',
+      '/app/lib',
       '-noinput',
-      '-config', '/app/releases/1.2.0/sys.config',
-      '-args_file', '/s/vm.args',
+      '-config',
+      '/app/releases/1.2.0/sys.config',
+      '-args_file',
+      '/s/vm.args',
       // -pa reverses: consolidated ends up first in the code path.
-      '-pa', '/app/lib/kernel-8.5.3/ebin', '/app/lib/shop-1.2.0/ebin', '/app/releases/1.2.0/consolidated',
+      '-pa',
+      '/app/lib/kernel-8.5.3/ebin',
+      '/app/lib/shop-1.2.0/ebin',
+      '/app/releases/1.2.0/consolidated',
     ]);
-    expect(peerArgs({ layout, node: 'n@10.0.0.1', longNames: true, cookie: 'c', argsFile: undefined }).slice(0, 2)).toEqual(['-name', 'n@10.0.0.1']);
+    expect(
+      peerArgs({ layout, node: 'n@10.0.0.1', longNames: true, cookie: 'c', argsFile: undefined }).slice(0, 2),
+    ).toEqual(['-name', 'n@10.0.0.1']);
   });
 
   it('drops what baton sets from vm.args and fills relx ${VAR} templates', () => {
@@ -51,7 +76,10 @@ describe('peer args', () => {
     expect(protoDistArgs('fdaa:0:1::3', { ERL_AFLAGS: '-proto_dist inet6_tcp' }, undefined)).toEqual([]);
     expect(protoDistArgs('::1', { ERL_FLAGS: '+K true -proto_dist inet6_tcp' }, undefined)).toEqual([]);
     expect(protoDistArgs('::1', {}, '-name a@b\n-proto_dist inet6_tcp\n')).toEqual([]);
-    expect(protoDistArgs('::1', { ERL_AFLAGS: '-proto_distx' }, '## -proto_dist inet6_tcp\n')).toEqual(['-proto_dist', 'inet6_tcp']);
+    expect(protoDistArgs('::1', { ERL_AFLAGS: '-proto_distx' }, '## -proto_dist inet6_tcp\n')).toEqual([
+      '-proto_dist',
+      'inet6_tcp',
+    ]);
     expect(protoDistArgs('host.example', { ERL_AFLAGS: '' }, undefined)).toEqual([]);
   });
 
@@ -90,7 +118,16 @@ describe('peer args', () => {
       BATON_ENDPOINT: 'my_endpoint',
     });
     expect(env['BATON_HANDOFF']).toBeUndefined();
-    const reuse = peerEnv({ base: { PHX_SERVER: 'false' }, layout, envSh: {}, node: 'n@h', cookie: 'c', port: 80, handoff: 'reuseport', endpoint: undefined });
+    const reuse = peerEnv({
+      base: { PHX_SERVER: 'false' },
+      layout,
+      envSh: {},
+      node: 'n@h',
+      cookie: 'c',
+      port: 80,
+      handoff: 'reuseport',
+      endpoint: undefined,
+    });
     expect(reuse).toMatchObject({ BATON_REUSEPORT: '1', PHX_SERVER: 'false', PORT: '80' });
     expect(reuse['BATON_LISTEN_FD']).toBeUndefined();
   });

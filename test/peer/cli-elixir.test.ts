@@ -11,7 +11,11 @@ describe('baton run (Elixir)', () => {
     const env = runEnv(t.fx.demoEx, { BATON_PORT: String(port), DEMO_EX_VALUE: 'cli' });
     const run = startRun(env);
     const node = await peerNode(env);
-    expect(await getOnce(`http://127.0.0.1:${port}/`)).toMatchObject({ node, runtime_value: 'CLI/prod', consolidated: true });
+    expect(await getOnce(`http://127.0.0.1:${port}/`)).toMatchObject({
+      node,
+      runtime_value: 'CLI/prod',
+      consolidated: true,
+    });
     // The peer's Logger output reaches baton's stdout.
     await expect.poll(() => run.output(), { timeout: 5000 }).toMatch(/runtime_value=CLI\/prod/);
 

@@ -29,7 +29,9 @@ describe('baton run, Phoenix on Fly', () => {
     for (const host of ['127.0.0.1', '[::1]']) {
       expect(await getOnce(`http://${host}:${port}/`)).toMatchObject({ server: 'bandit', node });
     }
-    await expect.poll(() => run.output(), { timeout: 10_000 }).toContain('DemoPhxWeb.Endpoint (demo_phx, bandit) listens on the handed socket (fd 3)');
+    await expect
+      .poll(() => run.output(), { timeout: 10_000 })
+      .toContain('DemoPhxWeb.Endpoint (demo_phx, bandit) listens on the handed socket (fd 3)');
 
     const st = baton(['status'], env);
     expect(st.stderr).toBe('');
@@ -43,7 +45,9 @@ describe('baton run, Phoenix on Fly', () => {
 
     run.child.kill('SIGTERM');
     expect(await run.exited).toBe(0);
-    expect(run.output()).toMatch(/stopped accepting by thousand_island \(suspend \d+ ms, park \d+ ms, close \d+ ms, resume \d+ ms, drain \d+ ms\)/);
+    expect(run.output()).toMatch(
+      /stopped accepting by thousand_island \(suspend \d+ ms, park \d+ ms, close \d+ ms, resume \d+ ms, drain \d+ ms\)/,
+    );
   });
 
   it('baton status without a running peer says so in one sentence and exits 1', () => {
@@ -51,6 +55,8 @@ describe('baton run, Phoenix on Fly', () => {
     const r = baton(['status'], env);
     expect(r.status).toBe(1);
     expect(r.stdout).toBe('');
-    expect(r.stderr).toBe(`baton status: no peer is recorded in ${env['BATON_STATE_DIR']} (is \`baton run\` running with BATON_STATE_DIR=${env['BATON_STATE_DIR']}?)\n`);
+    expect(r.stderr).toBe(
+      `baton status: no peer is recorded in ${env['BATON_STATE_DIR']} (is \`baton run\` running with BATON_STATE_DIR=${env['BATON_STATE_DIR']}?)\n`,
+    );
   });
 });

@@ -53,7 +53,12 @@ describe('baton run', () => {
   });
 
   it('exits 1 when the first peer cannot start after its attempts', async () => {
-    const env = runEnv(t.fx.demoBad, { BATON_PORT: String(await freePort()), DEMO_BAD: 'crash', BATON_START_ATTEMPTS: '2', BATON_HANDOFF: 'restart' });
+    const env = runEnv(t.fx.demoBad, {
+      BATON_PORT: String(await freePort()),
+      DEMO_BAD: 'crash',
+      BATON_START_ATTEMPTS: '2',
+      BATON_HANDOFF: 'restart',
+    });
     const run = startRun(env);
     expect(await run.exited).toBe(1);
     expect(run.output()).toMatch(/demo_bad_crashed/);
@@ -66,7 +71,10 @@ describe('baton run', () => {
     const run = startRun(env);
     const node = await peerNode(env);
     // Ctrl-G q leaves the shell without stopping the peer.
-    await remshEval(env, '{node(), demo_erl_counter:bump()}.', `{'${node}',{1,integer}}`, { prompt: /\(\S+\)\d+>/, promptMs: 20_000 });
+    await remshEval(env, '{node(), demo_erl_counter:bump()}.', `{'${node}',{1,integer}}`, {
+      prompt: /\(\S+\)\d+>/,
+      promptMs: 20_000,
+    });
     expect(await getOnce(`http://127.0.0.1:${port}/`)).toMatchObject({ node });
     run.child.kill('SIGTERM');
     expect(await run.exited).toBe(0);
@@ -75,7 +83,10 @@ describe('baton run', () => {
 
 describe('two batons on one host', () => {
   it('each gets its own node name although both state dirs count generations from 1', async () => {
-    const envs = [runEnv(t.fx.demoErl['1.0.0'], { BATON_PORT: String(await freePort()) }), runEnv(t.fx.demoErl['1.0.0'], { BATON_PORT: String(await freePort()) })];
+    const envs = [
+      runEnv(t.fx.demoErl['1.0.0'], { BATON_PORT: String(await freePort()) }),
+      runEnv(t.fx.demoErl['1.0.0'], { BATON_PORT: String(await freePort()) }),
+    ];
     const runs = envs.map((env) => startRun(env));
     const peers = await Promise.all(envs.map((env) => peerNode(env)));
     // The line reaches us through a pipe: it may land after the record is written.
@@ -117,7 +128,10 @@ describe('baton run stops cleanly', () => {
     const pid = readRecord(env['BATON_STATE_DIR']!)!.osPid;
     const slow = Array.from({ length: 4 }, () => getOnce(`http://127.0.0.1:${port}/slow?ms=1500`));
     await expect
-      .poll(() => baton(['eval', `baton_peer:connections(${port}).`], env).stdout.trim(), { timeout: 10_000, interval: 100 })
+      .poll(() => baton(['eval', `baton_peer:connections(${port}).`], env).stdout.trim(), {
+        timeout: 10_000,
+        interval: 100,
+      })
       .toBe('4');
     run.child.kill('SIGTERM');
     expect(await Promise.all(slow)).toEqual(Array.from({ length: 4 }, () => ({ slept: 1500 })));

@@ -3,11 +3,20 @@
  * injection contract says (PORT, BATON_LISTEN_FD, BATON_REUSEPORT, BATON_ENDPOINT).
  */
 import { existsSync, readdirSync } from 'node:fs';
-import { createServer, connect, type Server } from 'node:net';
+import { connect, createServer, type Server } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { fixtures, type Fixtures } from '../support/fixtures.js';
-import { Control, freePort, getJson, getOnce, newCookie, startDemoErl, startDemoEx, type Started } from '../support/nodes.js';
+import { type Fixtures, fixtures } from '../support/fixtures.js';
+import {
+  Control,
+  freePort,
+  getJson,
+  getOnce,
+  newCookie,
+  type Started,
+  startDemoErl,
+  startDemoEx,
+} from '../support/nodes.js';
 
 let fx: Fixtures;
 let ctl: Control;
@@ -190,9 +199,7 @@ describe('demo_ex', () => {
       describe: `info(${peer.node}, BLUE/prod)`,
       consolidated: true,
     });
-    const impl = await ctl.eval<string>(
-      `erpc:call('${peer.node}', 'Elixir.DemoEx.Describe', impl_for, [1])`,
-    );
+    const impl = await ctl.eval<string>(`erpc:call('${peer.node}', 'Elixir.DemoEx.Describe', impl_for, [1])`);
     expect(impl).toBe('Elixir.DemoEx.Describe.Integer');
     await expect.poll(() => peer.output(), { timeout: 5000 }).toMatch(/\[info\] GET \/ -> 200/);
     expect(peer.output()).toMatch(/runtime_value=BLUE\/prod/);

@@ -24,7 +24,8 @@ describe('handoff', () => {
     expect([...(await nodesSeen(l.port, [a.node, b.node]))].sort()).toEqual([a.node, b.node].sort());
     // baton holds the socket but never accepts: with A stopped, everything goes to B.
     await a.stop({ drainMs: 5000 });
-    for (let i = 0; i < 20; i++) expect(await getOnce(`http://127.0.0.1:${l.port}/`)).toEqual({ version: '1.0.1', node: b.node });
+    for (let i = 0; i < 20; i++)
+      expect(await getOnce(`http://127.0.0.1:${l.port}/`)).toEqual({ version: '1.0.1', node: b.node });
   });
 
   it('reuseport: two peers bind the same port with SO_REUSEPORT, and both serve', async () => {
@@ -49,7 +50,12 @@ describe('handoff', () => {
 describe('stop', () => {
   it('completes every in-flight /slow request: endpoint stop, drain, init:stop', async () => {
     const l = t.h.bind();
-    const peer: Peer = await t.h.launch({ releaseRoot: t.fx.demoErl['1.0.0'], port: l.port, handoff: 'fd', listener: l });
+    const peer: Peer = await t.h.launch({
+      releaseRoot: t.fx.demoErl['1.0.0'],
+      port: l.port,
+      handoff: 'fd',
+      listener: l,
+    });
     const slow = Array.from({ length: 8 }, () => getOnce(`http://127.0.0.1:${l.port}/slow?ms=1500`));
     // All eight are being served (accepted by the peer) before the stop begins.
     await expect.poll(() => peer.erpc('baton_peer', 'connections', [l.port]), { timeout: 5000, interval: 20 }).toBe(8);
@@ -69,7 +75,9 @@ describe('stop', () => {
     const hanging = getOnce(`http://127.0.0.1:${port}/slow?ms=60000`).catch(() => 'reset');
     await expect.poll(() => peer.erpc('baton_peer', 'connections', [port]), { timeout: 5000, interval: 20 }).toBe(1);
     // init:stop cannot finish while an app blocks it: make the app's stop hang.
-    await peer.erpc('erlang', 'suspend_process', [await peer.erpc('erlang', 'whereis', [atom('application_controller')])]);
+    await peer.erpc('erlang', 'suspend_process', [
+      await peer.erpc('erlang', 'whereis', [atom('application_controller')]),
+    ]);
     const r = await peer.stop({ drainMs: 300, exitTimeoutMs: 1000 });
     expect(r.leftOpen).toBe(1);
     expect(r.killed).toBe(true);
@@ -82,7 +90,13 @@ describe('blue-green neighbours', () => {
   it('the incoming peer is connected to the outgoing one before its application starts', async () => {
     const l = t.h.bind();
     const old = await t.h.launch({ releaseRoot: t.fx.demoErl['1.0.0'], port: l.port, handoff: 'fd', listener: l });
-    const next = await t.h.launch({ releaseRoot: t.fx.demoErl['2.0.0'], port: l.port, handoff: 'fd', listener: l, connectTo: [old.node] });
+    const next = await t.h.launch({
+      releaseRoot: t.fx.demoErl['2.0.0'],
+      port: l.port,
+      handoff: 'fd',
+      listener: l,
+      connectTo: [old.node],
+    });
     expect(await next.erpc('erlang', 'nodes', [])).toEqual([atom(old.node)]);
     expect(await old.erpc('erlang', 'nodes', [])).toEqual([atom(next.node)]);
   });

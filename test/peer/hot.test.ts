@@ -14,7 +14,9 @@ describe('hot upgrade through src/peer', () => {
 
     const beams = upgradeBeams(t.fx.demoErl['1.0.0'], t.fx.demoErl['1.0.1']);
     expect(beams.map((b) => b.module)).toContain('demo_erl_counter');
-    const corrupt = beams.map((b) => (b.module === 'demo_erl_counter' ? { ...b, binary: Buffer.from('not a beam') } : b));
+    const corrupt = beams.map((b) =>
+      b.module === 'demo_erl_counter' ? { ...b, binary: Buffer.from('not a beam') } : b,
+    );
     const err = await hotUpgrade(peer, corrupt).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(HotUpgradeError);
     expect((err as HotUpgradeError).reason).toMatch(/prepare_failed/);

@@ -13,7 +13,9 @@ describe('launch', () => {
     const peer = await t.h.launch({ releaseRoot: t.fx.demoErl['1.0.0'], port: l.port, handoff: 'fd', listener: l });
     expect(await getOnce(`http://127.0.0.1:${l.port}/`)).toEqual({ version: '1.0.0', node: peer.node });
     expect(peer.node).toMatch(/^p-.*-1@/);
-    expect(await peer.erpc('application', 'get_env', [atom('baton'), atom('role')])).toEqual(tuple(atom('ok'), atom('peer')));
+    expect(await peer.erpc('application', 'get_env', [atom('baton'), atom('role')])).toEqual(
+      tuple(atom('ok'), atom('peer')),
+    );
     expect(charlistToString(await peer.erpc('os', 'getenv', [charlist('BATON_PEER')]))).toBe('1');
   });
 });
@@ -106,7 +108,9 @@ describe('launch failures', () => {
   });
 
   it('a release directory without a release: PeerLayoutError', async () => {
-    await expect(t.h.launch({ releaseRoot: t.fx.erlEbin, port: 1, handoff: 'restart' })).rejects.toBeInstanceOf(PeerLayoutError);
+    await expect(t.h.launch({ releaseRoot: t.fx.erlEbin, port: 1, handoff: 'restart' })).rejects.toBeInstanceOf(
+      PeerLayoutError,
+    );
   });
 });
 
@@ -114,8 +118,15 @@ describe('injected application env', () => {
   it('is persistent: the application loading its .app and sys.config does not wipe it', async () => {
     const port = await freePort();
     // sys.config says 4 acceptors; the injected value must win over it and the .app.
-    const peer = await t.h.launch({ releaseRoot: t.fx.demoErl['1.0.0'], port, handoff: 'restart', appEnv: [['demo_erl', 'acceptors', 2]] });
-    expect(await peer.erpc('application', 'get_env', [atom('demo_erl'), atom('acceptors')])).toEqual(tuple(atom('ok'), 2));
+    const peer = await t.h.launch({
+      releaseRoot: t.fx.demoErl['1.0.0'],
+      port,
+      handoff: 'restart',
+      appEnv: [['demo_erl', 'acceptors', 2]],
+    });
+    expect(await peer.erpc('application', 'get_env', [atom('demo_erl'), atom('acceptors')])).toEqual(
+      tuple(atom('ok'), 2),
+    );
     const children = await peer.erpc('supervisor', 'count_children', [atom('demo_erl_endpoint')]);
     expect(children).toContainEqual(tuple(atom('workers'), 2));
     expect(await getOnce(`http://127.0.0.1:${port}/`)).toMatchObject({ node: peer.node });

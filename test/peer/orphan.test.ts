@@ -39,7 +39,9 @@ describe('orphaned peer', () => {
     await first.exited;
 
     const second = startRun(env);
-    await expect.poll(() => second.output(), { timeout: 30_000 }).toMatch(new RegExp(`re-adopted peer ${node} \\(os pid ${before.osPid}\\); not restarted`));
+    await expect
+      .poll(() => second.output(), { timeout: 30_000 })
+      .toMatch(new RegExp(`re-adopted peer ${node} \\(os pid ${before.osPid}\\); not restarted`));
     const after = readRecord(env['BATON_STATE_DIR']!)!;
     expect(after.osPid).toBe(before.osPid);
     expect(after.baton).not.toBe(before.baton);

@@ -9,8 +9,8 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
-import type * as Etf from '../../src/etf/index.js';
 import type * as Distribution from '../../src/distribution/index.js';
+import type * as Etf from '../../src/etf/index.js';
 import type * as Helpers from '../../src/peer/helpers.js';
 import { killAll, startErl, uniqueName } from '../distribution/helpers.js';
 
@@ -27,13 +27,20 @@ afterAll(async () => {
 
 describe('installed from npm', () => {
   it('ships the helper sources; helperEbin compiles them with erlc and a peer loads them', async () => {
-    execFileSync('npm', ['pack', '--silent', '--pack-destination', work], { cwd: ROOT, stdio: ['ignore', 'ignore', 'pipe'] });
+    execFileSync('npm', ['pack', '--silent', '--pack-destination', work], {
+      cwd: ROOT,
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
     const tarball = readdirSync(work).find((f) => f.endsWith('.tgz'));
     expect(tarball).toBeDefined();
     execFileSync('tar', ['-xzf', join(work, tarball!), '-C', work]);
     const pkg = join(work, 'package');
     expect(existsSync(join(pkg, '_build'))).toBe(false);
-    expect(readdirSync(join(pkg, 'erlang')).filter((f) => f.endsWith('.erl')).sort()).toEqual(['baton_endpoint.erl', 'baton_peer.erl', 'baton_upgrader.erl']);
+    expect(
+      readdirSync(join(pkg, 'erlang'))
+        .filter((f) => f.endsWith('.erl'))
+        .sort(),
+    ).toEqual(['baton_endpoint.erl', 'baton_peer.erl', 'baton_upgrader.erl']);
     symlinkSync(join(ROOT, 'node_modules'), join(pkg, 'node_modules'));
 
     // A fresh temporary directory, so the compiled beams cannot come from an earlier run.
@@ -42,7 +49,8 @@ describe('installed from npm', () => {
     const before = process.env['TMPDIR'];
     process.env['TMPDIR'] = tmp;
     // The package's own modules throughout: its atoms are not this checkout's.
-    const load = async <T>(path: string): Promise<T> => (await import(pathToFileURL(join(pkg, 'dist', path)).href)) as T;
+    const load = async <T>(path: string): Promise<T> =>
+      (await import(pathToFileURL(join(pkg, 'dist', path)).href)) as T;
     const helpers = await load<typeof Helpers>('peer/helpers.js');
     const { atom, charlistToString } = await load<typeof Etf>('etf/index.js');
     const { Node } = await load<typeof Distribution>('distribution/index.js');

@@ -5,11 +5,12 @@
  * config, blue-green cutovers under real load lose nothing, and the stop recipe is the
  * one that fits the server, with a fallback when its internals are not as expected.
  */
-import { connect } from 'node:net';
+
 import { once } from 'node:events';
+import { connect } from 'node:net';
 import { describe, expect, it } from 'vitest';
 import { describeEndpoints, type Listener, type Peer } from '../../src/peer/index.js';
-import { startLoad, type LoadResult } from '../support/load.js';
+import { type LoadResult, startLoad } from '../support/load.js';
 import { freePort, getOnce } from '../support/nodes.js';
 import { useHarness } from '../support/peers.js';
 
@@ -17,7 +18,12 @@ const t = useHarness();
 
 const env = { ...process.env, SECRET_KEY_BASE: 's'.repeat(64), PHX_HOST: 'example.com' };
 
-async function launch(adapter: 'bandit' | 'cowboy', l: Listener, lines: string[] = [], connectTo?: string[]): Promise<Peer> {
+async function launch(
+  adapter: 'bandit' | 'cowboy',
+  l: Listener,
+  lines: string[] = [],
+  connectTo?: string[],
+): Promise<Peer> {
   return t.h.launch({
     releaseRoot: t.fx.demoPhx[adapter],
     port: l.port,
@@ -73,7 +79,13 @@ describe('Phoenix in reuseport mode', () => {
     const port = await freePort();
     const lines: string[] = [];
     const launchReuse = (adapter: 'bandit' | 'cowboy', p: number): Promise<Peer> =>
-      t.h.launch({ releaseRoot: t.fx.demoPhx[adapter], port: p, handoff: 'reuseport', env, progress: (s) => lines.push(s) });
+      t.h.launch({
+        releaseRoot: t.fx.demoPhx[adapter],
+        port: p,
+        handoff: 'reuseport',
+        env,
+        progress: (s) => lines.push(s),
+      });
     const a = await launchReuse('cowboy', port);
     const b = await launchReuse('cowboy', port);
     expect(lines.join('\n')).toContain('DemoPhxWeb.Endpoint (demo_phx, cowboy) binds its port with SO_REUSEPORT');
@@ -83,13 +95,20 @@ describe('Phoenix in reuseport mode', () => {
     await Promise.all([a.stop({ drainMs: 2000 }), b.stop({ drainMs: 2000 })]);
 
     const c = await launchReuse('bandit', await freePort());
-    expect(lines.join('\n')).toContain('DemoPhxWeb.Endpoint (demo_phx, bandit) left as configured (skipped: reuseport_unsupported)');
+    expect(lines.join('\n')).toContain(
+      'DemoPhxWeb.Endpoint (demo_phx, bandit) left as configured (skipped: reuseport_unsupported)',
+    );
     await c.stop({ drainMs: 2000 });
   });
 });
 
 /** Blue-green cutovers under keep-alive clients; every stop must run the adapter's recipe and leave nothing busy. */
-async function keepAliveCutovers(adapter: 'bandit' | 'cowboy', clients: number, cutovers: number, drainMs: number): Promise<LoadResult> {
+async function keepAliveCutovers(
+  adapter: 'bandit' | 'cowboy',
+  clients: number,
+  cutovers: number,
+  drainMs: number,
+): Promise<LoadResult> {
   const l = t.h.bind('::');
   let a = await launch(adapter, l);
   const load = startLoad({ port: l.port, clients, mode: 'keepalive' });

@@ -9,7 +9,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { fixtures } from '../support/fixtures.js';
 import { KeepAlive } from '../support/keepalive.js';
-import { Control, getOnce, newCookie, startDemoPhx, type Started } from '../support/nodes.js';
+import { Control, getOnce, newCookie, type Started, startDemoPhx } from '../support/nodes.js';
 
 let ctl: Control;
 let app: Started;
@@ -40,9 +40,13 @@ describe('demo_phx on the Bandit / ThousandIsland stand-ins', () => {
     const want = { server: 'bandit', node: app.node, vsn: '0.1.0' };
     expect(await getOnce(`http://127.0.0.1:${app.port}/`)).toEqual(want);
     expect(await getOnce(`http://[::1]:${app.port}/`)).toEqual(want);
-    expect(await onNode<string>(fmt(`'Elixir.ThousandIsland':listener_info(element(2, 'Elixir.Bandit.PhoenixAdapter':bandit_pid('Elixir.DemoPhxWeb.Endpoint')))`))).toBe(
-      `{ok,{{0,0,0,0,0,0,0,0},${app.port}}}`,
-    );
+    expect(
+      await onNode<string>(
+        fmt(
+          `'Elixir.ThousandIsland':listener_info(element(2, 'Elixir.Bandit.PhoenixAdapter':bandit_pid('Elixir.DemoPhxWeb.Endpoint')))`,
+        ),
+      ),
+    ).toBe(`{ok,{{0,0,0,0,0,0,0,0},${app.port}}}`);
   });
 
   it('has the ThousandIsland supervision tree under the endpoint', async () => {
@@ -66,7 +70,7 @@ describe('demo_phx on the Bandit / ThousandIsland stand-ins', () => {
         acc_children => ${fmt('[{Id, T} || {Id, _, T, _} <- supervisor:which_children(Acc1)]')},
         acc_strategy => element(3, sys:get_state(Acc1)),
         acceptor_restart => maps:get(restart, AcceptorSpec),
-        connection_sup => ${fmt("proc_lib:initial_call(ConnSup)")},
+        connection_sup => ${fmt('proc_lib:initial_call(ConnSup)')},
         connection_sup_max => maps:get(max_children, sys:get_state(ConnSup))}`);
     expect(tree).toEqual({
       initial_call: "{supervisor,'Elixir.ThousandIsland.Server',['Argument__1']}",
@@ -201,7 +205,9 @@ describe('demo_phx on the Bandit / ThousandIsland stand-ins', () => {
         [${fmt('F')} || P <- Accs, {current_function, F} <- [erlang:process_info(P, current_function)],
                         element(1, F) =/= prim_inet]`;
       // Exactly one acceptor took the connection and now waits on its connection_sup.
-      await expect.poll(() => onNode<string[]>(notAccepting), { timeout: 5000, interval: 50 }).toEqual(['{gen,do_call,4}']);
+      await expect
+        .poll(() => onNode<string[]>(notAccepting), { timeout: 5000, interval: 50 })
+        .toEqual(['{gen,do_call,4}']);
       await new Promise((r) => setTimeout(r, 200));
       expect(await Promise.race([answer.then(() => 'answered'), Promise.resolve('pending')])).toBe('pending');
       expect(await onNode<string>(`${SRV}, [ok = sys:resume(C) || C <- ${sups}], ok`)).toBe('ok');
@@ -228,7 +234,7 @@ describe('demo_phx on the Bandit / ThousandIsland stand-ins', () => {
       expect(second).toMatch(/"slept":100/);
       expect(conn.closed).toBe(false);
       const state = await onNode<string>(
-        `${SRV}, ${fmt("[{Id, is_pid(P)} || {Id, P, _, _} <- supervisor:which_children(Srv)]")}`,
+        `${SRV}, ${fmt('[{Id, is_pid(P)} || {Id, P, _, _} <- supervisor:which_children(Srv)]')}`,
       );
       expect(state).toBe('[{shutdown_listener,false},{acceptor_pool_supervisor,true},{listener,false}]');
     } finally {
@@ -249,7 +255,7 @@ describe('demo_phx on the Bandit / ThousandIsland stand-ins', () => {
         Pool = 'Elixir.ThousandIsland.Server':acceptor_pool_supervisor_pid(Srv),
         timer:sleep(200),
         Left = [P || {_, A, _, _} <- supervisor:which_children(Pool), {acceptor, P, _, _} <- supervisor:which_children(A), is_pid(P)],
-        #{listener => ${fmt("[is_pid(P) || {listener, P, _, _} <- supervisor:which_children(Srv)]")},
+        #{listener => ${fmt('[is_pid(P) || {listener, P, _, _} <- supervisor:which_children(Srv)]')},
           acceptors_left => length(Left), pool_alive => is_process_alive(Pool)}`);
       expect(r).toEqual({ listener: '[false]', acceptors_left: 0, pool_alive: true });
       await expect(getOnce(`http://127.0.0.1:${app.port}/`)).rejects.toThrow(/ECONNREFUSED/);

@@ -9,7 +9,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { fixtures } from '../support/fixtures.js';
 import { KeepAlive } from '../support/keepalive.js';
-import { Control, getOnce, newCookie, startDemoPhx, type Started } from '../support/nodes.js';
+import { Control, getOnce, newCookie, type Started, startDemoPhx } from '../support/nodes.js';
 
 const REF = "'Elixir.DemoPhxWeb.Endpoint.HTTP'";
 const cookie = newCookie();
@@ -44,7 +44,9 @@ describe('demo_phx on the Cowboy stand-ins', () => {
     const p = peer!;
     expect(await getOnce(`http://127.0.0.1:${p.port}/`)).toEqual({ node: p.node, server: 'cowboy', vsn: '0.1.0' });
     expect(await getOnce(`http://[::1]:${p.port}/`)).toEqual({ node: p.node, server: 'cowboy', vsn: '0.1.0' });
-    expect(peer!.output()).toMatch(new RegExp(`Running DemoPhxWeb\\.Endpoint with cowboy.* at :::${p.port} \\(http\\)`));
+    expect(peer!.output()).toMatch(
+      new RegExp(`Running DemoPhxWeb\\.Endpoint with cowboy.* at :::${p.port} \\(http\\)`),
+    );
   });
 
   it('has one ranch listener, as Plug.Cowboy sets it up, under the endpoint', async () => {
@@ -70,8 +72,17 @@ describe('demo_phx on the Cowboy stand-ins', () => {
     expect(info).toMatchObject({
       ref: 'Elixir.DemoPhxWeb.Endpoint.HTTP',
       key_order: [
-        'pid', 'status', 'ip', 'port', 'max_connections', 'active_connections', 'all_connections',
-        'transport', 'transport_options', 'protocol', 'protocol_options',
+        'pid',
+        'status',
+        'ip',
+        'port',
+        'max_connections',
+        'active_connections',
+        'all_connections',
+        'transport',
+        'transport_options',
+        'protocol',
+        'protocol_options',
       ],
       status: 'running',
       port: peer!.port,
@@ -120,7 +131,8 @@ describe('demo_phx on the Cowboy stand-ins', () => {
     for (let i = 1; i < 1000; i++) {
       const a = await ka.get('/');
       // Not 100: Cowboy 2.12's default is 1000 (see cowboy_http's max_keepalive).
-      if (a.headers['connection'] !== 'keep-alive') throw new Error(`request ${i}: connection ${a.headers['connection']}`);
+      if (a.headers['connection'] !== 'keep-alive')
+        throw new Error(`request ${i}: connection ${a.headers['connection']}`);
     }
     const last = await ka.get('/');
     expect(last.headers['connection']).toBe('close');
@@ -172,7 +184,9 @@ describe('demo_phx on the Cowboy stand-ins', () => {
       'Elixir.FdTest.Endpoint.HTTP',
     ]);
     await onPeer(`gen_server:stop(phx_cowboy_fd_sup), phx_cowboy_fd_holder ! stop`);
-    await expect.poll(() => onPeer<unknown[]>(`[Ref || {Ref, _} <- ranch:info()]`)).toEqual(['Elixir.DemoPhxWeb.Endpoint.HTTP']);
+    await expect
+      .poll(() => onPeer<unknown[]>(`[Ref || {Ref, _} <- ranch:info()]`))
+      .toEqual(['Elixir.DemoPhxWeb.Endpoint.HTTP']);
   });
 
   it('suspend_listener stops accepting while open connections keep being served; resume listens again', async () => {

@@ -5,8 +5,8 @@
  */
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { fixtures, type Fixtures } from '../support/fixtures.js';
-import { Control, getJson, newCookie, startDemoEx, type Started } from '../support/nodes.js';
+import { type Fixtures, fixtures } from '../support/fixtures.js';
+import { Control, getJson, newCookie, type Started, startDemoEx } from '../support/nodes.js';
 
 let fx: Fixtures;
 let ctl: Control;
@@ -34,7 +34,13 @@ describe('baton_upgrader, demo_ex 0.1.0 -> 0.1.1', () => {
     const next = fx.demoExNext;
     // A module in both places ships once: the consolidated protocol wins over the
     // plain one from ebin (as the release's own code path orders them).
-    const r = await ctl.eval<{ status: string; reloaded: string[]; added: string[]; unchanged: string[]; suspended: unknown[] }>(
+    const r = await ctl.eval<{
+      status: string;
+      reloaded: string[];
+      added: string[];
+      unchanged: string[];
+      suspended: unknown[];
+    }>(
       `C = baton_test_ctl:beams("${join(next, 'releases', '0.1.1', 'consolidated')}"),
        E = [B || {M, _, _} = B <- baton_test_ctl:beams("${join(next, 'lib', 'demo_ex-0.1.1', 'ebin')}"),
                  not lists:keymember(M, 1, C)],
@@ -42,16 +48,25 @@ describe('baton_upgrader, demo_ex 0.1.0 -> 0.1.1', () => {
       70_000,
     );
     expect(r.status).toBe('ok');
-    expect(r.reloaded).toEqual(expect.arrayContaining(['Elixir.DemoEx.Describe', 'Elixir.DemoEx.Describe.DemoEx.Info']));
+    expect(r.reloaded).toEqual(
+      expect.arrayContaining(['Elixir.DemoEx.Describe', 'Elixir.DemoEx.Describe.DemoEx.Info']),
+    );
     expect(r.reloaded).not.toContain('Elixir.DemoEx.Http');
     expect(r.added).toEqual(['Elixir.DemoEx.Describe.Atom']);
-    expect(r.unchanged).toEqual(expect.arrayContaining(['Elixir.DemoEx.Http', 'Elixir.DemoEx.Listener', 'Elixir.Enumerable']));
+    expect(r.unchanged).toEqual(
+      expect.arrayContaining(['Elixir.DemoEx.Http', 'Elixir.DemoEx.Listener', 'Elixir.Enumerable']),
+    );
     expect(r.suspended).toEqual([]);
 
-    expect(await getJson(peer!.port, '/')).toMatchObject({ describe: `info-next(${n}, GREEN/prod)`, consolidated: true });
+    expect(await getJson(peer!.port, '/')).toMatchObject({
+      describe: `info-next(${n}, GREEN/prod)`,
+      consolidated: true,
+    });
     expect(await ctl.eval(`erpc:call('${n}', 'Elixir.DemoEx.Describe', impl_for, [some_atom])`)).toBe(
       'Elixir.DemoEx.Describe.Atom',
     );
-    expect(await ctl.eval(`erpc:call('${n}', 'Elixir.DemoEx.Describe', describe, [some_atom])`)).toBe('atom(some_atom)');
+    expect(await ctl.eval(`erpc:call('${n}', 'Elixir.DemoEx.Describe', describe, [some_atom])`)).toBe(
+      'atom(some_atom)',
+    );
   });
 });

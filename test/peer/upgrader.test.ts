@@ -7,9 +7,9 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { fixtures, type Fixtures } from '../support/fixtures.js';
+import { type Fixtures, fixtures } from '../support/fixtures.js';
 import { KeepAlive } from '../support/keepalive.js';
-import { Control, getJson, newCookie, startDemoErl, startInteractive, type Started } from '../support/nodes.js';
+import { Control, getJson, newCookie, type Started, startDemoErl, startInteractive } from '../support/nodes.js';
 
 interface Proc {
   pid: string;
@@ -105,7 +105,13 @@ describe('baton_upgrader, demo_erl 1.0.0 -> 1.0.1', () => {
     expect(r.reloaded.sort()).toEqual(['demo_erl_counter', 'demo_erl_vsn']);
     expect(r.added).toEqual([]);
     expect(r.unchanged).toEqual(
-      expect.arrayContaining(['demo_erl_acceptor', 'demo_erl_app', 'demo_erl_http', 'demo_erl_listener', 'demo_erl_sup']),
+      expect.arrayContaining([
+        'demo_erl_acceptor',
+        'demo_erl_app',
+        'demo_erl_http',
+        'demo_erl_listener',
+        'demo_erl_sup',
+      ]),
     );
     // Only the counter runs a changed module; the sup, listener, acceptors and
     // connections were not sent a suspend at all (seen from the side, by tracing).
@@ -134,7 +140,12 @@ describe('baton_upgrader, demo_erl 1.0.0 -> 1.0.1', () => {
   });
 
   it('upgrades a module loaded from a binary with no file, and loads new modules', async () => {
-    await ctl.eval(on('code:load_binary', `baton_test_hand, "no/such/dir/baton_test_hand.beam", baton_test_ctl:module_binary(baton_test_hand, 1)`));
+    await ctl.eval(
+      on(
+        'code:load_binary',
+        `baton_test_hand, "no/such/dir/baton_test_hand.beam", baton_test_ctl:module_binary(baton_test_hand, 1)`,
+      ),
+    );
     const r = await upgrade(
       `[{baton_test_hand, "no/such/dir/baton_test_hand.beam", baton_test_ctl:module_binary(baton_test_hand, 2)},
         {baton_test_new, "no/such/dir/baton_test_new.beam", baton_test_ctl:module_binary(baton_test_new, new)}
@@ -145,9 +156,7 @@ describe('baton_upgrader, demo_erl 1.0.0 -> 1.0.1', () => {
     expect(r.added).toEqual(['baton_test_new']);
     expect(await ctl.eval(on('baton_test_hand:v', ''))).toBe(2);
     // Called from a process that did not exist during the upgrade.
-    expect(
-      await ctl.eval(`erpc:call('${node()}', erlang, apply, [fun baton_test_new:v/0, []])`),
-    ).toBe('new');
+    expect(await ctl.eval(`erpc:call('${node()}', erlang, apply, [fun baton_test_new:v/0, []])`)).toBe('new');
     expect(await getJson(peer!.port, '/counter')).toEqual({ count: 1, state: 'map' });
 
     // Again: the code replaced above is still there as old code and must be purged
@@ -160,7 +169,12 @@ describe('baton_upgrader, demo_erl 1.0.0 -> 1.0.1', () => {
   });
 
   it('does not wait for processes that only happen to run a changed module, and sends plain ones nothing', async () => {
-    await ctl.eval(on('code:load_binary', `baton_test_hand, "no/such/dir/baton_test_hand.beam", baton_test_ctl:module_binary(baton_test_hand, 1)`));
+    await ctl.eval(
+      on(
+        'code:load_binary',
+        `baton_test_hand, "no/such/dir/baton_test_hand.beam", baton_test_ctl:module_binary(baton_test_hand, 1)`,
+      ),
+    );
     // A plain process (spawn) and a proc_lib one, both in a receive loop of a module
     // the upgrade changes, neither sys-compliant.
     const plain = await ctl.eval<string>(on('erlang:spawn', 'baton_test_hand, loop, []'));
@@ -182,7 +196,11 @@ describe('baton_upgrader, demo_erl 1.0.0 -> 1.0.1', () => {
     expect(await ctl.eval(on('baton_test_hand:v', ''))).toBe(2);
     expect(await getJson(peer!.port, '/counter')).toEqual({ count: 1, state: 'map' });
     // Both still run, in the old code they are in (kept, not purged under them).
-    expect(await ctl.eval(`[erpc:call('${node()}', erlang, is_process_alive, [list_to_pid(P)]) || P <- ["${plain}", "${special}"]]`)).toEqual([true, true]);
+    expect(
+      await ctl.eval(
+        `[erpc:call('${node()}', erlang, is_process_alive, [list_to_pid(P)]) || P <- ["${plain}", "${special}"]]`,
+      ),
+    ).toEqual([true, true]);
     expect(r.old_code_kept).toContain('baton_test_hand');
   });
 
@@ -210,7 +228,11 @@ describe('baton_upgrader, demo_erl 1.0.0 -> 1.0.1', () => {
 
     // A binary that is not a beam at all is refused the same way.
     const r2 = await upgrade(`[{demo_erl_counter, "x.beam", <<"not a beam">>}]`);
-    expect(r2).toMatchObject({ status: 'error', reason: ['prepare_failed', [['demo_erl_counter', 'badfile']]], suspended: [] });
+    expect(r2).toMatchObject({
+      status: 'error',
+      reason: ['prepare_failed', [['demo_erl_counter', 'badfile']]],
+      suspended: [],
+    });
   });
 
   it('a process that cannot be suspended in time: all resumed, old code kept, reported by name', async () => {
@@ -281,14 +303,24 @@ describe('baton_upgrader, demo_erl 1.0.0 -> 1.0.1', () => {
   });
 
   it('a rollback names the modules it could not restore (no binary of the old code anywhere)', async () => {
-    await ctl.eval(on('code:load_binary', `baton_test_hand, "no/such/dir/baton_test_hand.beam", baton_test_ctl:module_binary(baton_test_hand, 1)`));
+    await ctl.eval(
+      on(
+        'code:load_binary',
+        `baton_test_hand, "no/such/dir/baton_test_hand.beam", baton_test_ctl:module_binary(baton_test_hand, 1)`,
+      ),
+    );
     await bump(1);
     const before = await md5('demo_erl_counter');
     const r = await upgrade(
       `[{baton_test_hand, "no/such/dir/baton_test_hand.beam", baton_test_ctl:module_binary(baton_test_hand, 2)}
         | baton_test_ctl:beams("${fx.brokenCounterDir}")]`,
     );
-    expect(r).toMatchObject({ status: 'error', reason: 'change_code_failed', rolled_back: true, not_rolled_back: ['baton_test_hand'] });
+    expect(r).toMatchObject({
+      status: 'error',
+      reason: 'change_code_failed',
+      rolled_back: true,
+      not_rolled_back: ['baton_test_hand'],
+    });
     expect(await md5('demo_erl_counter')).toBe(before);
     expect(await getJson(peer!.port, '/counter')).toEqual({ count: 2, state: 'integer' });
   });
@@ -336,15 +368,26 @@ describe('baton_upgrader, demo_erl 1.0.0 -> 1.0.1', () => {
 
     it("a crashing handler code_change rolls back to the old code and the handler's old state", async () => {
       const r = await upgrade(`[${handler(3)}]`);
-      expect(r).toMatchObject({ status: 'error', reason: 'change_code_failed', rolled_back: true, not_rolled_back: [] });
+      expect(r).toMatchObject({
+        status: 'error',
+        reason: 'change_code_failed',
+        rolled_back: true,
+        not_rolled_back: [],
+      });
       expect(names(r.change_code_failed.map(([p]) => p))).toEqual(['baton_test_em']);
       expect(await ctl.eval(on('gen_event:call', 'baton_test_em, baton_test_evh, get'))).toEqual(['v1', 3]);
     });
   });
 
   it('refuses a sticky (OTP) module before suspending anything', async () => {
-    const r = await upgrade(`[{lists, "lists.beam", baton_test_ctl:module_binary(lists, 1)} | baton_test_ctl:beams("${ebin101}")]`);
-    expect(r).toMatchObject({ status: 'error', reason: ['prepare_failed', [['lists', 'sticky_directory']]], suspended: [] });
+    const r = await upgrade(
+      `[{lists, "lists.beam", baton_test_ctl:module_binary(lists, 1)} | baton_test_ctl:beams("${ebin101}")]`,
+    );
+    expect(r).toMatchObject({
+      status: 'error',
+      reason: ['prepare_failed', [['lists', 'sticky_directory']]],
+      suspended: [],
+    });
     expect(await getJson(peer!.port, '/')).toMatchObject({ version: '1.0.0' });
   });
 

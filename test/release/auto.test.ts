@@ -74,15 +74,31 @@ describe('decideMode', () => {
 
   it('an application removed is a reason too, and a code-only change lists the changed modules', () => {
     expect(decideMode(info('appAdded'), info('base')).reasons).toEqual(['application removed: extra']);
-    expect([...decideMode(info('base'), info('newModule')).changedModules]).toEqual([['tiny', ['tiny_extra', 'tiny_worker']]]);
+    expect([...decideMode(info('base'), info('newModule')).changedModules]).toEqual([
+      ['tiny', ['tiny_extra', 'tiny_worker']],
+    ]);
   });
 });
 
 describe('consult', () => {
   it('reads the term syntax of .app and sys.config files', () => {
-    const [t] = consult(`%% comment\n{a, 'B c', "s\\n", <<"bin"/utf8>>, [1, -2.5, 16#ff, $a | [x]], #{k => v}, 1.0e3}.`);
-    expect(t).toEqual(tuple(atom('a'), atom('B c'), charlist('s\n'), Buffer.from('bin'), [1, -2.5, 255, 97, atom('x')], new Map([[atom('k'), atom('v')]]), expect.anything()));
-    expect(consult('[{demo, [{greeting, <<104,105>>}]}].')).toEqual([[tuple(atom('demo'), [tuple(atom('greeting'), Buffer.from('hi'))])]]);
+    const [t] = consult(
+      `%% comment\n{a, 'B c', "s\\n", <<"bin"/utf8>>, [1, -2.5, 16#ff, $a | [x]], #{k => v}, 1.0e3}.`,
+    );
+    expect(t).toEqual(
+      tuple(
+        atom('a'),
+        atom('B c'),
+        charlist('s\n'),
+        Buffer.from('bin'),
+        [1, -2.5, 255, 97, atom('x')],
+        new Map([[atom('k'), atom('v')]]),
+        expect.anything(),
+      ),
+    );
+    expect(consult('[{demo, [{greeting, <<104,105>>}]}].')).toEqual([
+      [tuple(atom('demo'), [tuple(atom('greeting'), Buffer.from('hi'))])],
+    ]);
     expect(() => consult('<<256>>.')).toThrow(/binary segments must be strings or bytes/);
     expect(() => consult('{a, b', 'f.config')).toThrow(/cannot read Erlang terms in f\.config at offset 5/);
   });

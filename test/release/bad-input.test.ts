@@ -4,15 +4,24 @@
  * both when publishing it and when a machine fetches it from the store.
  */
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { fetchLayer, publish } from '../../src/release/index.js';
-import { openStore, type Layer, type Store } from '../../src/store/index.js';
-import { startS3, type S3Fixture } from '../store/helpers/s3.js';
-import { tarBytes, tgz, sha256, type CraftEntry } from './helpers/craft.js';
+import { type Layer, openStore, type Store } from '../../src/store/index.js';
+import { type S3Fixture, startS3 } from '../store/helpers/s3.js';
+import { type CraftEntry, sha256, tarBytes, tgz } from './helpers/craft.js';
 import { buildTinyRelease, compileModule } from './helpers/fixture.js';
 
 let work: string;
@@ -97,7 +106,11 @@ const releaseish: CraftEntry[] = [
 const cases: Case[] = [
   {
     name: 'corrupt gzip',
-    bytes: () => Buffer.concat([Buffer.from([0x1f, 0x8b, 0x08, 0, 0, 0, 0, 0, 0, 3]), Buffer.from('this is not deflate data at all, not even close'.repeat(20))]),
+    bytes: () =>
+      Buffer.concat([
+        Buffer.from([0x1f, 0x8b, 0x08, 0, 0, 0, 0, 0, 0, 3]),
+        Buffer.from('this is not deflate data at all, not even close'.repeat(20)),
+      ]),
     publishMode: 'blue-green',
     kind: 'blue-green',
     expected: { code: 'ARCHIVE_CORRUPT' },
@@ -117,7 +130,13 @@ const cases: Case[] = [
   {
     name: 'truncated gzip stream',
     bytes: () => {
-      const z = tgz([...releaseish, { path: 'lib/tiny-0.1.0/ebin/big.beam', body: createHash('sha512').update('x').digest().toString('hex').repeat(300) }]);
+      const z = tgz([
+        ...releaseish,
+        {
+          path: 'lib/tiny-0.1.0/ebin/big.beam',
+          body: createHash('sha512').update('x').digest().toString('hex').repeat(300),
+        },
+      ]);
       return z.subarray(0, Math.floor(z.length / 2));
     },
     publishMode: 'blue-green',
@@ -159,7 +178,12 @@ const cases: Case[] = [
   },
   {
     name: 'symlink with an absolute target',
-    bytes: (dir) => tgz([...releaseish, { path: 'lib/tiny-0.1.0/priv', type: 'SymbolicLink', linkpath: dir }, { path: 'lib/tiny-0.1.0/priv/escaped-abs-symlink', body: 'x' }]),
+    bytes: (dir) =>
+      tgz([
+        ...releaseish,
+        { path: 'lib/tiny-0.1.0/priv', type: 'SymbolicLink', linkpath: dir },
+        { path: 'lib/tiny-0.1.0/priv/escaped-abs-symlink', body: 'x' },
+      ]),
     publishMode: 'blue-green',
     kind: 'blue-green',
     expected: { code: 'UNSAFE_ENTRY', kind: 'symlink-outside' },
@@ -168,7 +192,11 @@ const cases: Case[] = [
   },
   {
     name: 'hardlink pointing outside',
-    bytes: () => tgz([...releaseish, { path: 'lib/tiny-0.1.0/ebin/passwd', type: 'Link', linkpath: '../../../../../../../../etc/passwd' }]),
+    bytes: () =>
+      tgz([
+        ...releaseish,
+        { path: 'lib/tiny-0.1.0/ebin/passwd', type: 'Link', linkpath: '../../../../../../../../etc/passwd' },
+      ]),
     publishMode: 'blue-green',
     kind: 'blue-green',
     expected: { code: 'UNSAFE_ENTRY', kind: 'hardlink-outside', entry: 'lib/tiny-0.1.0/ebin/passwd' },
@@ -201,7 +229,10 @@ const cases: Case[] = [
   {
     name: 'decompression bomb',
     bytes: () => {
-      const z = gzipSync(tarBytes([...releaseish, { path: 'lib/tiny-0.1.0/priv/zeros', body: Buffer.alloc(24 * 1024 * 1024) }]), { level: 9 });
+      const z = gzipSync(
+        tarBytes([...releaseish, { path: 'lib/tiny-0.1.0/priv/zeros', body: Buffer.alloc(24 * 1024 * 1024) }]),
+        { level: 9 },
+      );
       // "A few KiB": the point of the case.
       expect(z.length).toBeLessThan(64 * 1024);
       return z;
@@ -221,7 +252,11 @@ const cases: Case[] = [
   },
   {
     name: 'blue-green tarball without sys.config',
-    bytes: () => tgz([{ path: 'lib/tiny-0.1.0/ebin/tiny.app', body: '{application, tiny, [{vsn, "0.1.0"}, {modules, []}]}.\n' }, { path: 'releases/0.1.0/vm.args', body: '-sname x\n' }]),
+    bytes: () =>
+      tgz([
+        { path: 'lib/tiny-0.1.0/ebin/tiny.app', body: '{application, tiny, [{vsn, "0.1.0"}, {modules, []}]}.\n' },
+        { path: 'releases/0.1.0/vm.args', body: '-sname x\n' },
+      ]),
     publishMode: 'blue-green',
     kind: 'blue-green',
     expected: { code: 'RELEASE_LAYOUT' },
@@ -229,7 +264,11 @@ const cases: Case[] = [
   },
   {
     name: 'beam-only tarball with a non-beam file in an ebin',
-    bytes: () => tgz([{ path: 'lib/tiny-0.1.0/ebin/tiny_worker.beam', body: readFileSync(beamPath) }, { path: 'lib/tiny-0.1.0/ebin/notes.txt', body: 'hello' }]),
+    bytes: () =>
+      tgz([
+        { path: 'lib/tiny-0.1.0/ebin/tiny_worker.beam', body: readFileSync(beamPath) },
+        { path: 'lib/tiny-0.1.0/ebin/notes.txt', body: 'hello' },
+      ]),
     publishMode: 'hot',
     kind: 'hot',
     expected: { code: 'RELEASE_LAYOUT' },
@@ -253,7 +292,9 @@ describe.each(['file', 's3'])('bad tarballs, %s store', (backendName) => {
       const bytes = c.bytes(dir);
       const file = join(dir, 'input.tar.gz');
       writeFileSync(file, bytes);
-      const tmpBefore = readdirSync(tmpdir()).filter((n) => n.startsWith('baton-publish-') || n.startsWith('escaped')).sort();
+      const tmpBefore = readdirSync(tmpdir())
+        .filter((n) => n.startsWith('baton-publish-') || n.startsWith('escaped'))
+        .sort();
 
       if (c.publishMode !== undefined) {
         const before = await storeSnapshot();
@@ -278,7 +319,9 @@ describe.each(['file', 's3'])('bad tarballs, %s store', (backendName) => {
 
       expect(readdirSync(dir).sort()).toEqual(['input.tar.gz', 'machine']);
       for (const e of c.escapes ?? []) expect(existsSync(join(dir, e))).toBe(false);
-      const tmpAfter = readdirSync(tmpdir()).filter((n) => n.startsWith('baton-publish-') || n.startsWith('escaped')).sort();
+      const tmpAfter = readdirSync(tmpdir())
+        .filter((n) => n.startsWith('baton-publish-') || n.startsWith('escaped'))
+        .sort();
       expect(tmpAfter.filter((n) => !tmpBefore.includes(n) && n.startsWith('escaped'))).toEqual([]);
       expect(statSync(join(work)).isDirectory()).toBe(true);
     });

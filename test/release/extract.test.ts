@@ -1,7 +1,18 @@
 /** Extraction of good archives (GNU tar's and ours), and each limit on its own. */
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, readlinkSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import {
+  existsSync,
+  lstatSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  readlinkSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { Readable } from 'node:stream';
@@ -26,7 +37,10 @@ function tree(dir: string): Record<string, string> {
       const p = join(d, n);
       const s = lstatSync(p);
       if (s.isDirectory()) walk(p);
-      else out[relative(dir, p)] = s.isSymbolicLink() ? `-> ${readlinkSync(p)}` : `${(s.mode & 0o111) !== 0 ? 'x' : '-'}${createHash('sha256').update(readFileSync(p)).digest('hex')}`;
+      else
+        out[relative(dir, p)] = s.isSymbolicLink()
+          ? `-> ${readlinkSync(p)}`
+          : `${(s.mode & 0o111) !== 0 ? 'x' : '-'}${createHash('sha256').update(readFileSync(p)).digest('hex')}`;
     }
   };
   walk(dir);
@@ -76,7 +90,10 @@ describe('extractTarball', () => {
       { path: 'lib', type: 'SymbolicLink', linkpath: 'real' },
       { path: 'lib/x', body: 'x' },
     ]);
-    await expect(extractTarball(fromBuffer(through), dest())).rejects.toMatchObject({ code: 'UNSAFE_ENTRY', kind: 'through-symlink' });
+    await expect(extractTarball(fromBuffer(through), dest())).rejects.toMatchObject({
+      code: 'UNSAFE_ENTRY',
+      kind: 'through-symlink',
+    });
     const climb = tgz([
       { path: 'd', type: 'SymbolicLink', linkpath: '.' },
       { path: 'l', type: 'SymbolicLink', linkpath: 'd/..' },
@@ -87,17 +104,31 @@ describe('extractTarball', () => {
       { path: 'lib/a/x', body: 'x' },
       { path: 'lib/a/x/y', body: 'y' },
     ]);
-    await expect(extractTarball(fromBuffer(clash), dest())).rejects.toMatchObject({ code: 'UNSAFE_ENTRY', kind: 'duplicate-entry', entry: 'lib/a/x/y' });
+    await expect(extractTarball(fromBuffer(clash), dest())).rejects.toMatchObject({
+      code: 'UNSAFE_ENTRY',
+      kind: 'duplicate-entry',
+      entry: 'lib/a/x/y',
+    });
   });
 
   it('refuses past the byte limit, the entry limit, the path length, and the size the store recorded', async () => {
     const big = tgz([{ path: 'f', body: Buffer.alloc(300_000, 1) }]);
-    await expect(extractTarball(fromBuffer(big), dest(), { limits: { maxBytes: 100_000 } })).rejects.toMatchObject({ code: 'ARCHIVE_LIMIT', limit: 'bytes' });
+    await expect(extractTarball(fromBuffer(big), dest(), { limits: { maxBytes: 100_000 } })).rejects.toMatchObject({
+      code: 'ARCHIVE_LIMIT',
+      limit: 'bytes',
+    });
     const many = tgz(Array.from({ length: 30 }, (_, i) => ({ path: `f${i}`, body: 'x' })));
-    await expect(extractTarball(fromBuffer(many), dest(), { limits: { maxEntries: 10 } })).rejects.toThrow(/exceeds the entries limit: more than 10 entries/);
+    await expect(extractTarball(fromBuffer(many), dest(), { limits: { maxEntries: 10 } })).rejects.toThrow(
+      /exceeds the entries limit: more than 10 entries/,
+    );
     const deep = tgz([{ path: `${'d/'.repeat(40)}f`, body: 'x' }]);
-    await expect(extractTarball(fromBuffer(deep), dest(), { limits: { maxPathBytes: 50 } })).rejects.toMatchObject({ code: 'UNSAFE_ENTRY', kind: 'path-too-long' });
-    await expect(extractTarball(fromBuffer(big), dest(), { expectedSize: 100 })).rejects.toThrow(/more than the 100 bytes the store records/);
+    await expect(extractTarball(fromBuffer(deep), dest(), { limits: { maxPathBytes: 50 } })).rejects.toMatchObject({
+      code: 'UNSAFE_ENTRY',
+      kind: 'path-too-long',
+    });
+    await expect(extractTarball(fromBuffer(big), dest(), { expectedSize: 100 })).rejects.toThrow(
+      /more than the 100 bytes the store records/,
+    );
     expect(readdirSync(join(work, 'out')).filter((x) => x.includes('.partial-'))).toEqual([]);
   });
 

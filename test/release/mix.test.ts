@@ -31,7 +31,10 @@ beforeAll(() => {
   mkdirSync(join(project, 'config'), { recursive: true });
   writeFileSync(join(project, 'config/config.exs'), 'import Config\nconfig :demo, greeting: "hi"\n');
   v1 = mixRelease(project, join(work, 'rel-v1'));
-  writeFileSync(join(project, 'lib/demo.ex'), readFileSync(join(project, 'lib/demo.ex'), 'utf8').replaceAll(':world', ':mundo'));
+  writeFileSync(
+    join(project, 'lib/demo.ex'),
+    readFileSync(join(project, 'lib/demo.ex'), 'utf8').replaceAll(':world', ':mundo'),
+  );
   v2 = mixRelease(project, join(work, 'rel-v2'));
   writeFileSync(join(project, 'config/config.exs'), 'import Config\nconfig :demo, greeting: "hola"\n');
   v3 = mixRelease(project, join(work, 'rel-v3'));

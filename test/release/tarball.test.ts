@@ -1,10 +1,25 @@
 /** The beam-only tarball carries what a hot upgrade needs: changed ebins, priv files, consolidated protocols. */
 import { execFileSync } from 'node:child_process';
-import { cpSync, createReadStream, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  cpSync,
+  createReadStream,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { buildBeamTarball, buildFullTarball, checkRelease, extractTarball, inspectRelease } from '../../src/release/index.js';
+import {
+  buildBeamTarball,
+  buildFullTarball,
+  checkRelease,
+  extractTarball,
+  inspectRelease,
+} from '../../src/release/index.js';
 import { sha256 } from './helpers/craft.js';
 import { buildTinyRelease } from './helpers/fixture.js';
 

@@ -17,7 +17,10 @@ let rel1: string;
 let rel2: string;
 let rel3: string;
 
-function baton(args: string[], extraEnv: Record<string, string> = {}): Promise<{ code: number; out: string; err: string }> {
+function baton(
+  args: string[],
+  extraEnv: Record<string, string> = {},
+): Promise<{ code: number; out: string; err: string }> {
   return new Promise((resolve) => {
     const child = spawn(process.execPath, ['--import', 'tsx', join(root, 'src/cli/main.ts'), ...args], {
       cwd: root,
@@ -51,7 +54,14 @@ async function nextHotUpgrade(previous: string | undefined): Promise<string> {
 }
 
 const result = (machine: string, upgrade: string, state: 'completed' | 'failed', error?: string) =>
-  store.writeResult('tiny', { machine_id: machine, upgrade_id: upgrade, state, timings: { total: 42 }, updated_at: new Date().toISOString(), ...(error ? { error } : {}) });
+  store.writeResult('tiny', {
+    machine_id: machine,
+    upgrade_id: upgrade,
+    state,
+    timings: { total: 42 },
+    updated_at: new Date().toISOString(),
+    ...(error ? { error } : {}),
+  });
 
 it('publishes with progress, explains auto, lists releases', async () => {
   const p1 = await baton(['publish', rel1, '--app', 'tiny', '--mode', 'blue-green']);
@@ -86,7 +96,19 @@ it('--wait returns when every machine of the previous upgrade answered, and fail
   expect(okRun.out).toMatch(/2 of 2 machines completed/);
 
   // m2 fails.
-  const bad = baton(['publish', rel2, '--app', 'tiny', '--mode', 'hot', '--version', 'h2', '--wait', '--timeout', '20']);
+  const bad = baton([
+    'publish',
+    rel2,
+    '--app',
+    'tiny',
+    '--mode',
+    'hot',
+    '--version',
+    'h2',
+    '--wait',
+    '--timeout',
+    '20',
+  ]);
   const h2 = await nextHotUpgrade(h1);
   await result('m1', h2, 'completed');
   await result('m2', h2, 'failed', 'beam load failed: badfile');
@@ -95,7 +117,19 @@ it('--wait returns when every machine of the previous upgrade answered, and fail
   expect(badRun.out).toMatch(/1 of 2 machines completed\nfailed: m2: beam load failed: badfile\n/);
 
   // m2 never answers.
-  const slow = baton(['publish', rel2, '--app', 'tiny', '--mode', 'hot', '--version', 'h3', '--wait', '--timeout', '1.5']);
+  const slow = baton([
+    'publish',
+    rel2,
+    '--app',
+    'tiny',
+    '--mode',
+    'hot',
+    '--version',
+    'h3',
+    '--wait',
+    '--timeout',
+    '1.5',
+  ]);
   const h3 = await nextHotUpgrade(h2);
   await result('m1', h3, 'completed');
   const slowRun = await slow;
@@ -132,10 +166,14 @@ it('reads an s3:// store from the environment (endpoint, credentials, path style
     };
     const p = await baton(['publish', rel1, '--app', 'tiny', '--mode', 'blue-green'], env);
     expect(p.code).toBe(0);
-    expect(p.err).toMatch(/baton: warning: store s3:\/\/fleet\/cli \(http:\/\/127\.0\.0\.1:\d+\) ignores conditional writes/);
+    expect(p.err).toMatch(
+      /baton: warning: store s3:\/\/fleet\/cli \(http:\/\/127\.0\.0\.1:\d+\) ignores conditional writes/,
+    );
     const ls = await baton(['releases', '--json'], env);
     expect(ls.code).toBe(0);
-    expect(JSON.parse(ls.out)).toMatchObject([{ app: 'tiny', version: '0.1.0', key: 'releases/tiny/0.1.0.tar.gz', inUse: ['blue-green'] }]);
+    expect(JSON.parse(ls.out)).toMatchObject([
+      { app: 'tiny', version: '0.1.0', key: 'releases/tiny/0.1.0.tar.gz', inUse: ['blue-green'] },
+    ]);
   } finally {
     await s3.close();
   }

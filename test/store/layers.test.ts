@@ -1,15 +1,34 @@
 /** The two-layer rules in every order of publishes, against an independent model. */
 import { describe, expect, it } from 'vitest';
-import { applyOp, layersFor, parseDoc, previousUpgrade, serializeDoc, type CurrentDoc, type CurrentOp, type Layer } from '../../src/store/index.js';
+import {
+  applyOp,
+  type CurrentDoc,
+  type CurrentOp,
+  type Layer,
+  layersFor,
+  parseDoc,
+  previousUpgrade,
+  serializeDoc,
+} from '../../src/store/index.js';
 
 function layer(id: string): Layer {
-  return { version: id, tarball: `releases/app/${id}.tar.gz`, sha256: 'a'.repeat(64), size: 1, source_image_ref: null, published_at: '2026-01-01T00:00:00.000Z', upgrade_id: id };
+  return {
+    version: id,
+    tarball: `releases/app/${id}.tar.gz`,
+    sha256: 'a'.repeat(64),
+    size: 1,
+    source_image_ref: null,
+    published_at: '2026-01-01T00:00:00.000Z',
+    upgrade_id: id,
+  };
 }
 
 type Step = { kind: 'hot' | 'blue-green'; id: string } | { kind: 'cold-deploy'; id: string; image: string };
 
 function op(s: Step): CurrentOp {
-  return s.kind === 'cold-deploy' ? { kind: 'cold-deploy', id: s.id, image_ref: s.image } : { kind: s.kind, id: s.id, layer: layer(s.id) };
+  return s.kind === 'cold-deploy'
+    ? { kind: 'cold-deploy', id: s.id, image_ref: s.image }
+    : { kind: s.kind, id: s.id, layer: layer(s.id) };
 }
 
 /**
@@ -65,7 +84,11 @@ describe('layer rules', () => {
     doc = applyOp(doc, 'app', op({ kind: 'blue-green', id: 'b1' }))!;
     doc = applyOp(doc, 'app', op({ kind: 'hot', id: 'h1' }))!;
     expect(applyOp(doc, 'app', { kind: 'cold-deploy', id: 'c1', image_ref: 'img:1' })).toBeUndefined();
-    expect(layersFor(doc, 'img:1')).toMatchObject({ coldDeploy: false, blueGreen: { upgrade_id: 'b1' }, hot: { upgrade_id: 'h1' } });
+    expect(layersFor(doc, 'img:1')).toMatchObject({
+      coldDeploy: false,
+      blueGreen: { upgrade_id: 'b1' },
+      hot: { upgrade_id: 'h1' },
+    });
     expect(layersFor(doc, 'img:2')).toEqual({ coldDeploy: true, blueGreen: null, hot: null });
     const reset = applyOp(doc, 'app', { kind: 'cold-deploy', id: 'c2', image_ref: 'img:2' })!;
     expect(reset).toMatchObject({ image_ref: 'img:2', blue_green_upgrade: null, hot_upgrade: null });
@@ -84,14 +107,24 @@ describe('layer rules', () => {
     for (const order of permutations(steps)) {
       const doc = run(order)!;
       const m = model(order);
-      expect({ bg: doc.blue_green_upgrade?.upgrade_id ?? null, hot: doc.hot_upgrade?.upgrade_id ?? null, image: doc.image_ref }, order.map((s) => s.id).join(',')).toEqual(m);
+      expect(
+        {
+          bg: doc.blue_green_upgrade?.upgrade_id ?? null,
+          hot: doc.hot_upgrade?.upgrade_id ?? null,
+          image: doc.image_ref,
+        },
+        order.map((s) => s.id).join(','),
+      ).toEqual(m);
       checked++;
     }
     expect(checked).toBe(720);
   });
 
   it('re-applying an operation already in the log is a no-op (a retried write that had landed)', () => {
-    const doc = run([{ kind: 'blue-green', id: 'b1' }, { kind: 'hot', id: 'h1' }])!;
+    const doc = run([
+      { kind: 'blue-green', id: 'b1' },
+      { kind: 'hot', id: 'h1' },
+    ])!;
     expect(applyOp(doc, 'app', op({ kind: 'blue-green', id: 'b1' }))).toBeUndefined();
     expect(doc.generation).toBe(2);
     expect(previousUpgrade(doc, 'h1')).toBe('b1');
@@ -99,10 +132,17 @@ describe('layer rules', () => {
   });
 
   it('round-trips through JSON and refuses what is not a current.json', () => {
-    const doc = run([{ kind: 'blue-green', id: 'b1' }, { kind: 'hot', id: 'h1' }])!;
+    const doc = run([
+      { kind: 'blue-green', id: 'b1' },
+      { kind: 'hot', id: 'h1' },
+    ])!;
     expect(parseDoc(serializeDoc(doc), 'k')).toEqual(doc);
-    expect(() => parseDoc('{"schema_version": 1, ', 'releases/app-current.json')).toThrow(/releases\/app-current\.json is unusable: not JSON/);
+    expect(() => parseDoc('{"schema_version": 1, ', 'releases/app-current.json')).toThrow(
+      /releases\/app-current\.json is unusable: not JSON/,
+    );
     expect(() => parseDoc(JSON.stringify({ ...doc, schema_version: 7 }), 'k')).toThrow(/unknown schema version 7/);
-    expect(() => parseDoc(JSON.stringify({ ...doc, hot_upgrade: { ...doc.hot_upgrade, sha256: 'nope' } }), 'k')).toThrow(/hot_upgrade\.sha256 is not a sha256/);
+    expect(() =>
+      parseDoc(JSON.stringify({ ...doc, hot_upgrade: { ...doc.hot_upgrade, sha256: 'nope' } }), 'k'),
+    ).toThrow(/hot_upgrade\.sha256 is not a sha256/);
   });
 });

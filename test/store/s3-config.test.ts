@@ -32,8 +32,22 @@ beforeAll(async () => {
       } else if (req.headers['if-none-match'] === '"e1"') {
         res.writeHead(304, { etag: '"e1"' }).end();
       } else {
-        const body = JSON.stringify({ schema_version: 1, app: 'a', image_ref: null, blue_green_upgrade: null, hot_upgrade: null, generation: 0, log: [] });
-        res.writeHead(200, { etag: '"e1"', 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) }).end(body);
+        const body = JSON.stringify({
+          schema_version: 1,
+          app: 'a',
+          image_ref: null,
+          blue_green_upgrade: null,
+          hot_upgrade: null,
+          generation: 0,
+          log: [],
+        });
+        res
+          .writeHead(200, {
+            etag: '"e1"',
+            'content-type': 'application/json',
+            'content-length': Buffer.byteLength(body),
+          })
+          .end(body);
       }
     });
   });
@@ -44,7 +58,9 @@ afterAll(() => server?.close());
 
 describe('s3 backend on the wire', () => {
   it('reads current.json path-style, strongly consistent, and conditionally', async () => {
-    const store = openStore('s3://bkt/pre/fix', { s3: { endpoint, region: 'auto', credentials: { accessKeyId: 'k', secretAccessKey: 's' } } });
+    const store = openStore('s3://bkt/pre/fix', {
+      s3: { endpoint, region: 'auto', credentials: { accessKeyId: 'k', secretAccessKey: 's' } },
+    });
     seen.length = 0;
     const first = await store.pollCurrent('a');
     expect(first.status).toBe('changed');
@@ -56,25 +72,34 @@ describe('s3 backend on the wire', () => {
   });
 
   it('writes without checksum headers, with If-Match when asked, and no Tigris header on other objects', async () => {
-    const store = openStore('s3://bkt', { s3: { endpoint, region: 'auto', credentials: { accessKeyId: 'k', secretAccessKey: 's' } } });
+    const store = openStore('s3://bkt', {
+      s3: { endpoint, region: 'auto', credentials: { accessKeyId: 'k', secretAccessKey: 's' } },
+    });
     seen.length = 0;
     await store.backend.put('releases/a-current.json', Buffer.from('{}'), { ifMatch: '"e0"' });
     await store.backend.get('releases/a/1.tar.gz.sha256');
     const put = seen[0]!;
     expect(put.url).toBe('/bkt/releases/a-current.json');
     expect(put.headers['if-match']).toBe('"e0"');
-    expect(Object.keys(put.headers).filter((h) => h.startsWith('x-amz-checksum') || h === 'x-amz-sdk-checksum-algorithm')).toEqual([]);
+    expect(
+      Object.keys(put.headers).filter((h) => h.startsWith('x-amz-checksum') || h === 'x-amz-sdk-checksum-algorithm'),
+    ).toEqual([]);
     expect(seen[1]!.headers['x-tigris-consistent']).toBeUndefined();
   });
 });
 
 describe('s3 backend answers', () => {
   const open = () =>
-    openStore('s3://bkt', { retry: { attempts: 3, baseDelayMs: 5, maxDelayMs: 10 }, s3: { endpoint, region: 'auto', credentials: { accessKeyId: 'k', secretAccessKey: 's' } } });
+    openStore('s3://bkt', {
+      retry: { attempts: 3, baseDelayMs: 5, maxDelayMs: 10 },
+      s3: { endpoint, region: 'auto', credentials: { accessKeyId: 'k', secretAccessKey: 's' } },
+    });
 
   it('412 on a conditional write is a lost race, reported at once (not retried)', async () => {
     seen.length = 0;
-    await expect(open().backend.put('releases/a-current.json', Buffer.from('{}'), { ifMatch: '"stale"' })).rejects.toMatchObject({ code: 'PRECONDITION_FAILED' });
+    await expect(
+      open().backend.put('releases/a-current.json', Buffer.from('{}'), { ifMatch: '"stale"' }),
+    ).rejects.toMatchObject({ code: 'PRECONDITION_FAILED' });
     expect(seen.length).toBe(1);
   });
 
@@ -83,22 +108,39 @@ describe('s3 backend answers', () => {
     await expect(open().backend.open('releases/a/missing.tar.gz')).rejects.toMatchObject({ code: 'OBJECT_NOT_FOUND' });
     expect(seen.length).toBe(1);
     seen.length = 0;
-    await expect(open().backend.open('releases/a/flaky.tar.gz')).rejects.toMatchObject({ code: 'STORE_UNREACHABLE', attempts: 3, message: expect.stringMatching(/HTTP 503 SlowDown/) });
+    await expect(open().backend.open('releases/a/flaky.tar.gz')).rejects.toMatchObject({
+      code: 'STORE_UNREACHABLE',
+      attempts: 3,
+      message: expect.stringMatching(/HTTP 503 SlowDown/),
+    });
     expect(seen.length).toBe(3);
   });
 });
 
 describe('s3OptionsFromUrl', () => {
   it('takes bucket and prefix from the URL and endpoint, region, path style from the environment', () => {
-    expect(s3OptionsFromUrl('s3://b/some/prefix/', { AWS_ENDPOINT_URL_S3: 'https://fly.storage.tigris.dev', AWS_REGION: 'auto' })).toEqual({
+    expect(
+      s3OptionsFromUrl('s3://b/some/prefix/', {
+        AWS_ENDPOINT_URL_S3: 'https://fly.storage.tigris.dev',
+        AWS_REGION: 'auto',
+      }),
+    ).toEqual({
       bucket: 'b',
       prefix: 'some/prefix',
       endpoint: 'https://fly.storage.tigris.dev',
       region: 'auto',
       forcePathStyle: true,
     });
-    expect(s3OptionsFromUrl('s3://b', {})).toMatchObject({ prefix: '', endpoint: undefined, region: 'us-east-1', forcePathStyle: false });
-    expect(s3OptionsFromUrl('s3://b', { AWS_ENDPOINT_URL_S3: 'http://minio:9000', BATON_S3_PATH_STYLE: 'false' }).forcePathStyle).toBe(false);
+    expect(s3OptionsFromUrl('s3://b', {})).toMatchObject({
+      prefix: '',
+      endpoint: undefined,
+      region: 'us-east-1',
+      forcePathStyle: false,
+    });
+    expect(
+      s3OptionsFromUrl('s3://b', { AWS_ENDPOINT_URL_S3: 'http://minio:9000', BATON_S3_PATH_STYLE: 'false' })
+        .forcePathStyle,
+    ).toBe(false);
     expect(() => s3OptionsFromUrl('s3:///nobucket', {})).toThrow(/is not s3:\/\/bucket\[\/prefix\]/);
   });
 });

@@ -3,14 +3,22 @@
  * conditional writes, so it also exercises the fallback protocol and its warning).
  */
 import { createHash } from 'node:crypto';
-import { mkdtempSync, readFileSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { fetchLayer, inspectRelease, publish } from '../../src/release/index.js';
-import { Store, applyOp, openStore, type Backend as BackendApi, type CurrentDoc, type CurrentOp, type Layer } from '../../src/store/index.js';
+import {
+  applyOp,
+  type Backend as BackendApi,
+  type CurrentDoc,
+  type CurrentOp,
+  type Layer,
+  openStore,
+  Store,
+} from '../../src/store/index.js';
 import { buildTinyRelease } from '../release/helpers/fixture.js';
-import { startS3, type S3Fixture } from './helpers/s3.js';
+import { type S3Fixture, startS3 } from './helpers/s3.js';
 
 let work: string;
 let s3: S3Fixture;
@@ -60,7 +68,15 @@ const backends: Backend[] = [
 ];
 
 function layer(id: string): Layer {
-  return { version: id, tarball: `releases/tiny/${id}.tar.gz`, sha256: 'b'.repeat(64), size: 1, source_image_ref: null, published_at: new Date().toISOString(), upgrade_id: id };
+  return {
+    version: id,
+    tarball: `releases/tiny/${id}.tar.gz`,
+    sha256: 'b'.repeat(64),
+    size: 1,
+    source_image_ref: null,
+    published_at: new Date().toISOString(),
+    upgrade_id: id,
+  };
 }
 
 describe.each(backends)('$name store', (b) => {
@@ -74,7 +90,11 @@ describe.each(backends)('$name store', (b) => {
     seq++;
     store = fresh();
     const bg = await publish({ store, app: 'tiny', input: rel1, mode: 'blue-green' });
-    expect(bg).toMatchObject({ mode: 'blue-green', uploaded: true, layer: { version: '0.1.0', tarball: 'releases/tiny/0.1.0.tar.gz' } });
+    expect(bg).toMatchObject({
+      mode: 'blue-green',
+      uploaded: true,
+      layer: { version: '0.1.0', tarball: 'releases/tiny/0.1.0.tar.gz' },
+    });
     const dest1 = join(work, `${b.name}-fetched-full`);
     const got = await fetchLayer(store, bg.layer, dest1, 'blue-green');
     expect(got.info.kind).toBe('full');
@@ -91,22 +111,48 @@ describe.each(backends)('$name store', (b) => {
     // Only the changed application travels, with its whole ebin.
     expect(readdirSync(join(dest2, 'lib'))).toEqual(['tiny-0.1.0']);
     const ebin = 'lib/tiny-0.1.0/ebin';
-    expect(readFileSync(join(dest2, ebin, 'tiny_worker.beam'))).toEqual(readFileSync(join(rel2, ebin, 'tiny_worker.beam')));
-    expect(inspectRelease(dest2).apps[0]?.beams.get('tiny_worker')?.codeDigest).not.toBe(inspectRelease(rel1).apps.find((a) => a.name === 'tiny')?.beams.get('tiny_worker')?.codeDigest);
+    expect(readFileSync(join(dest2, ebin, 'tiny_worker.beam'))).toEqual(
+      readFileSync(join(rel2, ebin, 'tiny_worker.beam')),
+    );
+    expect(inspectRelease(dest2).apps[0]?.beams.get('tiny_worker')?.codeDigest).not.toBe(
+      inspectRelease(rel1)
+        .apps.find((a) => a.name === 'tiny')
+        ?.beams.get('tiny_worker')?.codeDigest,
+    );
 
     const lines: string[] = [];
-    const cfg = await publish({ store, app: 'tiny', input: rel3, mode: 'auto', version: '0.1.0-config', log: (l) => lines.push(l) });
+    const cfg = await publish({
+      store,
+      app: 'tiny',
+      input: rel3,
+      mode: 'auto',
+      version: '0.1.0-config',
+      log: (l) => lines.push(l),
+    });
     expect(cfg.mode).toBe('blue-green');
     expect(cfg.reasons).toEqual(['sys.config changed']);
     expect(lines.join('\n')).toMatch(/auto: blue-green\n {2}- sys\.config changed/);
     expect(cfg.doc.hot_upgrade).toBeNull();
 
-    const gone = await fetchLayer(store, { ...bg.layer, tarball: 'releases/tiny/0.0.9.tar.gz' }, join(work, `${b.name}-gone`), 'blue-green').catch((e: unknown) => e);
+    const gone = await fetchLayer(
+      store,
+      { ...bg.layer, tarball: 'releases/tiny/0.0.9.tar.gz' },
+      join(work, `${b.name}-gone`),
+      'blue-green',
+    ).catch((e: unknown) => e);
     expect(gone).toMatchObject({ code: 'FETCH_FAILED' });
-    expect((gone as Error).message).toMatch(/cannot fetch releases\/tiny\/0\.0\.9\.tar\.gz: releases\/tiny\/0\.0\.9\.tar\.gz is not in the store/);
+    expect((gone as Error).message).toMatch(
+      /cannot fetch releases\/tiny\/0\.0\.9\.tar\.gz: releases\/tiny\/0\.0\.9\.tar\.gz is not in the store/,
+    );
 
     const listed = await store.listReleases('tiny');
-    expect(listed.map((r) => [r.version, r.inUse])).toEqual(expect.arrayContaining([['0.1.0', []], ['0.1.0-config', ['blue-green']], [hot.layer.version, []]]));
+    expect(listed.map((r) => [r.version, r.inUse])).toEqual(
+      expect.arrayContaining([
+        ['0.1.0', []],
+        ['0.1.0-config', ['blue-green']],
+        [hot.layer.version, []],
+      ]),
+    );
   });
 
   it('two hot publishes of different code in the same second get different default versions', async () => {
@@ -124,7 +170,9 @@ describe.each(backends)('$name store', (b) => {
     const lines: string[] = [];
     const forced = await publish({ store, app: 'tiny', input: rel1, mode: 'hot', log: (l) => lines.push(l) });
     expect(forced.mode).toBe('hot');
-    expect(lines.join('\n')).toMatch(/warning: hot requested, but auto would choose blue-green:\n {2}- sys\.config changed/);
+    expect(lines.join('\n')).toMatch(
+      /warning: hot requested, but auto would choose blue-green:\n {2}- sys\.config changed/,
+    );
     const before = (await store.backend.list('')).map((o) => o.key);
     const err = await publish({ store, app: 'tiny', input: rel3, mode: 'hot' }).catch((e: unknown) => e);
     expect(err).toMatchObject({ code: 'RELEASE_LAYOUT' });
@@ -170,7 +218,10 @@ describe.each(backends)('$name store', (b) => {
     // The final document is what applying the operations serially, in log order, gives.
     let replay: CurrentDoc | undefined;
     for (const e of doc!.log) replay = applyOp(replay, 'race', ops.find((o) => o.id === e.id)!) ?? replay;
-    expect([doc!.blue_green_upgrade?.upgrade_id, doc!.hot_upgrade?.upgrade_id ?? null]).toEqual([replay!.blue_green_upgrade?.upgrade_id, replay!.hot_upgrade?.upgrade_id ?? null]);
+    expect([doc!.blue_green_upgrade?.upgrade_id, doc!.hot_upgrade?.upgrade_id ?? null]).toEqual([
+      replay!.blue_green_upgrade?.upgrade_id,
+      replay!.hot_upgrade?.upgrade_id ?? null,
+    ]);
     if (b.name === 's3') {
       // s3rver ignores If-Match: each writer detects it once and says so.
       expect(warnings.length).toBe(6);
@@ -243,37 +294,82 @@ describe.each(backends)('$name store', (b) => {
     for (let i = 1; i <= 4; i++) {
       const v = `r0${i}`;
       versions.push(v);
-      const r = await publish({ store: s, app: 'tiny', input: i % 2 === 0 ? rel2 : rel3, mode: 'hot', version: v, keep: 2 });
+      const r = await publish({
+        store: s,
+        app: 'tiny',
+        input: i % 2 === 0 ? rel2 : rel3,
+        mode: 'hot',
+        version: v,
+        keep: 2,
+      });
       expect(r.doc.blue_green_upgrade?.upgrade_id).toBe(bg.upgradeId);
     }
     const left = (await s.listReleases('tiny')).map((r) => r.version).sort();
     // r00 is the oldest, but the blue-green layer needs it.
     expect(left).toEqual(['r00', 'r03', 'r04']);
     const objects = await s.backend.list('releases/tiny/');
-    expect(objects.map((o) => o.key).sort()).toEqual(['r00', 'r03', 'r04'].flatMap((v) => [`releases/tiny/${v}.tar.gz`, `releases/tiny/${v}.tar.gz.sha256`]));
+    expect(objects.map((o) => o.key).sort()).toEqual(
+      ['r00', 'r03', 'r04'].flatMap((v) => [`releases/tiny/${v}.tar.gz`, `releases/tiny/${v}.tar.gz.sha256`]),
+    );
   });
 
   it('startup: same image keeps the layers; another image is a cold deploy that resets both, once', async () => {
     seq++;
     const s = fresh();
-    expect(await s.startupLayers('cold', 'img:1', 'm1')).toMatchObject({ coldDeploy: false, blueGreen: null, hot: null });
+    expect(await s.startupLayers('cold', 'img:1', 'm1')).toMatchObject({
+      coldDeploy: false,
+      blueGreen: null,
+      hot: null,
+    });
     await s.update('cold', { kind: 'blue-green', id: 'c-b1', layer: layer('c-b1') });
     await s.update('cold', { kind: 'hot', id: 'c-h1', layer: layer('c-h1') });
-    expect(await s.startupLayers('cold', 'img:1', 'm1')).toMatchObject({ coldDeploy: false, blueGreen: { upgrade_id: 'c-b1' }, hot: { upgrade_id: 'c-h1' } });
-    const [a, c] = await Promise.all([fresh().startupLayers('cold', 'img:2', 'm1'), fresh().startupLayers('cold', 'img:2', 'm2')]);
+    expect(await s.startupLayers('cold', 'img:1', 'm1')).toMatchObject({
+      coldDeploy: false,
+      blueGreen: { upgrade_id: 'c-b1' },
+      hot: { upgrade_id: 'c-h1' },
+    });
+    const [a, c] = await Promise.all([
+      fresh().startupLayers('cold', 'img:2', 'm1'),
+      fresh().startupLayers('cold', 'img:2', 'm2'),
+    ]);
     expect([a.coldDeploy, c.coldDeploy]).toEqual([true, true]);
     const { doc } = await s.readCurrent('cold');
     expect(doc).toMatchObject({ image_ref: 'img:2', blue_green_upgrade: null, hot_upgrade: null });
-    expect(await s.startupLayers('cold', 'img:2', 'm3')).toMatchObject({ coldDeploy: false, blueGreen: null, hot: null });
+    expect(await s.startupLayers('cold', 'img:2', 'm3')).toMatchObject({
+      coldDeploy: false,
+      blueGreen: null,
+      hot: null,
+    });
   });
 
   it('per-machine results', async () => {
-    await store.writeResult('tiny', { machine_id: 'm1', upgrade_id: 'u1', state: 'completed', timings: { total: 12 }, updated_at: new Date().toISOString() });
-    await store.writeResult('tiny', { machine_id: 'm2', upgrade_id: 'u1', state: 'failed', error: 'boom', timings: {}, updated_at: new Date().toISOString() });
+    await store.writeResult('tiny', {
+      machine_id: 'm1',
+      upgrade_id: 'u1',
+      state: 'completed',
+      timings: { total: 12 },
+      updated_at: new Date().toISOString(),
+    });
+    await store.writeResult('tiny', {
+      machine_id: 'm2',
+      upgrade_id: 'u1',
+      state: 'failed',
+      error: 'boom',
+      timings: {},
+      updated_at: new Date().toISOString(),
+    });
     const results = await store.readResults('tiny', 'u1');
     expect([...results.keys()].sort()).toEqual(['m1', 'm2']);
     expect(results.get('m2')).toMatchObject({ state: 'failed', error: 'boom' });
-    await expect(store.writeResult('tiny', { machine_id: '../x', upgrade_id: 'u1', state: 'pending', timings: {}, updated_at: '' })).rejects.toMatchObject({ code: 'STORE_CONFIG' });
+    await expect(
+      store.writeResult('tiny', {
+        machine_id: '../x',
+        upgrade_id: 'u1',
+        state: 'pending',
+        timings: {},
+        updated_at: '',
+      }),
+    ).rejects.toMatchObject({ code: 'STORE_CONFIG' });
   });
 
   it('refuses a current.json that is not JSON or has an unknown schema version, and leaves it alone', async () => {
@@ -289,7 +385,9 @@ describe.each(backends)('$name store', (b) => {
       expect(err).toMatchObject({ code: 'BAD_CURRENT_JSON' });
       expect((err as Error).message).toMatch(message);
       await expect(s.pollCurrent('tiny')).rejects.toMatchObject({ code: 'BAD_CURRENT_JSON' });
-      await expect(s.update('tiny', { kind: 'hot', id: 'x', layer: layer('x') })).rejects.toMatchObject({ code: 'BAD_CURRENT_JSON' });
+      await expect(s.update('tiny', { kind: 'hot', id: 'x', layer: layer('x') })).rejects.toMatchObject({
+        code: 'BAD_CURRENT_JSON',
+      });
       expect((await s.backend.list('')).map((o) => [o.key, o.size])).toEqual(before);
       const raw = await s.backend.get('releases/tiny-current.json');
       expect(raw.status === 'ok' && raw.body.toString()).toBe(bytes);

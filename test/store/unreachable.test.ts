@@ -7,7 +7,7 @@ import { afterAll, beforeAll, expect, it } from 'vitest';
 import { fetchLayer, publish } from '../../src/release/index.js';
 import { openStore, type RetryPolicy } from '../../src/store/index.js';
 import { buildTinyRelease } from '../release/helpers/fixture.js';
-import { startS3, type S3Fixture } from './helpers/s3.js';
+import { type S3Fixture, startS3 } from './helpers/s3.js';
 
 let work: string;
 let s3: S3Fixture;
@@ -60,7 +60,11 @@ it('s3rver stopped during an upload: retried with backoff, then a StoreUnreachab
   }).catch((e: unknown) => e);
   expect(stopper.stopped()).toBe(true);
   expect(err).toMatchObject({ code: 'STORE_UNREACHABLE', attempts: 4 });
-  expect((err as Error).message).toMatch(new RegExp(`store s3://baton/app \\(${s3.endpoint.replace(/[.:/]/g, '\\$&')}\\) unreachable after 4 attempts: PUT releases/tiny/h1\\.tar\\.gz`));
+  expect((err as Error).message).toMatch(
+    new RegExp(
+      `store s3://baton/app \\(${s3.endpoint.replace(/[.:/]/g, '\\$&')}\\) unreachable after 4 attempts: PUT releases/tiny/h1\\.tar\\.gz`,
+    ),
+  );
   // Three waits between four attempts, each window twice the last.
   expect(delays.length).toBe(3);
   expect(delays[0]).toBeGreaterThanOrEqual(20);
@@ -69,7 +73,9 @@ it('s3rver stopped during an upload: retried with backoff, then a StoreUnreachab
   expect(delays[2]).toBeGreaterThanOrEqual(80);
 
   // Reading while it is down says the same, naming the cause.
-  await expect(store.pollCurrent('tiny')).rejects.toThrow(/unreachable after 4 attempts: GET releases\/tiny-current\.json: .*ECONNREFUSED/);
+  await expect(store.pollCurrent('tiny')).rejects.toThrow(
+    /unreachable after 4 attempts: GET releases\/tiny-current\.json: .*ECONNREFUSED/,
+  );
 
   await s3.restart();
   const after = await store.backend.get('releases/tiny-current.json');
@@ -91,7 +97,12 @@ it('a store that accepts connections but never answers times out the same way', 
   try {
     const store = openStore('s3://bucket/p', {
       retry: { attempts: 2, baseDelayMs: 10, maxDelayMs: 20 },
-      s3: { endpoint: `http://127.0.0.1:${port}`, region: 'us-east-1', credentials: { accessKeyId: 'a', secretAccessKey: 'b' }, requestTimeoutMs: 300 },
+      s3: {
+        endpoint: `http://127.0.0.1:${port}`,
+        region: 'us-east-1',
+        credentials: { accessKeyId: 'a', secretAccessKey: 'b' },
+        requestTimeoutMs: 300,
+      },
     });
     await expect(store.pollCurrent('tiny')).rejects.toMatchObject({ code: 'STORE_UNREACHABLE', attempts: 2 });
   } finally {

@@ -9,10 +9,11 @@
  * Use `await fixtures()` from a test, or register `setup` as a vitest globalSetup to
  * build before any test file starts.
  */
-import { createHash } from 'node:crypto';
+
 import { execFile } from 'node:child_process';
-import { cp, mkdir, readFile, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { createHash } from 'node:crypto';
 import { existsSync, realpathSync } from 'node:fs';
+import { cp, mkdir, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
@@ -64,12 +65,7 @@ export async function setup(): Promise<void> {
 
 async function buildAll(): Promise<Fixtures> {
   const toolchain = toolchainId();
-  const fixtureDir = await cached(
-    'fixtures',
-    [join(repoRoot, 'test', 'fixtures')],
-    toolchain,
-    buildReleases,
-  );
+  const fixtureDir = await cached('fixtures', [join(repoRoot, 'test', 'fixtures')], toolchain, buildReleases);
   const erlEbin = await cached(
     'erl',
     [join(repoRoot, 'erlang'), join(repoRoot, 'test', 'erl')],
@@ -242,7 +238,14 @@ async function buildReleases(stage: string): Promise<void> {
   await mkdir(broken);
   await sh(
     'erlc',
-    ['-Werror', '-DCOUNTER_MAP', '-DBROKEN_CODE_CHANGE', '-o', broken, join(erlSrc, 'apps', 'demo_erl', 'src', 'demo_erl_counter.erl')],
+    [
+      '-Werror',
+      '-DCOUNTER_MAP',
+      '-DBROKEN_CODE_CHANGE',
+      '-o',
+      broken,
+      join(erlSrc, 'apps', 'demo_erl', 'src', 'demo_erl_counter.erl'),
+    ],
     stage,
   );
   // Each version from a copy of its own: mix would otherwise keep the other's build.

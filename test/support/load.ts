@@ -36,7 +36,8 @@ export function startLoad(o: { host?: string; port: number; clients: number; mod
         res.setEncoding('utf8');
         res.on('data', (d: string) => (body += d));
         res.on('end', () => {
-          if (res.statusCode !== 200) return reject(Object.assign(new Error('status'), { code: `status ${res.statusCode}` }));
+          if (res.statusCode !== 200)
+            return reject(Object.assign(new Error('status'), { code: `status ${res.statusCode}` }));
           try {
             resolve(String((JSON.parse(body) as { node?: unknown }).node));
           } catch {
@@ -74,7 +75,8 @@ export function startLoad(o: { host?: string; port: number; clients: number; mod
       const base = [...counts];
       const deadline = Date.now() + 30_000;
       while (counts.some((c, i) => c - base[i]! < n)) {
-        if (Date.now() > deadline) throw new Error(`load: clients did not get ${n} answers each within 30 s (${JSON.stringify(result)})`);
+        if (Date.now() > deadline)
+          throw new Error(`load: clients did not get ${n} answers each within 30 s (${JSON.stringify(result)})`);
         await new Promise((r) => setTimeout(r, 10));
       }
     },

@@ -4,7 +4,7 @@
  * and a hidden `erl` control node that evaluates expressions for the tests (erpc into
  * the peers) until baton's own distribution layer can do it.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { get as httpGet } from 'node:http';
@@ -13,7 +13,6 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { shortHostname } from '../../src/distribution/index.js';
-
 
 const live = new Set<ChildProcess>();
 // Last resort when a test file dies before its afterAll: no BEAM outlives the run.
@@ -40,7 +39,9 @@ export async function freePort(): Promise<number> {
     srv.once('error', reject);
     srv.listen(0, '127.0.0.1', () => {
       const addr = srv.address();
-      srv.close(() => (typeof addr === 'object' && addr !== null ? resolvePort(addr.port) : reject(new Error('no port'))));
+      srv.close(() =>
+        typeof addr === 'object' && addr !== null ? resolvePort(addr.port) : reject(new Error('no port')),
+      );
     });
   });
 }
@@ -183,7 +184,10 @@ export function startDemoEx(releaseRoot: string, o: StartOptions = {}): Promise<
 
 /** demo_phx as Phoenix's release docs start it: PHX_SERVER and SECRET_KEY_BASE set. */
 export function startDemoPhx(releaseRoot: string, o: StartOptions = {}): Promise<Started> {
-  return startMixRelease(releaseRoot, 'demo_phx', { ...o, env: { PHX_SERVER: 'true', SECRET_KEY_BASE: 'k'.repeat(64), ...o.env } });
+  return startMixRelease(releaseRoot, 'demo_phx', {
+    ...o,
+    env: { PHX_SERVER: 'true', SECRET_KEY_BASE: 'k'.repeat(64), ...o.env },
+  });
 }
 
 /**
@@ -205,12 +209,19 @@ export async function startInteractive(
   return startServing({
     cmd: 'erl',
     args: [
-      '-sname', name, '-setcookie', cookie,
-      '-boot', join(rel, 'start_clean'),
-      '-config', join(rel, 'sys.config'),
-      '-pa', ...ebins,
+      '-sname',
+      name,
+      '-setcookie',
+      cookie,
+      '-boot',
+      join(rel, 'start_clean'),
+      '-config',
+      join(rel, 'sys.config'),
+      '-pa',
+      ...ebins,
       '-noinput',
-      '-eval', `{ok, _} = application:ensure_all_started(${app})`,
+      '-eval',
+      `{ok, _} = application:ensure_all_started(${app})`,
     ],
     env: { PORT: String(port), ...o.env },
     node: name,
@@ -229,7 +240,19 @@ export class Control {
   constructor(ebin: string, cookie: string) {
     this.child = spawn(
       'erl',
-      ['-sname', uniqueName('ctl'), '-hidden', '-noshell', '-setcookie', cookie, '-pa', ebin, '-s', 'baton_test_ctl', 'main'],
+      [
+        '-sname',
+        uniqueName('ctl'),
+        '-hidden',
+        '-noshell',
+        '-setcookie',
+        cookie,
+        '-pa',
+        ebin,
+        '-s',
+        'baton_test_ctl',
+        'main',
+      ],
       { detached: true, stdio: ['pipe', 'pipe', 'pipe'] },
     );
     live.add(this.child);

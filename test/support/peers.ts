@@ -3,12 +3,12 @@
  * last-resort kill of every peer's process group when the test process exits.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
-import { afterAll, beforeAll } from 'vitest';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { afterAll, beforeAll } from 'vitest';
 import { Node } from '../../src/distribution/index.js';
-import { Peer, bindListener, killGroup, type LaunchOptions, type Listener } from '../../src/peer/index.js';
-import { fixtures, type Fixtures } from './fixtures.js';
+import { bindListener, killGroup, type LaunchOptions, type Listener, Peer } from '../../src/peer/index.js';
+import { type Fixtures, fixtures } from './fixtures.js';
 import { newCookie, uniqueName } from './nodes.js';
 
 const pids = new Set<number>();
@@ -27,7 +27,9 @@ export interface Harness {
   stateDir(): string;
   /** A socket bound for fd handoff (`bindListener`), closed with the harness. */
   bind(host?: string): Listener;
-  launch(o: Omit<LaunchOptions, 'batonNode' | 'cookie' | 'stateDir' | 'helperEbin'> & { stateDir?: string }): Promise<Peer>;
+  launch(
+    o: Omit<LaunchOptions, 'batonNode' | 'cookie' | 'stateDir' | 'helperEbin'> & { stateDir?: string },
+  ): Promise<Peer>;
   close(): Promise<void>;
 }
 

@@ -2,15 +2,15 @@
  * `baton run` as a child process for tests: its own state dir, cookie and node base,
  * output captured, and every process it left (itself, the recorded peer) killed at the end.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect } from 'vitest';
 import { readRecord } from '../../src/peer/index.js';
 import { baton } from './cli.js';
-import { fixtures, type Fixtures } from './fixtures.js';
 import { repoRoot } from './erl.js';
+import { type Fixtures, fixtures } from './fixtures.js';
 import { newCookie, uniqueName } from './nodes.js';
 import { trackPid } from './peers.js';
 
@@ -125,7 +125,12 @@ export async function remshEval(
   o: { prompt?: RegExp; promptMs?: number } = {},
 ): Promise<string> {
   const cli = `${process.execPath} --import tsx ${join(repoRoot, 'src/cli/main.ts')} remsh`;
-  const sh = spawn('script', ['-qfc', cli, '/dev/null'], { cwd: repoRoot, env: { ...process.env, ...env }, detached: true, stdio: ['pipe', 'pipe', 'pipe'] });
+  const sh = spawn('script', ['-qfc', cli, '/dev/null'], {
+    cwd: repoRoot,
+    env: { ...process.env, ...env },
+    detached: true,
+    stdio: ['pipe', 'pipe', 'pipe'],
+  });
   trackChild(sh);
   let out = '';
   sh.stdout!.on('data', (d: Buffer) => (out += d.toString()));

@@ -40,16 +40,26 @@ export function buildTinyRelease(base: string, name: string, o: TinyRelease = {}
     join(dir, 'apps/tiny/src/tiny.app.src'),
     `{application, tiny, [{description, "tiny"}, {vsn, "${appVsn}"}, {registered, []}, {mod, {tiny_app, []}}, {applications, [kernel, stdlib]}, {env, [${o.appEnvExtra ?? ''}]}]}.\n`,
   );
-  writeFileSync(join(dir, 'apps/tiny/src/tiny_app.erl'), `-module(tiny_app).\n-behaviour(application).\n-export([start/2, stop/1]).\nstart(_, _) -> tiny_sup:start_link().\nstop(_) -> ok.\n`);
+  writeFileSync(
+    join(dir, 'apps/tiny/src/tiny_app.erl'),
+    `-module(tiny_app).\n-behaviour(application).\n-export([start/2, stop/1]).\nstart(_, _) -> tiny_sup:start_link().\nstop(_) -> ok.\n`,
+  );
   writeFileSync(
     join(dir, 'apps/tiny/src/tiny_sup.erl'),
     `-module(tiny_sup).\n-behaviour(supervisor).\n-export([start_link/0, init/1]).\nstart_link() -> supervisor:start_link({local, ?MODULE}, ?MODULE, []).\ninit([]) -> {ok, {#{}, [${o.supChildren ?? ''}]}}.\n`,
   );
-  writeFileSync(join(dir, 'apps/tiny/src/tiny_worker.erl'), `-module(tiny_worker).\n-export([hello/0]).\nhello() -> ${o.hello ?? 'hello'}.\n`);
-  if (o.extraModule) writeFileSync(join(dir, 'apps/tiny/src/tiny_extra.erl'), `-module(tiny_extra).\n-export([y/0]).\ny() -> 2.\n`);
+  writeFileSync(
+    join(dir, 'apps/tiny/src/tiny_worker.erl'),
+    `-module(tiny_worker).\n-export([hello/0]).\nhello() -> ${o.hello ?? 'hello'}.\n`,
+  );
+  if (o.extraModule)
+    writeFileSync(join(dir, 'apps/tiny/src/tiny_extra.erl'), `-module(tiny_extra).\n-export([y/0]).\ny() -> 2.\n`);
   if (o.withExtraApp) {
     mkdirSync(join(dir, 'apps/extra/src'), { recursive: true });
-    writeFileSync(join(dir, 'apps/extra/src/extra.app.src'), `{application, extra, [{vsn, "1.0.0"}, {registered, []}, {applications, [kernel, stdlib]}, {env, []}]}.\n`);
+    writeFileSync(
+      join(dir, 'apps/extra/src/extra.app.src'),
+      `{application, extra, [{vsn, "1.0.0"}, {registered, []}, {applications, [kernel, stdlib]}, {env, []}]}.\n`,
+    );
     writeFileSync(join(dir, 'apps/extra/src/extra.erl'), `-module(extra).\n-export([x/0]).\nx() -> 1.\n`);
   }
   execFileSync('rebar3', ['release'], { cwd: dir, stdio: 'pipe', env: { ...process.env, REBAR_COLOR: 'none' } });

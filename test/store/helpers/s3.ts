@@ -20,7 +20,13 @@ export const fastRetry: RetryPolicy = { attempts: 3, baseDelayMs: 20, maxDelayMs
 
 export async function startS3(bucket = 'baton'): Promise<S3Fixture> {
   const dir = mkdtempSync(join(tmpdir(), 'baton-s3rver-'));
-  let server = new S3rver({ address: '127.0.0.1', port: 0, silent: true, directory: dir, configureBuckets: [{ name: bucket, configs: [] }] });
+  let server = new S3rver({
+    address: '127.0.0.1',
+    port: 0,
+    silent: true,
+    directory: dir,
+    configureBuckets: [{ name: bucket, configs: [] }],
+  });
   const addr = (await server.run()) as { port: number };
   const endpoint = `http://127.0.0.1:${addr.port}`;
   let running = true;
@@ -33,7 +39,14 @@ export async function startS3(bucket = 'baton'): Promise<S3Fixture> {
         retry: fastRetry,
         warn: () => undefined,
         ...opts,
-        s3: { endpoint, region: 'us-east-1', forcePathStyle: true, credentials: { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' }, requestTimeoutMs: 5_000, ...opts.s3 },
+        s3: {
+          endpoint,
+          region: 'us-east-1',
+          forcePathStyle: true,
+          credentials: { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' },
+          requestTimeoutMs: 5_000,
+          ...opts.s3,
+        },
       });
     },
     stop: async () => {
@@ -46,7 +59,13 @@ export async function startS3(bucket = 'baton'): Promise<S3Fixture> {
       }
     },
     restart: async () => {
-      server = new S3rver({ address: '127.0.0.1', port: addr.port, silent: true, directory: dir, configureBuckets: [{ name: bucket, configs: [] }] });
+      server = new S3rver({
+        address: '127.0.0.1',
+        port: addr.port,
+        silent: true,
+        directory: dir,
+        configureBuckets: [{ name: bucket, configs: [] }],
+      });
       await server.run();
       running = true;
     },

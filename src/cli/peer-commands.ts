@@ -7,11 +7,13 @@ import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
+import { stateDirFromEnv } from '../common/index.js';
 import { EvalSyntaxError, Node } from '../distribution/index.js';
 import {
   describeEndpoints,
   type Endpoint,
   erlPath,
+  NoPeerError,
   type PeerRecord,
   pidAlive,
   protoDistArgs,
@@ -26,14 +28,12 @@ export const PEER_USAGE = `  peer-node   [--state-dir DIR]                      
   status      [--state-dir DIR] [--json]                the running peer and the HTTP endpoints found in it
 `;
 
-class NoPeer extends Error {}
-
 function record(values: Record<string, unknown>, io: Out): PeerRecord {
-  const dir = (values['state-dir'] as string | undefined) ?? io.env['BATON_STATE_DIR'] ?? '/tmp/baton';
+  const dir = (values['state-dir'] as string | undefined) ?? stateDirFromEnv(io.env);
   const rec = readRecord(dir);
   if (rec === undefined)
-    throw new NoPeer(`no peer is recorded in ${dir} (is \`baton run\` running with BATON_STATE_DIR=${dir}?)`);
-  if (!pidAlive(rec.osPid)) throw new NoPeer(`the recorded peer ${rec.node} (os pid ${rec.osPid}) is not running`);
+    throw new NoPeerError(`no peer is recorded in ${dir} (is \`baton run\` running with BATON_STATE_DIR=${dir}?)`);
+  if (!pidAlive(rec.osPid)) throw new NoPeerError(`the recorded peer ${rec.node} (os pid ${rec.osPid}) is not running`);
   return rec;
 }
 

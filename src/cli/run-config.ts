@@ -2,6 +2,7 @@
  * `baton run`'s configuration: flags override the environment (DESIGN.md's table).
  * Pure, so each default and each refusal is unit-tested.
  */
+import { stateDirFromEnv } from '../common/index.js';
 import type { Handoff } from '../peer/index.js';
 import { parse, UsageError } from './store-io.js';
 
@@ -72,7 +73,7 @@ export function runConfig(args: string[], env: Record<string, string | undefined
     handoff,
     bind: v['bind'] ?? env['BATON_BIND'] ?? (fly ? '::' : '0.0.0.0'),
     endpoint: v['endpoint'] ?? (env['BATON_ENDPOINT'] || undefined),
-    stateDir: v['state-dir'] ?? env['BATON_STATE_DIR'] ?? '/tmp/baton',
+    stateDir: v['state-dir'] ?? stateDirFromEnv(env),
     cookie: env['BATON_COOKIE'] || env['RELEASE_COOKIE'] || undefined,
     drainMs: int('BATON_DRAIN_MS', env['BATON_DRAIN_MS'], 15_000),
     orphanMs: int('BATON_ORPHAN_MS', env['BATON_ORPHAN_MS'], 60_000),

@@ -1,9 +1,10 @@
 /** What the store commands share: their I/O, argument parsing, the store they talk to. */
 import { type ParseArgsConfig, parseArgs } from 'node:util';
+import { BatonError } from '../common/index.js';
 import { openStore, type Store, storeUrlFromEnv } from '../store/index.js';
 
 /** Thrown for bad command lines: exit code 2. */
-export class UsageError extends Error {
+export class UsageError extends BatonError {
   readonly code = 'USAGE';
 }
 

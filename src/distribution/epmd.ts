@@ -5,8 +5,10 @@
  * complete, and NAMES until EPMD closes the socket). The ALIVE2 socket must stay open
  * for as long as the name is to stay registered.
  */
+
 import { execFile } from 'node:child_process';
 import { connect, type Socket } from 'node:net';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { EpmdError } from './errors.js';
 
 export const EPMD_DEFAULT_PORT = 4369;
@@ -279,7 +281,7 @@ export async function startEpmdDaemon(addr: EpmdAddress, epmdPath = 'epmd'): Pro
       return;
     } catch (err) {
       if (Date.now() > deadline) throw err;
-      await new Promise((r) => setTimeout(r, 50));
+      await sleep(50);
     }
   }
 }

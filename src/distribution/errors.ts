@@ -2,15 +2,14 @@
  * Typed errors of the distribution layer. Each has a stable `code` for callers that
  * branch on it; messages name the cause (never a cookie).
  */
+
 import { inspect } from 'node:util';
+import { BatonError } from '../common/index.js';
 import type { Term } from '../etf/index.js';
 
-export class DistributionError extends Error {
+/** Any failure of this layer; thrown as is where no narrower class fits. */
+export class DistributionError extends BatonError {
   readonly code: string = 'DISTRIBUTION';
-  constructor(message: string, options?: { cause?: unknown }) {
-    super(message, options);
-    this.name = new.target.name;
-  }
 }
 
 export type ErpcClass = 'throw' | 'exit' | 'error';

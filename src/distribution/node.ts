@@ -30,6 +30,7 @@ import {
   ErpcError,
   EvalSyntaxError,
   NodeDownError,
+  ProcessExitError,
   TimeoutError,
 } from './errors.js';
 import { DFLAG, hasFlag, OUR_FLAGS } from './flags.js';
@@ -892,7 +893,7 @@ export class Node extends EventEmitter {
     } catch (err) {
       if (err instanceof TimeoutError)
         throw new TimeoutError(`rpc ${peer} ${toAtom(module).name}:${toAtom(fun).name}`, err.timeoutMs);
-      if (err instanceof DistributionError && err.code === 'PROCESS_EXIT' && !this.connections.has(peer)) {
+      if (err instanceof ProcessExitError && !this.connections.has(peer)) {
         throw new NodeDownError(peer, 'connection lost during rpc');
       }
       throw err;

@@ -1,24 +1,24 @@
+import { BatonError } from '../common/index.js';
+
 /** Thrown for any input the decoder refuses; `offset` is where in the input it stopped. */
-export class EtfDecodeError extends Error {
+export class EtfDecodeError extends BatonError {
   readonly code = 'ETF_DECODE';
   constructor(
     readonly reason: string,
     readonly offset: number,
   ) {
     super(`cannot decode external term format at byte ${offset}: ${reason}`);
-    this.name = 'EtfDecodeError';
   }
 }
 
 /** Thrown when a JS value has no faithful Erlang term; `path` locates it inside the term. */
-export class EtfEncodeError extends Error {
+export class EtfEncodeError extends BatonError {
   readonly code = 'ETF_ENCODE';
   constructor(
     readonly reason: string,
     readonly path: string = '',
   ) {
     super(`cannot encode term${path ? ` at ${path}` : ''}: ${reason}`);
-    this.name = 'EtfEncodeError';
   }
 
   /** The same error, located one level further out (built as the error bubbles up). */

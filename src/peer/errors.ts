@@ -2,12 +2,11 @@
  * Typed errors of the peer layer. Each has a stable `code`; messages name the cause,
  * and start failures carry the tail of the peer's own output (its stderr and logger).
  */
-export class PeerError extends Error {
+import { BatonError } from '../common/index.js';
+
+/** Any failure of this layer; thrown as is where no narrower class fits. */
+export class PeerError extends BatonError {
   readonly code: string = 'PEER';
-  constructor(message: string, options?: { cause?: unknown }) {
-    super(message, options);
-    this.name = new.target.name;
-  }
 }
 
 /** The release cannot be run as it is laid out (no start_clean boot, no version...). */

@@ -6,7 +6,8 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { closeSync, fstatSync, mkdirSync, openSync, readSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { DistributionError, type Node } from '../distribution/index.js';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { CookieMismatchError, type Node } from '../distribution/index.js';
 import { atom, charlistToString, type Term, Tuple } from '../etf/index.js';
 import {
   erlPath,
@@ -457,7 +458,7 @@ export class Peer {
         if (st instanceof Tuple && st.elements[0] === atom('started')) return;
       } catch (err) {
         last = err;
-        if (err instanceof DistributionError && err.code === 'COOKIE_MISMATCH') throw err;
+        if (err instanceof CookieMismatchError) throw err;
       }
       if (Date.now() > deadline)
         throw new StartFailure(`not reachable over distribution in time (${(last as Error)?.message ?? 'no answer'})`);
@@ -530,10 +531,6 @@ function exitText(e: PeerExit): string {
 
 function remaining(deadline: number): number {
   return Math.max(1000, deadline - Date.now());
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((r) => setTimeout(r, ms));
 }
 
 export function killGroup(pid: number, signal: NodeJS.Signals): void {

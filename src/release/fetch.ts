@@ -9,8 +9,8 @@ import { get as httpGetPlain } from 'node:http';
 import { get as httpsGet } from 'node:https';
 import type { Readable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
-import { type Layer, ObjectNotFoundError, type Store } from '../store/index.js';
-import { FetchError } from './errors.js';
+import { type Layer, ObjectNotFoundError, type Store, StoreError } from '../store/index.js';
+import { FetchError, ReleaseError } from './errors.js';
 import { type ExtractLimits, type ExtractResult, extractTarball } from './extract.js';
 import { checkRelease, type ReleaseInfo, type ReleaseKind } from './inspect.js';
 
@@ -19,7 +19,6 @@ export interface OpenedTarball {
   size: number | undefined;
 }
 
-const OWN_CODES = /^(ARCHIVE_|UNSAFE_ENTRY|SHA256_MISMATCH|RELEASE_LAYOUT|FETCH_FAILED|STORE_|OBJECT_NOT_FOUND)/;
 const LOOPBACK = new Set(['127.0.0.1', 'localhost', '[::1]']);
 
 /** `file://`, `https://` (plain `http://` only on loopback), or a store key such as `releases/app/1.0.tar.gz`. */
@@ -109,8 +108,7 @@ export async function fetchRelease(source: string, dest: string, opts: FetchOpti
   } catch (err) {
     // The archive's own faults and the store's keep their types; a connection dropping
     // mid-download is a failed fetch.
-    if (typeof (err as { code?: unknown }).code === 'string' && OWN_CODES.test((err as { code: string }).code))
-      throw err;
+    if (err instanceof ReleaseError || err instanceof StoreError) throw err;
     throw new FetchError(source, `download interrupted: ${(err as Error).message}`);
   }
   try {

@@ -19,6 +19,7 @@ export {
   ArchiveLimitError,
   ChecksumMismatchError,
   FetchError,
+  ReleaseError,
   ReleaseLayoutError,
   TermSyntaxError,
   UnsafeEntryError,

@@ -5,11 +5,13 @@
  * ETag is derived from the file's inode, size and mtime, so a conditional GET needs a
  * stat, not a read.
  */
+
 import { randomBytes } from 'node:crypto';
 import { createReadStream, createWriteStream, type Stats } from 'node:fs';
 import { mkdir, open, readdir, readFile, rename, rm, stat, unlink } from 'node:fs/promises';
 import { dirname, join, relative, sep } from 'node:path';
 import { pipeline } from 'node:stream/promises';
+import { setTimeout as sleep } from 'node:timers/promises';
 import {
   type Backend,
   checkKey,
@@ -26,8 +28,6 @@ const TMP_MARK = '.baton-tmp-';
 function etagOf(s: Stats): string {
   return `"${s.ino.toString(16)}-${s.size.toString(16)}-${s.mtimeMs.toString(16)}"`;
 }
-
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 export class FileBackend implements Backend {
   readonly url: string;

@@ -2,10 +2,11 @@
  * Where a fleet stands on an upgrade, from the per-machine results: who reported for
  * the upgrade before it (the machines expected to answer), and who has answered.
  */
+
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { CurrentDoc } from './current.js';
 import { previousUpgrade } from './layers.js';
 import type { MachineResult } from './results.js';
-import { sleep } from './retry.js';
 import type { Store } from './store.js';
 
 export interface FleetOutcome {

@@ -20,6 +20,7 @@ export {
   PreconditionFailedError,
   StoreConfigError,
   StoreContentionError,
+  StoreError,
   StoreUnreachableError,
   VersionConflictError,
 } from './errors.js';

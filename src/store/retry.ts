@@ -1,4 +1,5 @@
 /** Exponential backoff with jitter for store calls that failed for reasons worth retrying. */
+import { setTimeout as sleep } from 'node:timers/promises';
 
 export interface RetryPolicy {
   attempts: number;
@@ -15,8 +16,6 @@ export function backoffDelay(policy: RetryPolicy, attempt: number): number {
   // Full jitter keeps many machines polling one store from retrying in lockstep.
   return Math.round(exp / 2 + (Math.random() * exp) / 2);
 }
-
-export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 /**
  * Runs `fn` until it succeeds, `retryable(err)` says no, or attempts run out; then

@@ -4,6 +4,7 @@
  */
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
+import { stateDirFromEnv } from '../common/index.js';
 import { type Backend, checkKey, checkSegment, type ObjectInfo } from './backend.js';
 import { type CurrentDoc, currentKey, type Layer, parseDoc } from './current.js';
 import { CurrentDocumentError, StoreConfigError, VersionConflictError } from './errors.js';
@@ -40,7 +41,7 @@ export interface ReleaseObject {
 
 /** `BATON_STORE`, defaulting to `<state dir>/store`. */
 export function storeUrlFromEnv(env: NodeJS.ProcessEnv = process.env): string {
-  return env.BATON_STORE || `file://${join(env.BATON_STATE_DIR || '/tmp/baton', 'store')}`;
+  return env.BATON_STORE || `file://${join(stateDirFromEnv(env), 'store')}`;
 }
 
 export function openStore(url: string, opts: StoreOptions = {}): Store {

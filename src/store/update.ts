@@ -20,11 +20,11 @@
  * ignored and deleted, so an abandoned publish does not come back days later.
  */
 import { randomBytes } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { Backend } from './backend.js';
 import { type CurrentDoc, currentKey, parseDoc, serializeDoc } from './current.js';
 import { CurrentDocumentError, PreconditionFailedError, StoreContentionError } from './errors.js';
 import { applyOp, type CurrentOp, isApplied, LOG_LIMIT } from './layers.js';
-import { sleep } from './retry.js';
 
 export const INTENT_TTL_MS = 10 * 60_000;
 const PAD_TO = 32 * 1024;

@@ -5,7 +5,8 @@
  */
 import type { Socket } from 'node:net';
 import type { Term } from '../etf/index.js';
-import { type Control, decodeControl, decodeFrame, encodeControl, encodeFrame, SpawnRequestFrames } from './control.js';
+import { type Control, decodeControl, encodeControl } from './control.js';
+import { decodeFrame, encodeFrame, SpawnRequestFrames } from './control-frames.js';
 import { DFLAG, hasFlag } from './flags.js';
 import { FrameReader, TICK } from './framing.js';
 import type { HandshakeResult } from './handshake.js';

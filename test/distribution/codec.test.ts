@@ -3,15 +3,8 @@
  * both handshake state machines, flags, and control messages (OTP 26 forms included).
  */
 import { describe, expect, it } from 'vitest';
-import {
-  type Control,
-  decodeControl,
-  decodeFrame,
-  encodeControl,
-  encodeFrame,
-  OP,
-  SpawnRequestFrames,
-} from '../../src/distribution/control.js';
+import { type Control, decodeControl, encodeControl, OP } from '../../src/distribution/control.js';
+import { decodeFrame, encodeFrame, SpawnRequestFrames } from '../../src/distribution/control-frames.js';
 import {
   decodeAlive2Resp,
   decodeNamesResp,

@@ -5,7 +5,8 @@
 
 import { connect, type Socket } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type Control, decodeControl, decodeFrame, encodeFrame, OP } from '../../src/distribution/control.js';
+import { type Control, decodeControl, OP } from '../../src/distribution/control.js';
+import { decodeFrame, encodeFrame } from '../../src/distribution/control-frames.js';
 import { DFLAG, OUR_FLAGS } from '../../src/distribution/flags.js';
 import { FrameReader } from '../../src/distribution/framing.js';
 import { ClientHandshake } from '../../src/distribution/handshake.js';

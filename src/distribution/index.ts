@@ -4,6 +4,7 @@
  */
 
 export { defaultBusyPollMs } from './busy-poll.js';
+export type { NodeMonitor } from './connections.js';
 export {
   defaultEpmdPort,
   epmdNames,
@@ -28,6 +29,7 @@ export {
   TimeoutError,
 } from './errors.js';
 export { DFLAG, OUR_FLAGS } from './flags.js';
-export { type ErpcOptions, Node, type NodeMonitor, type NodeOptions, shortHostname } from './node.js';
+export { Node, type NodeOptions, shortHostname } from './node.js';
 export { type Destination, type Name, Process, type SpawnOptions } from './process.js';
+export type { ErpcOptions } from './rpc.js';
 export type { ExposedFunction } from './system.js';

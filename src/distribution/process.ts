@@ -1,7 +1,8 @@
 /**
  * TS processes: a pid, a mailbox with selective receive, links, monitors, exit
- * signals and aliases, with Erlang's semantics. Signals that leave the node go through
- * the `ProcessHost` (the node), which owns connections and the pid/name tables.
+ * signals and aliases, with Erlang's semantics. A process keeps only its own state;
+ * every signal to another process, local or remote, goes through its `ProcessHost`
+ * (the process table), which also brings it the signals others send.
  */
 import { Atom, atom, improperList, Pid, Reference, type Term, Tuple, termEquals, tuple } from '../etf/index.js';
 import { ProcessExitError, TimeoutError } from './errors.js';
@@ -10,27 +11,35 @@ export type Name = Atom | string;
 /** Where a message can go: a pid, an alias, a local registered name, or `[name, node]`. */
 export type Destination = Pid | Reference | Name | [Name, Name] | Tuple;
 
+/** A signal between two processes, as the distribution protocol names them. */
+export type Signal =
+  | { kind: 'link'; from: Pid; to: Pid }
+  | { kind: 'unlink'; from: Pid; to: Pid }
+  /** A linked process exited. */
+  | { kind: 'exit'; from: Pid; to: Pid; reason: Term }
+  /** `exit/2`. */
+  | { kind: 'exit2'; from: Pid; to: Pid; reason: Term }
+  /** `target` is a pid or a name registered on `node`. */
+  | { kind: 'monitor'; from: Pid; target: Pid | Atom; node: Atom; ref: Reference }
+  | { kind: 'demonitor'; from: Pid; target: Pid | Atom; node: Atom; ref: Reference }
+  /** A monitored process (or the name it was monitored by) exited. */
+  | { kind: 'monitor_exit'; from: Pid | Atom; to: Pid; ref: Reference; reason: Term };
+
+/** What a process needs from the node it lives on. */
 export interface ProcessHost {
   readonly nodeAtom: Atom;
   makeRef(): Reference;
-  route(from: Pid, to: Destination, message: Term): void;
-  /** Link/unlink/exit/monitor signals to a pid that is not ours. */
-  remoteLink(from: Pid, to: Pid): void;
-  remoteUnlink(from: Pid, to: Pid): void;
-  remoteExit(from: Pid, to: Pid, reason: Term, kind: 'exit' | 'exit2'): void;
-  remoteMonitor(from: Pid, target: Pid | Atom, node: Atom, ref: Reference): void;
-  remoteDemonitor(from: Pid, target: Pid | Atom, node: Atom, ref: Reference): void;
-  remoteMonitorExit(from: Pid | Atom, to: Pid, ref: Reference, reason: Term): void;
-  localProcess(pid: Pid): Process | undefined;
-  localByName(name: Atom): Process | undefined;
-  isConnected(node: Atom): boolean;
+  send(from: Pid, to: Destination, message: Term): void;
+  /** Delivers `signal` to its target, on this node or another. */
+  signal(signal: Signal): void;
+  /** Throws if another live process holds the name. */
   registerName(name: Atom, p: Process): void;
   unregisterName(name: Atom): void;
   addAlias(ref: Reference, p: Process): void;
   removeAlias(ref: Reference): void;
-  processExited(p: Process): void;
+  /** Connects to `node` if need be; `p.nodeUnreachable(node)` if that fails. */
   watchNode(node: Atom, p: Process): void;
-  unwatchNode(node: Atom, p: Process): void;
+  exited(p: Process): void;
 }
 
 export function refKey(r: Reference): string {
@@ -48,7 +57,8 @@ export function toAtom(n: Name): Atom {
 const NORMAL = atom('normal');
 const KILL = atom('kill');
 const KILLED = atom('killed');
-const NOPROC = atom('noproc');
+const NOCONNECTION = atom('noconnection');
+const NODEDOWN = atom('nodedown');
 const EXIT = atom('EXIT');
 const DOWN = atom('DOWN');
 const PROCESS = atom('process');
@@ -82,14 +92,14 @@ export class Process {
   private readonly mailbox: Term[] = [];
   private waiter: Waiter | undefined;
   /** Linked pids by key. */
-  readonly links = new Map<string, Pid>();
+  private readonly links = new Map<string, Pid>();
   /** Monitors this process holds on others. */
-  readonly monitors = new Map<string, OwnMonitor>();
+  private readonly monitors = new Map<string, OwnMonitor>();
   /** Monitors others hold on this process: ref key → watcher (and the name they used). */
-  readonly monitoredBy = new Map<string, { ref: Reference; watcher: Pid; name?: Atom }>();
-  readonly names = new Set<Atom>();
-  readonly aliases = new Map<string, Reference>();
-  readonly watchedNodes = new Set<Atom>();
+  private readonly monitoredBy = new Map<string, { ref: Reference; watcher: Pid; name?: Atom }>();
+  private readonly names = new Set<Atom>();
+  private readonly aliases = new Map<string, Reference>();
+  private readonly watchedNodes = new Set<Atom>();
   private alive = true;
   private exitReason: Term | undefined;
   readonly exited: Promise<Term>;
@@ -126,10 +136,10 @@ export class Process {
   }
 
   send(to: Destination, message: Term): void {
-    this.host.route(this.pid, to, message);
+    this.host.send(this.pid, to, message);
   }
 
-  /** @internal Called by the node for every message addressed to this process. */
+  /** @internal Called by the process table for every message addressed to this process. */
   deliver(message: Term): void {
     if (!this.alive) return;
     const w = this.waiter;
@@ -190,27 +200,13 @@ export class Process {
     this.assertAlive();
     const key = pidKey(to);
     if (this.links.has(key)) return;
-    if (to.node === this.host.nodeAtom) {
-      const other = this.host.localProcess(to);
-      if (other === undefined || !other.isAlive) {
-        this.links.set(key, to);
-        this.exitSignal(to, NOPROC, 'link');
-        return;
-      }
-      this.links.set(key, to);
-      other.links.set(pidKey(this.pid), this.pid);
-      return;
-    }
     this.links.set(key, to);
-    this.host.remoteLink(this.pid, to);
+    this.host.signal({ kind: 'link', from: this.pid, to });
   }
 
   unlink(to: Pid): void {
     this.assertAlive();
-    const key = pidKey(to);
-    if (!this.links.delete(key)) return;
-    if (to.node === this.host.nodeAtom) this.host.localProcess(to)?.links.delete(pidKey(this.pid));
-    else this.host.remoteUnlink(this.pid, to);
+    if (this.links.delete(pidKey(to))) this.host.signal({ kind: 'unlink', from: this.pid, to });
   }
 
   /** `erlang:monitor(process, Target)`: a pid, or a registered name `[name, node]` / local name. */
@@ -234,13 +230,7 @@ export class Process {
       item = tuple(t, node);
     }
     this.monitors.set(refKey(ref), { ref, item, target: t, node });
-    if (node === this.host.nodeAtom) {
-      const other = t instanceof Pid ? this.host.localProcess(t) : this.host.localByName(t);
-      if (other === undefined || !other.isAlive) this.down(ref, NOPROC);
-      else other.monitoredBy.set(refKey(ref), { ref, watcher: this.pid, ...(t instanceof Atom ? { name: t } : {}) });
-    } else {
-      this.host.remoteMonitor(this.pid, t, node, ref);
-    }
+    this.host.signal({ kind: 'monitor', from: this.pid, target: t, node, ref });
     return ref;
   }
 
@@ -250,10 +240,7 @@ export class Process {
     const m = this.monitors.get(key);
     if (m !== undefined) {
       this.monitors.delete(key);
-      if (m.node === this.host.nodeAtom) {
-        const other = m.target instanceof Pid ? this.host.localProcess(m.target) : this.host.localByName(m.target);
-        other?.monitoredBy.delete(key);
-      } else this.host.remoteDemonitor(this.pid, m.target, m.node, ref);
+      this.host.signal({ kind: 'demonitor', from: this.pid, target: m.target, node: m.node, ref });
     }
     this.flush(
       (msg) =>
@@ -313,8 +300,7 @@ export class Process {
 
   /** `exit(To, Reason)`: an exit signal to another process. */
   exitOther(to: Pid, reason: Term): void {
-    if (to.node === this.host.nodeAtom) this.host.localProcess(to)?.exitSignal(this.pid, reason, 'exit2');
-    else this.host.remoteExit(this.pid, to, reason, 'exit2');
+    this.host.signal({ kind: 'exit2', from: this.pid, to, reason });
   }
 
   /** This process ends with `reason` (default `normal`): links and monitors fire. */
@@ -322,10 +308,56 @@ export class Process {
     this.terminate(reason);
   }
 
-  /** @internal An exit signal arriving at this process, by link (`link`) or `exit/2` (`exit2`). */
-  exitSignal(from: Pid, reason: Term, via: 'link' | 'exit2'): void {
+  /** @internal A signal from another process, brought by the process table. */
+  onSignal(s: Signal): void {
+    switch (s.kind) {
+      case 'link':
+        if (this.alive) this.links.set(pidKey(s.from), s.from);
+        return;
+      case 'unlink':
+        this.links.delete(pidKey(s.from));
+        return;
+      case 'exit':
+        this.exitSignal(s.from, s.reason, true);
+        return;
+      case 'exit2':
+        this.exitSignal(s.from, s.reason, false);
+        return;
+      case 'monitor':
+        if (this.alive)
+          this.monitoredBy.set(refKey(s.ref), {
+            ref: s.ref,
+            watcher: s.from,
+            ...(s.target instanceof Atom ? { name: s.target } : {}),
+          });
+        return;
+      case 'demonitor':
+        this.monitoredBy.delete(refKey(s.ref));
+        return;
+      case 'monitor_exit':
+        this.down(s.ref, s.reason);
+        return;
+    }
+  }
+
+  /** @internal Everything that depended on `node` is gone (the connection closed). */
+  nodeDown(node: Atom): void {
     if (!this.alive) return;
-    if (via === 'link') {
+    for (const [key, m] of [...this.monitoredBy]) if (m.watcher.node === node) this.monitoredBy.delete(key);
+    for (const m of [...this.monitors.values()]) if (m.node === node) this.down(m.ref, NOCONNECTION);
+    if (this.watchedNodes.delete(node)) this.deliver(tuple(NODEDOWN, node));
+    for (const pid of [...this.links.values()]) if (pid.node === node) this.exitSignal(pid, NOCONNECTION, true);
+  }
+
+  /** @internal A node this process watches could not be connected to. */
+  nodeUnreachable(node: Atom): void {
+    if (this.watchedNodes.delete(node)) this.deliver(tuple(NODEDOWN, node));
+  }
+
+  /** An exit signal arriving, by a link or by `exit/2`. */
+  private exitSignal(from: Pid, reason: Term, byLink: boolean): void {
+    if (!this.alive) return;
+    if (byLink) {
       // Not (or no longer) linked: a stale signal, e.g. one that crossed our unlink.
       if (!this.links.delete(pidKey(from))) return;
     } else if (reason === KILL) {
@@ -340,23 +372,13 @@ export class Process {
     this.terminate(reason);
   }
 
-  /** @internal A monitor this process holds fired. */
-  down(ref: Reference, reason: Term): void {
+  /** A monitor this process holds fired. */
+  private down(ref: Reference, reason: Term): void {
     const key = refKey(ref);
     const m = this.monitors.get(key);
     if (m === undefined) return;
     this.monitors.delete(key);
     this.deliver(tuple(DOWN, ref, PROCESS, m.item, reason));
-  }
-
-  /** @internal Everything that depended on `node` is gone (the connection closed). */
-  nodeDown(node: Atom): void {
-    if (!this.alive) return;
-    for (const [key, m] of [...this.monitoredBy]) if (m.watcher.node === node) this.monitoredBy.delete(key);
-    for (const m of [...this.monitors.values()]) if (m.node === node) this.down(m.ref, atom('noconnection'));
-    if (this.watchedNodes.delete(node)) this.deliver(tuple(atom('nodedown'), node));
-    for (const pid of [...this.links.values()])
-      if (pid.node === node) this.exitSignal(pid, atom('noconnection'), 'link');
   }
 
   private flush(pred: (m: Term) => boolean): void {
@@ -378,26 +400,16 @@ export class Process {
     this.names.clear();
     for (const r of this.aliases.values()) this.host.removeAlias(r);
     this.aliases.clear();
-    for (const n of this.watchedNodes) this.host.unwatchNode(n, this);
-    for (const pid of this.links.values()) {
-      if (pid.node === this.host.nodeAtom) this.host.localProcess(pid)?.exitSignal(this.pid, reason, 'link');
-      else this.host.remoteExit(this.pid, pid, reason, 'exit');
-    }
+    this.watchedNodes.clear();
+    for (const to of this.links.values()) this.host.signal({ kind: 'exit', from: this.pid, to, reason });
     this.links.clear();
-    for (const m of this.monitoredBy.values()) {
-      if (m.watcher.node === this.host.nodeAtom) this.host.localProcess(m.watcher)?.down(m.ref, reason);
-      else this.host.remoteMonitorExit(m.name ?? this.pid, m.watcher, m.ref, reason);
-    }
+    for (const m of this.monitoredBy.values())
+      this.host.signal({ kind: 'monitor_exit', from: m.name ?? this.pid, to: m.watcher, ref: m.ref, reason });
     this.monitoredBy.clear();
-    for (const m of this.monitors.values()) {
-      if (m.node !== this.host.nodeAtom) this.host.remoteDemonitor(this.pid, m.target, m.node, m.ref);
-      else {
-        const other = m.target instanceof Pid ? this.host.localProcess(m.target) : this.host.localByName(m.target);
-        other?.monitoredBy.delete(refKey(m.ref));
-      }
-    }
+    for (const m of this.monitors.values())
+      this.host.signal({ kind: 'demonitor', from: this.pid, target: m.target, node: m.node, ref: m.ref });
     this.monitors.clear();
-    this.host.processExited(this);
+    this.host.exited(this);
     this.resolveExited(reason);
     w?.reject(new ProcessExitError(reason));
   }

@@ -103,12 +103,17 @@ export class BusyPoll {
       crowd: CROWD,
       sleepUsPerCall: SLEEP_US_PER_CALL,
     },
+    /**
+     * The clock the window is measured on, in ms. Tests give their own, with `pauseUs` 0:
+     * the pause is calibrated against `performance.now()`.
+     */
+    private readonly now: () => number = () => performance.now(),
   ) {}
 
   /** A request went out: poll until `windowMs` from now, or until nothing is awaited. */
   arm(): void {
     if (this.windowMs <= 0) return;
-    this.until = performance.now() + this.windowMs;
+    this.until = this.now() + this.windowMs;
     if (!this.spinning) {
       this.spinning = true;
       this.seen = Number.NaN;
@@ -122,7 +127,7 @@ export class BusyPoll {
   }
 
   private readonly spin = (): void => {
-    const now = performance.now();
+    const now = this.now();
     const awaited = this.inFlight();
     if (awaited === 0 || now >= this.until) {
       this.spinning = false;

@@ -1,29 +1,52 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import { describe, expect, it } from 'vitest';
 import { BusyPoll, defaultBusyPollMs } from '../../src/distribution/busy-poll.js';
 
 /** Loop iterations that pass while the loop waits `ms` on a timer (each turn runs the immediates due). */
 async function turnsDuring(ms: number, counter: () => number): Promise<number> {
   const before = counter();
-  await new Promise((r) => setTimeout(r, ms));
+  await sleep(ms);
   return counter() - before;
 }
+
+const nextLoopTurn = (): Promise<void> => new Promise((r) => setImmediate(r));
+
+/**
+ * How many times `counter` moved over `n` turns of the event loop. A spinner runs once a
+ * turn (each run schedules the next), however loaded the machine: n for one spinner, 2n
+ * for two, 0 for none.
+ */
+async function countOverLoopTurns(n: number, counter: () => number): Promise<number> {
+  await nextLoopTurn();
+  const before = counter();
+  for (let i = 0; i < n; i++) await nextLoopTurn();
+  return counter() - before;
+}
+
+/** No pause or sleep between turns: what is measured is the loop's turns, not time. */
+const PLAIN = { pauseUs: 0, crowd: 1_000_000, sleepUsPerCall: 0 };
 
 describe('BusyPoll', () => {
   it('keeps the loop turning while something is awaited, within its window', async () => {
     let awaited = true;
     let turns = 0;
-    const poll = new BusyPoll(50, () => {
-      turns++;
-      return awaited ? 1 : 0;
-    });
+    const poll = new BusyPoll(
+      60_000,
+      () => {
+        turns++;
+        return awaited ? 1 : 0;
+      },
+      () => 0,
+      PLAIN,
+    );
     poll.arm();
     expect(poll.active).toBe(true);
-    expect(await turnsDuring(20, () => turns)).toBeGreaterThan(10);
+    expect(await countOverLoopTurns(10, () => turns)).toBe(10);
     awaited = false;
-    await new Promise((r) => setImmediate(r));
-    await new Promise((r) => setImmediate(r));
+    await nextLoopTurn();
+    await nextLoopTurn();
     expect(poll.active).toBe(false);
-    expect(await turnsDuring(10, () => turns)).toBe(0);
+    expect(await countOverLoopTurns(10, () => turns)).toBe(0);
   });
 
   it('stops when its window has passed even if replies are still awaited', async () => {
@@ -48,25 +71,36 @@ describe('BusyPoll', () => {
   });
 
   it('re-arming extends the window without starting a second spinner', async () => {
+    // The window is judged on a clock of the test's own, so how slowly a loaded machine
+    // turns the loop cannot move the moments checked.
+    let clock = 1000;
     let turns = 0;
-    const poll = new BusyPoll(300, () => {
-      turns++;
-      return 1;
-    });
-    const t0 = performance.now();
+    const poll = new BusyPoll(
+      300,
+      () => {
+        turns++;
+        return 1;
+      },
+      () => 0,
+      PLAIN,
+      () => clock,
+    );
     poll.arm();
     poll.arm();
-    await new Promise((r) => setTimeout(r, 150));
+    expect(await countOverLoopTurns(5, () => turns)).toBe(5);
+    clock = 1150;
     poll.arm();
-    const rearmed = performance.now();
-    // Past the first window, inside the second (wide margins: the machine may be loaded).
-    await new Promise((r) => setTimeout(r, Math.max(0, t0 + 400 - performance.now())));
-    if (performance.now() < rearmed + 300) expect(poll.active).toBe(true);
-    await expect.poll(() => poll.active, { timeout: 3000, interval: 1 }).toBe(false);
-    expect(performance.now() - rearmed).toBeGreaterThanOrEqual(300);
-    const after = turns;
-    await new Promise((r) => setTimeout(r, 10));
-    expect(turns).toBe(after);
+    expect(await countOverLoopTurns(5, () => turns)).toBe(5);
+    // Past the first window (1300), inside the second (1450): still turning.
+    clock = 1400;
+    expect(await countOverLoopTurns(5, () => turns)).toBe(5);
+    expect(poll.active).toBe(true);
+    // The second window has passed: the spinner stops at its next turn.
+    clock = 1450;
+    await nextLoopTurn();
+    await nextLoopTurn();
+    expect(poll.active).toBe(false);
+    expect(await countOverLoopTurns(5, () => turns)).toBe(0);
   });
 });
 
@@ -92,7 +126,7 @@ describe('BusyPoll between idle turns', () => {
       },
     );
     poll.arm();
-    await new Promise((r) => setTimeout(r, 100));
+    await sleep(100);
     const cpu0 = process.cpuUsage();
     const t0 = performance.now();
     const n = await turnsDuring(ms, () => turns);

@@ -101,9 +101,12 @@ describe('OTP 26 obligations', () => {
     if (ack.control.kind !== 'unlink_id_ack') throw new Error('unreachable');
     expect(termEquals(ack.control.from, ts.pid)).toBe(true);
     expect(termEquals(ack.control.to, remote)).toBe(true);
-    // The link is gone: an exit from the remote pid no longer reaches the process.
+    // The link is gone: an exit from the remote pid no longer reaches the (trapping)
+    // process. A message sent after it on the same connection is handled after it, so
+    // once that message is in, an {'EXIT', ...} would be in the mailbox before it.
     peer.send(tuple(OP.EXIT, remote, ts.pid, atom('late')));
-    await new Promise((r) => setTimeout(r, 100));
+    peer.send(tuple(OP.SEND, atom(''), ts.pid), atom('after_exit'));
+    expect(await ts.receive(undefined, 5000)).toBe(atom('after_exit'));
     expect(ts.queueLength).toBe(0);
     expect(ts.isAlive).toBe(true);
     // Our own unlink uses UNLINK_ID when the peer has it.

@@ -3,6 +3,7 @@
  */
 
 import { createServer } from 'node:net';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   BadRpcError,
@@ -13,7 +14,7 @@ import {
   NodeDownError,
   OUR_FLAGS,
 } from '../../src/distribution/index.js';
-import { atom, tuple } from '../../src/etf/index.js';
+import { atom, type Tuple, termEquals, tuple } from '../../src/etf/index.js';
 import { closeAllBatons, eventually, HOST, killAll, runErl, startBaton, startErl, uniqueName } from './helpers.js';
 
 const COOKIE = 'incoming_test_cookie';
@@ -224,21 +225,21 @@ describe('one connection per peer', () => {
       const events: string[] = [];
       local.on('nodeup', (n: string) => events.push(`up ${n}`));
       local.on('nodedown', (n: string) => events.push(`down ${n}`));
+      // Told when the peer's connect_node has returned: its attempt is over by then.
+      const probe = local.spawn({ name: 'simul_probe' });
       // The peer waits for the same instant as we do, then both dial.
       const at = Date.now() + 1500;
       const peer = await startErl({
         cookie: COOKIE,
         prefix: `simul${round}`,
-        eval: `spawn(fun() -> timer:sleep(max(0, ${at} - erlang:system_time(millisecond))), net_kernel:connect_node('${local.name}') end)`,
+        eval: `spawn(fun() -> timer:sleep(max(0, ${at} - erlang:system_time(millisecond))), R = net_kernel:connect_node('${local.name}'), {simul_probe, '${local.name}'} ! {connected, R} end)`,
       });
-      await new Promise((r) => setTimeout(r, Math.max(0, at - Date.now())));
+      await sleep(Math.max(0, at - Date.now()));
       await local.connect(peer.name);
-      await eventually(
-        async () =>
-          ((await local.erpc(peer.name, 'erlang', 'nodes', [atom('hidden')])) as unknown[]).includes(atom(local.name)),
-        10_000,
-      );
-      await new Promise((r) => setTimeout(r, 300));
+      expect(termEquals(await probe.receive(undefined, 10_000), tuple(atom('connected'), atom('true')))).toBe(true);
+      // Both attempts are over (ours returned, the peer's told us) and no handshake is left
+      // in flight here: no connection can still come up or be replaced.
+      await eventually(() => local.stats().pendingHandshakes === 0, 10_000, 'handshakes to finish');
       expect(events.filter((e) => e === `up ${peer.name}`)).toHaveLength(1);
       expect(events.filter((e) => e.startsWith('down'))).toHaveLength(0);
       expect(local.connectedNodes()).toEqual([peer.name]);
@@ -324,10 +325,36 @@ describe('ticks', () => {
     const local = await startBaton({ cookie: COOKIE, netTicktime: 2 });
     const peer = await startErl({ cookie: COOKIE, prefix: 'ticker', args: ['-kernel', 'net_ticktime', '2'] });
     await local.connect(peer.name);
-    const downs: string[] = [];
-    local.on('nodedown', (n: string, reason: string) => downs.push(`${n} ${reason}`));
-    await new Promise((r) => setTimeout(r, 6_000));
-    expect(downs).toEqual([]);
+    const events: string[] = [];
+    local.on('nodeup', (n: string) => events.push(`up ${n}`));
+    local.on('nodedown', (n: string, reason: string) => events.push(`down ${n} ${reason}`));
+    const probe = local.spawn({ name: 'tick_probe' });
+    // The peer counts the packets of the connection (net_kernel:node_info/1) and reports
+    // once baton has sent it 12 after this call: nothing else is sent meanwhile, so those
+    // are baton's ticks, one per 0.5 s interval, three net_ticktimes in all. Without the
+    // peer's ticks baton drops a connection after one ticktime of silence, and the peer
+    // likewise without baton's.
+    await local.eval(
+      peer.name,
+      `Baton = '${local.name}',
+       Counts = fun() -> {ok, I} = net_kernel:node_info(Baton),
+                         {element(2, lists:keyfind(in, 1, I)), element(2, lists:keyfind(out, 1, I))} end,
+       spawn(fun() ->
+         {In0, Out0} = Counts(),
+         Wait = fun W() ->
+           {In, Out} = Counts(),
+           if In - In0 >= 12 -> {tick_probe, Baton} ! {idle, In - In0, Out - Out0};
+              true -> timer:sleep(100), W()
+           end
+         end,
+         Wait()
+       end).`,
+    );
+    const report = (await probe.receive(undefined, 30_000)) as Tuple;
+    expect(report.elements[0]).toBe(atom('idle'));
+    // The peer ticked too (it writes a tick in each quarter ticktime it sent nothing).
+    expect(report.elements[2] as number).toBeGreaterThanOrEqual(8);
+    expect(events).toEqual([]);
     expect(await local.erpc(peer.name, 'erlang', 'nodes', [atom('hidden')])).toContain(atom(local.name));
     peer.kill();
     await local.close();
@@ -338,7 +365,7 @@ describe('ticks', () => {
     const peer = await startErl({ cookie: COOKIE, prefix: 'frozen' });
     await local.connect(peer.name);
     const pending = local.erpc(peer.name, 'timer', 'sleep', [60_000], { timeoutMs: 60_000 }).catch((e: unknown) => e);
-    await new Promise((r) => setTimeout(r, 100));
+    await sleep(100);
     peer.proc.kill('SIGSTOP');
     const started = Date.now();
     const err = await pending;

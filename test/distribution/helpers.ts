@@ -3,17 +3,15 @@
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { dirname, join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { Node, type NodeOptions, shortHostname } from '../../src/distribution/index.js';
+import { uniqueName } from '../support/nodes.js';
+
+export { uniqueName };
 
 const here = dirname(fileURLToPath(import.meta.url));
 export const ERL_TEST_EBIN = join(here, '..', '..', '_build', 'default', 'lib', 'baton', 'test', 'erl');
-
-let counter = 0;
-/** Names that print as plain atoms (`_`, not test/support's `-`): tests match `io:format` output with them. */
-export function uniqueName(prefix: string): string {
-  return `${prefix}_${process.pid}_${++counter}_${Date.now() % 100000}`;
-}
 
 export const HOST = shortHostname();
 
@@ -70,7 +68,7 @@ export async function startErl(opts: {
   while (!out.includes('BATON_READY')) {
     if (proc.exitCode !== null) throw new Error(`erl ${base} exited early: ${out}`);
     if (Date.now() > deadline) throw new Error(`erl ${base} did not start: ${out}`);
-    await new Promise((r) => setTimeout(r, 20));
+    await sleep(20);
   }
   return node;
 }
@@ -105,7 +103,7 @@ export async function eventually(
   for (;;) {
     if (await check()) return;
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
+    await sleep(20);
   }
 }
 

@@ -64,13 +64,14 @@ describe('peers connecting to baton', () => {
     const onUp = (n: string): void => void ups.push(n);
     baton.on('nodeup', onUp);
     // remsh wants a terminal: script(1) gives it one.
-    const remsh = `erl -sname ${uniqueName('remsh')} -setcookie ${COOKIE} -remsh ${baton.name}`;
+    const remshName = uniqueName('remsh');
+    const remsh = `erl -sname ${remshName} -setcookie ${COOKIE} -remsh ${baton.name}`;
     const proc = spawn('script', ['-qfc', remsh, '/dev/null'], { stdio: ['pipe', 'pipe', 'pipe'] });
     let out = '';
     proc.stdout.on('data', (d: Buffer) => (out += d.toString()));
     try {
       await eventually(() => out.includes('Shell process terminated'), 20_000, 'remsh to report the shell error');
-      expect(ups.some((n) => n.startsWith('remsh_'))).toBe(true);
+      expect(ups).toContain(`${remshName}@${HOST}`);
     } finally {
       baton.off('nodeup', onUp);
       proc.kill('SIGKILL');

@@ -3,7 +3,7 @@
  * Every group fails the same way: a usage error prints the group's usage and exits 2,
  * any other failure is one readable sentence and exits 1.
  */
-import { type Out, UsageError } from './store-io.js';
+import { type Out, UsageError } from './io.js';
 
 export type Command = (args: string[], io: Out) => Promise<number>;
 

@@ -1,5 +1,5 @@
 /** `baton status --fleet`: per-machine results of the layers current.json holds. */
-import { type Out, openFrom, parse, UsageError } from './store-io.js';
+import { type Out, openFrom, parse, UsageError } from './io.js';
 
 export async function fleetStatusCommand(args: string[], io: Out): Promise<number> {
   const { values, positionals } = parse(args, {

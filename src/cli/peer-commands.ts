@@ -20,7 +20,7 @@ import {
   readLayout,
   readRecord,
 } from '../peer/index.js';
-import { type Out, parse, UsageError } from './store-io.js';
+import { type Out, parse, UsageError } from './io.js';
 
 export const PEER_USAGE = `  peer-node   [--state-dir DIR]                         print the running peer's node name
   eval 'Expr.' [--state-dir DIR]                        evaluate an Erlang expression on the peer, print the result

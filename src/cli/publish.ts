@@ -1,7 +1,7 @@
 /** `baton publish`: a release directory or tarball becomes a layer; `--wait` follows the fleet. */
 import { publish, type UpgradeMode } from '../release/index.js';
 import { type FleetOutcome, waitForFleet } from '../store/index.js';
-import { mib, type Out, openFrom, parse, UsageError } from './store-io.js';
+import { mib, type Out, openFrom, parse, UsageError } from './io.js';
 
 function progressPrinter(io: Out): (sent: number, total: number) => void {
   let lastQuarter = -1;

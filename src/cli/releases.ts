@@ -1,5 +1,5 @@
 /** `baton releases`: what is published, with sizes, dates and which layer uses it. */
-import { mib, type Out, openFrom, parse, UsageError } from './store-io.js';
+import { mib, type Out, openFrom, parse, UsageError } from './io.js';
 
 export async function releasesCommand(args: string[], io: Out): Promise<number> {
   const { values, positionals } = parse(args, {

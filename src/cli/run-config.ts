@@ -4,7 +4,7 @@
  */
 import { stateDirFromEnv } from '../common/index.js';
 import type { Handoff } from '../peer/index.js';
-import { parse, UsageError } from './store-io.js';
+import { parse, UsageError } from './io.js';
 
 export interface RunConfig {
   releaseRoot: string;

@@ -24,8 +24,8 @@ import {
   readRecord,
   vmArgsName,
 } from '../peer/index.js';
+import type { Out } from './io.js';
 import { backoff, type RunConfig, runConfig } from './run-config.js';
-import type { Out } from './store-io.js';
 
 export function resolveCookie(
   cfg: RunConfig,

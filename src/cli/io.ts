@@ -1,4 +1,4 @@
-/** What the store commands share: their I/O, argument parsing, the store they talk to. */
+/** The CLI's I/O and what every command shares: output streams, argument parsing, usage errors, the store it talks to. */
 import { type ParseArgsConfig, parseArgs } from 'node:util';
 import { BatonError } from '../common/index.js';
 import { openStore, type Store, storeUrlFromEnv } from '../store/index.js';

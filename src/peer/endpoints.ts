@@ -5,7 +5,9 @@
  * module only calls and decodes; the decisions are made in the peer, where the
  * processes are.
  */
-import { Atom, asList, atom, mapGet, type Term, Tuple } from '../etf/index.js';
+import { atom, type Term, Tuple } from '../etf/index.js';
+import { ErlMap, termList, termText } from './erl-map.js';
+import { PeerError } from './errors.js';
 
 /** How a peer is asked something: `Peer.erpc`, or a node's erpc bound to the peer. */
 export type PeerCall = (mod: string, fun: string, args: Term[], timeoutMs?: number) => Promise<Term>;
@@ -45,18 +47,15 @@ export interface StopAccepting {
 
 export async function describeEndpoints(call: PeerCall): Promise<Endpoint[]> {
   const r = await call('baton_endpoint', 'describe', [], 10_000);
-  return list(r).map((e) => {
-    const m = e as Map<Term, Term>;
-    const out: Endpoint = {
-      kind: text(mapGet(m, atom('kind'))) as Endpoint['kind'],
-      name: text(mapGet(m, atom('name'))),
-    };
-    const port = mapGet(m, atom('port'));
-    if (typeof port === 'number') out.port = port;
-    const app = mapGet(m, atom('app'));
-    if (app instanceof Atom) out.app = app.name;
-    const adapter = mapGet(m, atom('adapter'));
-    if (adapter instanceof Atom) out.adapter = moduleName(adapter.name);
+  return termList(r).map((e) => {
+    const m = ErlMap.of(e);
+    const out: Endpoint = { kind: m.text('kind') as Endpoint['kind'], name: m.text('name') };
+    const port = m.number('port');
+    if (port !== undefined) out.port = port;
+    const app = m.atom('app');
+    if (app !== undefined) out.app = app;
+    const adapter = m.atom('adapter');
+    if (adapter !== undefined) out.adapter = moduleName(adapter);
     return out;
   });
 }
@@ -80,17 +79,16 @@ export async function injectEndpoints(call: PeerCall, apps: string[], sock: Sock
       : [[atom('reuseport'), atom('true')]],
   );
   const r = await call('baton_endpoint', 'inject', [apps.map(atom), spec], 30_000);
-  return list(r).map((e) => {
-    const m = e as Map<Term, Term>;
-    const res = mapGet(m, atom('result'));
+  return termList(r).map((e) => {
+    const m = ErlMap.of(e);
+    const res = m.get('result');
     const out: Injection = {
-      app: text(mapGet(m, atom('app'))),
-      endpoint: moduleName(text(mapGet(m, atom('endpoint')))),
-      adapter: moduleName(text(mapGet(m, atom('adapter')))),
-      result: res instanceof Tuple ? `skipped: ${text(res.elements[1])}` : text(res),
+      app: m.text('app'),
+      endpoint: moduleName(m.text('endpoint')),
+      adapter: moduleName(m.text('adapter')),
+      result: res instanceof Tuple ? `skipped: ${termText(res.elements[1])}` : termText(res),
     };
-    const http = mapGet(m, atom('http'));
-    if (http !== undefined) out.http = text(http);
+    if (m.get('http') !== undefined) out.http = m.text('http');
     return out;
   });
 }
@@ -106,17 +104,18 @@ export async function stopAccepting(
     [atom('drain_ms'), o.drainMs],
   ]);
   // The peer bounds every phase itself; this bound only covers a peer that stops answering.
-  const r = (await call('baton_endpoint', 'stop', [spec], o.drainMs + 20_000)) as Map<Term, Term>;
-  const fallback = mapGet(r, atom('fallback'));
-  const left = mapGet(r, atom('left_open'));
+  const answer = await call('baton_endpoint', 'stop', [spec], o.drainMs + 20_000);
+  if (!(answer instanceof Map)) throw new PeerError(`baton_endpoint:stop answered ${String(answer)}, not a result map`);
+  const r = ErlMap.of(answer);
+  const fallback = r.binary('fallback');
   return {
-    recipe: text(mapGet(r, atom('recipe'))),
-    phases: list(mapGet(r, atom('phases'))).map((p) => {
-      const [name, ms] = (p as Tuple).elements;
-      return [text(name), typeof ms === 'number' ? ms : 0];
+    recipe: r.text('recipe'),
+    phases: r.list('phases').map((p) => {
+      const [name, ms] = p instanceof Tuple ? p.elements : [];
+      return [termText(name), typeof ms === 'number' ? ms : 0];
     }),
-    ...(Buffer.isBuffer(fallback) ? { fallback: fallback.toString('utf8') } : {}),
-    leftOpen: typeof left === 'number' ? left : 0,
+    ...(fallback !== undefined ? { fallback } : {}),
+    leftOpen: r.number('left_open') ?? 0,
   };
 }
 
@@ -124,16 +123,6 @@ export async function stopAccepting(
 export function describeStop(s: StopAccepting): string {
   const phases = s.phases.map(([n, ms]) => `${n} ${ms} ms`).join(', ');
   return `${s.recipe} (${phases})${s.fallback !== undefined ? `; fallback because ${s.fallback}` : ''}`;
-}
-
-function list(t: Term | undefined): Term[] {
-  return (t === undefined ? undefined : asList(t)) ?? [];
-}
-
-function text(t: Term | undefined): string {
-  if (t instanceof Atom) return t.name;
-  if (Buffer.isBuffer(t)) return t.toString('utf8');
-  return String(t);
 }
 
 function moduleName(name: string): string {

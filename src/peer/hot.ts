@@ -6,7 +6,8 @@
  */
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { Atom, asList, atom, charlist, mapGet, Pid, type Term, Tuple } from '../etf/index.js';
+import { Atom, atom, charlist, type Term, Tuple } from '../etf/index.js';
+import { ErlMap, termText } from './erl-map.js';
 import { PeerError } from './errors.js';
 import { readLayout } from './layout.js';
 import type { Peer } from './peer.js';
@@ -100,25 +101,22 @@ export async function hotUpgrade(peer: Peer, beams: Beam[], o: HotUpgradeOptions
   const r = await peer.erpc('baton_upgrader', 'upgrade', [arg, opts], o.timeoutMs ?? 120_000);
   if (!(r instanceof Map))
     throw new PeerError(`baton_upgrader on ${peer.node} answered ${String(r)}, not a result map`);
-  const get = (k: string): Term | undefined => mapGet(r, atom(k));
-  if (get('status') !== atom('ok')) {
-    const reasonTerm = get('reason') ?? atom('unknown');
+  const m = ErlMap.of(r);
+  if (m.atom('status') !== 'ok') {
+    const reasonTerm = m.get('reason') ?? atom('unknown');
     const reason = reasonTerm instanceof Atom ? reasonTerm.name : await formatOn(peer, reasonTerm);
-    throw new HotUpgradeError(peer.node, reason, procs(get('timed_out')), get('rolled_back') === atom('true'), r);
+    throw new HotUpgradeError(peer.node, reason, procs(m.maps('timed_out')), m.flag('rolled_back'), r);
   }
-  const phases: Record<string, number> = {};
-  const p = get('phases_us');
-  if (p instanceof Map) for (const [k, v] of p) if (k instanceof Atom && typeof v === 'number') phases[k.name] = v;
   return {
-    reloaded: atoms(get('reloaded')),
-    added: atoms(get('added')),
-    unchanged: atoms(get('unchanged')),
-    suspended: procs(get('suspended')),
-    notSuspended: procs(get('not_suspended')),
-    oldCodeKept: atoms(get('old_code_kept')),
-    suspendUs: num(get('suspend_us')),
-    phasesUs: phases,
-    totalUs: num(get('total_us')),
+    reloaded: names(m.list('reloaded')),
+    added: names(m.list('added')),
+    unchanged: names(m.list('unchanged')),
+    suspended: procs(m.maps('suspended')),
+    notSuspended: procs(m.maps('not_suspended')),
+    oldCodeKept: names(m.list('old_code_kept')),
+    suspendUs: m.number('suspend_us') ?? 0,
+    phasesUs: m.map('phases_us').numbers(),
+    totalUs: m.number('total_us') ?? 0,
   };
 }
 
@@ -131,27 +129,22 @@ async function formatOn(peer: Peer, t: Term): Promise<string> {
   }
 }
 
-function num(t: Term | undefined): number {
-  return typeof t === 'number' ? t : 0;
+function names(ts: Term[]): string[] {
+  return ts.map(termText);
 }
 
-function atoms(t: Term | undefined): string[] {
-  return (t === undefined ? [] : (asList(t) ?? [])).map((a) => (a instanceof Atom ? a.name : String(a)));
-}
-
-function procs(t: Term | undefined): HotProc[] {
-  return (t === undefined ? [] : (asList(t) ?? [])).map((m) => {
-    const map = m instanceof Map ? m : new Map<Term, Term>();
-    const pid = mapGet(map, atom('pid'));
-    const name = mapGet(map, atom('name'));
-    const ic = mapGet(map, atom('initial_call'));
+function procs(ms: ErlMap[]): HotProc[] {
+  return ms.map((m) => {
+    const pid = m.get('pid');
+    const name = m.atom('name');
+    const ic = m.get('initial_call');
     return {
-      pid: pid instanceof Pid ? String(pid) : String(pid),
-      name: name instanceof Atom && name.name !== '[]' && name.name !== 'undefined' ? name.name : undefined,
+      pid: String(pid),
+      name: name !== undefined && name !== '[]' && name !== 'undefined' ? name : undefined,
       initialCall:
         ic instanceof Tuple
           ? ic.elements
-              .map((e) => (e instanceof Atom ? e.name : String(e)))
+              .map(termText)
               .join(':')
               .replace(/:(\d+)$/, '/$1')
           : undefined,

@@ -7,12 +7,13 @@
  * - SIGTERM/SIGINT: endpoint stop, drain, init:stop, exit 0 (a second signal kills).
  */
 import { randomBytes } from 'node:crypto';
-import { closeSync, fstatSync, mkdirSync, openSync, readFileSync, readSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { EpmdError, Node, type NodeOptions } from '../distribution/index.js';
 import {
   bindListener,
+  followLog,
   type Listener,
   NoPeerError,
   nextGeneration,
@@ -200,11 +201,9 @@ export async function runCommand(args: string[], io: Out): Promise<number> {
       }
       stopTail?.();
       // A peer started here is shown from its first line; an adopted one from now on.
-      stopTail = tailLog(
-        current.record.log,
-        (s) => io.out(s),
-        current.record.baton === node.name && !adopted.has(current),
-      );
+      stopTail = followLog(current.record.log, (s) => io.out(s), {
+        fromStart: current.record.baton === node.name && !adopted.has(current),
+      });
       const started = Date.now();
       const peer = current;
       const exit = await Promise.race([peer.exited, stopSignal.then(() => undefined)]);
@@ -247,36 +246,4 @@ function tcpMigrateReq(): boolean | undefined {
   } catch {
     return undefined;
   }
-}
-
-/** Forwards what the peer writes to its log file, from now on. */
-function tailLog(path: string, out: (s: string) => void, fromStart: boolean): () => void {
-  let pos = 0;
-  if (!fromStart)
-    try {
-      const fd = openSync(path, 'r');
-      pos = fstatSync(fd).size;
-      closeSync(fd);
-    } catch {
-      pos = 0;
-    }
-  const t = setInterval(() => {
-    try {
-      const fd = openSync(path, 'r');
-      try {
-        const size = fstatSync(fd).size;
-        if (size > pos) {
-          const buf = Buffer.alloc(Math.min(size - pos, 1 << 20));
-          const n = readSync(fd, buf, 0, buf.length, pos);
-          pos += n;
-          out(buf.subarray(0, n).toString('utf8'));
-        }
-      } finally {
-        closeSync(fd);
-      }
-    } catch {
-      // Rotated or removed: nothing to forward.
-    }
-  }, 250);
-  return () => clearInterval(t);
 }

@@ -20,7 +20,16 @@ export class PeerLayoutError extends PeerError {
   }
 }
 
-export type PeerStartStage = 'spawn' | 'connect' | 'prepare' | 'runtime_config' | 'inject' | 'start_app';
+/**
+ * The stages of a launch, in order (launch.ts). `environment` and `naming` run before
+ * there is a VM and fail with a PeerError (PeerLayoutError for an unusable release); a
+ * failure from `spawn` on is a PeerStartError naming its stage (the `ready` stage timing
+ * out: PeerReadyTimeoutError).
+ */
+export type LaunchStage = 'environment' | 'naming' | PeerStartStage;
+
+/** The launch stages a PeerStartError can name. */
+export type PeerStartStage = 'spawn' | 'connect' | 'helpers' | 'config' | 'start' | 'ready';
 
 /** The peer exited or failed before its application was started. */
 export class PeerStartError extends PeerError {

@@ -29,6 +29,7 @@ export {
   stopAccepting,
 } from './endpoints.js';
 export {
+  type LaunchStage,
   ListenerError,
   NoPeerError,
   PeerError,
@@ -48,15 +49,21 @@ export {
   hotUpgrade,
   upgradeBeams,
 } from './hot.js';
+export {
+  type AppEnv,
+  type Environment,
+  type EnvironmentInput,
+  environment,
+  envShInput,
+  isLongHost,
+  LISTEN_FD,
+  type NamingInput,
+  naming,
+  type SpawnPlan,
+} from './launch.js';
 export { readLayout } from './layout.js';
 export { bindListener, type Listener } from './listener.js';
-export {
-  killGroup,
-  type LaunchOptions,
-  Peer,
-  type PeerExit,
-  pidAlive,
-  type StopOptions,
-  type StopResult,
-} from './peer.js';
+export { followLog, lastBytes, logSize, readFrom, waitQuiet } from './log-tail.js';
+export { killGroup, type ProcessExit, pidAlive, watchPid } from './os-process.js';
+export { type LaunchOptions, Peer, type PeerExit, type StopOptions, type StopResult } from './peer.js';
 export { clearRecord, logDir, nextGeneration, type PeerRecord, readRecord, recordPath, writeRecord } from './state.js';

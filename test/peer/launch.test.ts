@@ -80,7 +80,7 @@ describe('launch failures', () => {
     expect(err).toBeInstanceOf(PeerStartError);
     const e = err as PeerStartError;
     expect(e.code).toBe('PEER_START');
-    expect(e.stage).toBe('start_app');
+    expect(e.stage).toBe('start');
     expect(e.reason).toMatch(/application demo_bad did not start: .*demo_bad_crashed/);
     expect(e.output).toMatch(/demo_bad: about to crash in start\/2/);
     expect(e.message).toMatch(/demo_bad_crashed[\s\S]*--- peer output ---[\s\S]*about to crash/);

@@ -13,20 +13,16 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { shortHostname } from '../../src/distribution/index.js';
+import { killGroup } from '../../src/peer/index.js';
 
 const live = new Set<ChildProcess>();
 // Last resort when a test file dies before its afterAll: no BEAM outlives the run.
 process.on('exit', () => {
-  for (const child of live) killGroup(child, 'SIGKILL');
+  for (const child of live) killChildGroup(child, 'SIGKILL');
 });
 
-function killGroup(child: ChildProcess, signal: NodeJS.Signals): void {
-  if (child.pid === undefined) return;
-  try {
-    process.kill(-child.pid, signal);
-  } catch {
-    // Already gone.
-  }
+function killChildGroup(child: ChildProcess, signal: NodeJS.Signals): void {
+  if (child.pid !== undefined) killGroup(child.pid, signal);
 }
 
 export function uniqueName(prefix: string): string {
@@ -92,14 +88,14 @@ export async function startServing(opts: {
     output: () => out,
     stop: async () => {
       if (!gone) {
-        killGroup(child, 'SIGTERM');
-        const timer = setTimeout(() => killGroup(child, 'SIGKILL'), 5000);
+        killChildGroup(child, 'SIGTERM');
+        const timer = setTimeout(() => killChildGroup(child, 'SIGKILL'), 5000);
         await exited;
         clearTimeout(timer);
       }
       // Children of the group (epmd is started detached by erl and is shared, so it
       // is not in it) that outlived the leader.
-      killGroup(child, 'SIGKILL');
+      killChildGroup(child, 'SIGKILL');
       rmSync(scratch, { recursive: true, force: true });
     },
   };
@@ -301,7 +297,7 @@ export class Control {
     if (this.child.exitCode !== null || this.child.signalCode !== null) return;
     const exited = new Promise<void>((r) => this.child.once('exit', () => r()));
     this.child.stdin!.end();
-    const timer = setTimeout(() => killGroup(this.child, 'SIGKILL'), 3000);
+    const timer = setTimeout(() => killChildGroup(this.child, 'SIGKILL'), 3000);
     await exited;
     clearTimeout(timer);
   }

@@ -7,7 +7,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect } from 'vitest';
-import { readRecord } from '../../src/peer/index.js';
+import { killGroup, readRecord } from '../../src/peer/index.js';
 import { baton } from './cli.js';
 import { repoRoot } from './erl.js';
 import { type Fixtures, fixtures } from './fixtures.js';
@@ -37,23 +37,11 @@ export function useRuns(): { fx: Fixtures } {
 
 async function cleanupRuns(): Promise<void> {
   for (const c of children) {
-    if (c.pid !== undefined && c.exitCode === null) {
-      try {
-        process.kill(-c.pid, 'SIGKILL');
-      } catch {
-        // Gone.
-      }
-    }
+    if (c.pid !== undefined && c.exitCode === null) killGroup(c.pid, 'SIGKILL');
   }
   for (const d of dirs) {
     const rec = readRecord(d);
-    if (rec !== undefined) {
-      try {
-        process.kill(-rec.osPid, 'SIGKILL');
-      } catch {
-        // Gone.
-      }
-    }
+    if (rec !== undefined) killGroup(rec.osPid, 'SIGKILL');
     rmSync(d, { recursive: true, force: true });
   }
 }

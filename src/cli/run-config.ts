@@ -84,8 +84,3 @@ export function runConfig(args: string[], env: Record<string, string | undefined
     busyPollMs: ms('BATON_BUSY_POLL_MS', env['BATON_BUSY_POLL_MS']),
   };
 }
-
-/** Delay before restart attempt `n` (1-based): doubling from `base`, capped. */
-export function backoff(n: number, base: number, max: number): number {
-  return Math.min(max, base * 2 ** Math.max(0, n - 1));
-}

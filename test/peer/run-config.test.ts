@@ -1,7 +1,7 @@
 /** `baton run`'s configuration: defaults, environment, flags, refusals. */
 import { describe, expect, it } from 'vitest';
 import { remshCommandLine } from '../../src/cli/peer-commands.js';
-import { backoff, runConfig } from '../../src/cli/run-config.js';
+import { runConfig } from '../../src/cli/run-config.js';
 import type { PeerRecord } from '../../src/peer/index.js';
 
 describe('run config', () => {
@@ -64,10 +64,6 @@ describe('run config', () => {
     expect(() => runConfig([], { BATON_BUSY_POLL_MS: 'fast' })).toThrow(
       /BATON_BUSY_POLL_MS must be a non-negative number of milliseconds, not 'fast'/,
     );
-  });
-
-  it('backs off by doubling up to a cap', () => {
-    expect([1, 2, 3, 4, 10].map((n) => backoff(n, 1000, 30_000))).toEqual([1000, 2000, 4000, 8000, 30_000]);
   });
 
   it("remsh: erl -remsh for Erlang releases, the release's iex for Elixir (not bin/app, whose env.sh may rename the node)", () => {

@@ -1,16 +1,16 @@
 /** `baton run` with the Elixir release: runtime config from the run's environment, and remsh through iex. */
 import { describe, expect, it } from 'vitest';
-import { freePort, getOnce } from '../support/nodes.js';
-import { peerNode, remshEval, runEnv, startRun, useRuns } from '../support/run.js';
+import { getOnce } from '../support/nodes.js';
+import { peerNode, recordedPort, remshEval, runEnv, startRun, useRuns } from '../support/run.js';
 
 const t = useRuns();
 
 describe('baton run (Elixir)', () => {
   it('runs demo_ex with its runtime config; remsh opens iex on the peer', async () => {
-    const port = await freePort();
-    const env = runEnv(t.fx.demoEx, { BATON_PORT: String(port), DEMO_EX_VALUE: 'cli' });
+    const env = runEnv(t.fx.demoEx, { DEMO_EX_VALUE: 'cli' });
     const run = startRun(env);
     const node = await peerNode(env);
+    const port = recordedPort(env);
     expect(await getOnce(`http://127.0.0.1:${port}/`)).toMatchObject({
       node,
       runtime_value: 'CLI/prod',

@@ -6,17 +6,15 @@
  */
 import { describe, expect, it } from 'vitest';
 import { baton } from '../support/cli.js';
-import { freePort, getOnce, uniqueName } from '../support/nodes.js';
-import { peerNode, remshEval, runEnv, startRun, useRuns } from '../support/run.js';
+import { getOnce, uniqueName } from '../support/nodes.js';
+import { peerNode, recordedPort, remshEval, runEnv, startRun, useRuns } from '../support/run.js';
 
 const t = useRuns();
 
 describe('baton run, Phoenix on Fly', () => {
   it('FLY_PRIVATE_IP=::1: <app>-<ref>-<gen>@::1, served over IPv4 and IPv6, status names the endpoints, remsh reaches it, SIGTERM stops by the recipe', async () => {
-    const port = await freePort();
     const app = uniqueName('fly').replace(/[^a-z0-9-]/g, '-');
     const env = runEnv(t.fx.demoPhx.bandit, {
-      BATON_PORT: String(port),
       FLY_PRIVATE_IP: '::1',
       FLY_APP_NAME: app,
       FLY_IMAGE_REF: 'registry.fly.io/demo:deployment-01JABCDEF',
@@ -25,6 +23,7 @@ describe('baton run, Phoenix on Fly', () => {
     delete env['BATON_BIND'];
     const run = startRun(env);
     const node = await peerNode(env);
+    const port = recordedPort(env);
     expect(node).toMatch(new RegExp(`^${app}-01JABCDEF-\\d+@::1$`));
     for (const host of ['127.0.0.1', '[::1]']) {
       expect(await getOnce(`http://${host}:${port}/`)).toMatchObject({ server: 'bandit', node });

@@ -6,17 +6,17 @@ import { existsSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { pidAlive, readRecord, recordPath } from '../../src/peer/index.js';
 import { baton } from '../support/cli.js';
-import { Control, freePort, getOnce } from '../support/nodes.js';
-import { peerNode, remshEval, runEnv, startRun, useRuns } from '../support/run.js';
+import { Control, getOnce } from '../support/nodes.js';
+import { peerNode, recordedPort, remshEval, runEnv, startRun, useRuns } from '../support/run.js';
 
 const t = useRuns();
 
 describe('baton run', () => {
   it('runs the release as a peer; peer-node names it; an erl -hidden node calls it; eval; restart on exit; SIGTERM stops it', async () => {
-    const port = await freePort();
-    const env = runEnv(t.fx.demoErl['1.0.0'], { BATON_PORT: String(port) });
+    const env = runEnv(t.fx.demoErl['1.0.0']);
     const run = startRun(env);
     const node = await peerNode(env);
+    const port = recordedPort(env);
     expect(node).toMatch(new RegExp(`^${env['RELEASE_NODE']}-\\d+@`));
     expect(await getOnce(`http://127.0.0.1:${port}/`)).toEqual({ version: '1.0.0', node });
 
@@ -54,7 +54,6 @@ describe('baton run', () => {
 
   it('exits 1 when the first peer cannot start after its attempts', async () => {
     const env = runEnv(t.fx.demoBad, {
-      BATON_PORT: String(await freePort()),
       DEMO_BAD: 'crash',
       BATON_START_ATTEMPTS: '2',
       BATON_HANDOFF: 'restart',
@@ -66,10 +65,10 @@ describe('baton run', () => {
   });
 
   it('remsh opens an interactive shell on the peer', async () => {
-    const port = await freePort();
-    const env = runEnv(t.fx.demoErl['1.0.0'], { BATON_PORT: String(port) });
+    const env = runEnv(t.fx.demoErl['1.0.0']);
     const run = startRun(env);
     const node = await peerNode(env);
+    const port = recordedPort(env);
     // Ctrl-G q leaves the shell without stopping the peer.
     await remshEval(env, '{node(), demo_erl_counter:bump()}.', `{'${node}',{1,integer}}`, {
       prompt: /\(\S+\)\d+>/,
@@ -83,10 +82,7 @@ describe('baton run', () => {
 
 describe('two batons on one host', () => {
   it('each gets its own node name although both state dirs count generations from 1', async () => {
-    const envs = [
-      runEnv(t.fx.demoErl['1.0.0'], { BATON_PORT: String(await freePort()) }),
-      runEnv(t.fx.demoErl['1.0.0'], { BATON_PORT: String(await freePort()) }),
-    ];
+    const envs = [runEnv(t.fx.demoErl['1.0.0']), runEnv(t.fx.demoErl['1.0.0'])];
     const runs = envs.map((env) => startRun(env));
     const peers = await Promise.all(envs.map((env) => peerNode(env)));
     // The line reaches us through a pipe: it may land after the record is written.
@@ -95,7 +91,7 @@ describe('two batons on one host', () => {
     const batonNames = runs.map(batonName);
     expect(batonNames[0]).not.toBe(batonNames[1]);
     for (const [i, env] of envs.entries()) {
-      expect(await getOnce(`http://127.0.0.1:${env['BATON_PORT']}/`)).toEqual({ version: '1.0.0', node: peers[i] });
+      expect(await getOnce(`http://127.0.0.1:${recordedPort(env)}/`)).toEqual({ version: '1.0.0', node: peers[i] });
     }
     for (const r of runs) r.child.kill('SIGTERM');
     expect(await Promise.all(runs.map((r) => r.exited))).toEqual([0, 0]);
@@ -104,11 +100,11 @@ describe('two batons on one host', () => {
 
 describe('baton run on Fly-style long names', () => {
   it('FLY_PRIVATE_IP: peers are <base>-<gen>@<ip> over inet6_tcp, the socket is dual stack, eval reaches it', async () => {
-    const port = await freePort();
-    const env = runEnv(t.fx.demoErl['1.0.0'], { BATON_PORT: String(port), FLY_PRIVATE_IP: '::1' });
+    const env = runEnv(t.fx.demoErl['1.0.0'], { FLY_PRIVATE_IP: '::1' });
     delete env['BATON_BIND'];
     const run = startRun(env);
     const node = await peerNode(env);
+    const port = recordedPort(env);
     expect(node).toMatch(new RegExp(`^${env['RELEASE_NODE']}-\\d+@::1$`));
     // Bound on `::` (the Fly default): IPv6 and IPv4 clients both reach the peer.
     expect(await getOnce(`http://[::1]:${port}/`)).toEqual({ version: '1.0.0', node });
@@ -121,12 +117,13 @@ describe('baton run on Fly-style long names', () => {
 
 describe('baton run stops cleanly', () => {
   it('SIGTERM while /slow requests are in flight: every one completes, then exit 0', async () => {
-    const port = await freePort();
-    const env = runEnv(t.fx.demoErl['1.0.0'], { BATON_PORT: String(port) });
+    const env = runEnv(t.fx.demoErl['1.0.0']);
     const run = startRun(env);
     await peerNode(env);
+    const port = recordedPort(env);
     const pid = readRecord(env['BATON_STATE_DIR']!)!.osPid;
-    const slow = Array.from({ length: 4 }, () => getOnce(`http://127.0.0.1:${port}/slow?ms=1500`));
+    // Long enough to be counted in flight by `baton eval` (a CLI spawn each) on a loaded machine.
+    const slow = Array.from({ length: 4 }, () => getOnce(`http://127.0.0.1:${port}/slow?ms=5000`));
     await expect
       .poll(() => baton(['eval', `baton_peer:connections(${port}).`], env).stdout.trim(), {
         timeout: 10_000,
@@ -134,7 +131,7 @@ describe('baton run stops cleanly', () => {
       })
       .toBe('4');
     run.child.kill('SIGTERM');
-    expect(await Promise.all(slow)).toEqual(Array.from({ length: 4 }, () => ({ slept: 1500 })));
+    expect(await Promise.all(slow)).toEqual(Array.from({ length: 4 }, () => ({ slept: 5000 })));
     expect(await run.exited).toBe(0);
     expect(pidAlive(pid)).toBe(false);
     expect(run.output()).toMatch(/peer \S+ stopped\n/);

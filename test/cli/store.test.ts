@@ -7,7 +7,7 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { openStore, type Store } from '../../src/store/index.js';
 import { buildTinyRelease } from '../release/helpers/fixture.js';
-import { startS3 } from './helpers/s3.js';
+import { startS3 } from '../store/helpers/s3.js';
 
 const root = fileURLToPath(new URL('../..', import.meta.url));
 let work: string;

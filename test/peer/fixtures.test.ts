@@ -6,17 +6,9 @@ import { existsSync, readdirSync } from 'node:fs';
 import { connect, createServer, type Server } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { bindListener, type Listener } from '../../src/peer/index.js';
 import { type Fixtures, fixtures } from '../support/fixtures.js';
-import {
-  Control,
-  freePort,
-  getJson,
-  getOnce,
-  newCookie,
-  type Started,
-  startDemoErl,
-  startDemoEx,
-} from '../support/nodes.js';
+import { Control, getJson, getOnce, newCookie, type Started, startDemoErl, startDemoEx } from '../support/nodes.js';
 
 let fx: Fixtures;
 let ctl: Control;
@@ -34,7 +26,17 @@ beforeAll(async () => {
   ctl = new Control(fx.erlEbin, cookie);
 });
 
+const reserved: Listener[] = [];
+
+/** A port held bound but not listening: connections to it are refused, and nobody else can take it. */
+function reserve(): Listener {
+  const l = bindListener('127.0.0.1', 0);
+  reserved.push(l);
+  return l;
+}
+
 afterAll(async () => {
+  for (const l of reserved) l.close();
   await Promise.all(started.map((s) => s.stop()));
   await ctl?.close();
 });
@@ -155,11 +157,11 @@ describe('demo_erl', () => {
       const addr = srv.address();
       if (addr === null || typeof addr === 'string') throw new Error('no address');
       const url = `http://${family === 'inet6' ? '[::1]' : '127.0.0.1'}:${addr.port}/`;
-      // PORT names a port nobody serves: the app must take the fd, not bind PORT.
-      const decoy = await freePort();
+      // PORT names a port held bound but not listening: the app must take the fd, not bind PORT.
+      const decoy = reserve();
       const start = startDemoErl(fx.demoErl['1.0.0'], {
         cookie,
-        port: decoy,
+        port: decoy.port,
         env: { BATON_LISTEN_FD: '3', BATON_LISTEN_FAMILY: family },
         // An fd number in stdio is dup'ed into the child as is.
         fds: [(srv as unknown as { _handle: { fd: number } })._handle.fd],
@@ -171,13 +173,13 @@ describe('demo_erl', () => {
       const peer = await track(start);
       const res = await fetch(url);
       expect(await res.json()).toMatchObject({ version: '1.0.0', node: peer.node });
-      await expect(fetch(`http://127.0.0.1:${decoy}/`)).rejects.toThrow();
+      await expect(fetch(`http://127.0.0.1:${decoy.port}/`)).rejects.toThrow();
     });
   }
 
   it('two peers bind one port with BATON_REUSEPORT=1 and both serve', async () => {
-    const port = await freePort();
-    const a = await track(startDemoErl(fx.demoErl['1.0.0'], { cookie, port, env: { BATON_REUSEPORT: '1' } }));
+    const a = await track(startDemoErl(fx.demoErl['1.0.0'], { cookie, env: { BATON_REUSEPORT: '1' } }));
+    const port = a.port;
     const b = await track(startDemoErl(fx.demoErl['1.0.0'], { cookie, port, env: { BATON_REUSEPORT: '1' } }));
     const seen = new Set<string>();
     for (let i = 0; i < 200 && seen.size < 2; i++) {
@@ -212,7 +214,7 @@ describe('demo_ex', () => {
     const url = `http://[::1]:${addr.port}/`;
     const start = startDemoEx(fx.demoEx, {
       cookie,
-      port: await freePort(),
+      port: reserve().port,
       env: { BATON_LISTEN_FD: '3', BATON_LISTEN_FAMILY: 'inet6', BATON_ENDPOINT: 'ex_endpoint' },
       fds: [(srv as unknown as { _handle: { fd: number } })._handle.fd],
       readyUrl: url,

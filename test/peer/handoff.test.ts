@@ -2,7 +2,7 @@
 import { describe, expect, it } from 'vitest';
 import { atom } from '../../src/etf/index.js';
 import type { Peer } from '../../src/peer/index.js';
-import { freePort, getOnce } from '../support/nodes.js';
+import { getOnce } from '../support/nodes.js';
 import { useHarness } from '../support/peers.js';
 
 const t = useHarness();
@@ -29,15 +29,15 @@ describe('handoff', () => {
   });
 
   it('reuseport: two peers bind the same port with SO_REUSEPORT, and both serve', async () => {
-    const port = await freePort();
-    const a = await t.h.launch({ releaseRoot: t.fx.demoErl['1.0.0'], port, handoff: 'reuseport' });
+    const a = await t.h.launchOnFreePort({ releaseRoot: t.fx.demoErl['1.0.0'], handoff: 'reuseport' });
+    const port = a.record.port;
     const b = await t.h.launch({ releaseRoot: t.fx.demoErl['1.0.0'], port, handoff: 'reuseport' });
     expect([...(await nodesSeen(port, [a.node, b.node]))].sort()).toEqual([a.node, b.node].sort());
   });
 
   it('restart: the old peer stops, the new one binds the port itself', async () => {
-    const port = await freePort();
-    const a = await t.h.launch({ releaseRoot: t.fx.demoErl['1.0.0'], port, handoff: 'restart' });
+    const a = await t.h.launchOnFreePort({ releaseRoot: t.fx.demoErl['1.0.0'], handoff: 'restart' });
+    const port = a.record.port;
     expect(await getOnce(`http://127.0.0.1:${port}/`)).toMatchObject({ node: a.node });
     const r = await a.stop({ drainMs: 5000 });
     expect(r).toMatchObject({ endpoint: 'ok', recipe: { recipe: 'plain' }, leftOpen: 0, killed: false });
@@ -69,8 +69,8 @@ describe('stop', () => {
   });
 
   it('kills a peer that does not exit within the timeout after init:stop', async () => {
-    const port = await freePort();
-    const peer = await t.h.launch({ releaseRoot: t.fx.demoErl['1.0.0'], port, handoff: 'restart' });
+    const peer = await t.h.launchOnFreePort({ releaseRoot: t.fx.demoErl['1.0.0'], handoff: 'restart' });
+    const port = peer.record.port;
     // A connection that never finishes keeps the drain waiting past its bound.
     const hanging = getOnce(`http://127.0.0.1:${port}/slow?ms=60000`).catch(() => 'reset');
     await expect.poll(() => peer.erpc('baton_peer', 'connections', [port]), { timeout: 5000, interval: 20 }).toBe(1);

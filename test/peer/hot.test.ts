@@ -1,15 +1,15 @@
 /** Hot upgrade 1.0.0 -> 1.0.1 of a peer started by src/peer, driven from TS. */
 import { describe, expect, it } from 'vitest';
 import { HotUpgradeError, hotUpgrade, upgradeBeams } from '../../src/peer/index.js';
-import { freePort, getJson } from '../support/nodes.js';
+import { getJson } from '../support/nodes.js';
 import { useHarness } from '../support/peers.js';
 
 const t = useHarness();
 
 describe('hot upgrade through src/peer', () => {
   it('1.0.0 -> 1.0.1: a corrupt beam is refused first; then only changed modules reload and the counter keeps its value', async () => {
-    const port = await freePort();
-    const peer = await t.h.launch({ releaseRoot: t.fx.demoErl['1.0.0'], port, handoff: 'restart' });
+    const peer = await t.h.launchOnFreePort({ releaseRoot: t.fx.demoErl['1.0.0'], handoff: 'restart' });
+    const port = peer.record.port;
     for (let i = 1; i <= 3; i++) expect(await getJson(port, '/counter')).toEqual({ count: i, state: 'integer' });
 
     const beams = upgradeBeams(t.fx.demoErl['1.0.0'], t.fx.demoErl['1.0.1']);

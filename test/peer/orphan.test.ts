@@ -5,18 +5,18 @@
 import { describe, expect, it } from 'vitest';
 import { pidAlive, readRecord } from '../../src/peer/index.js';
 import { baton } from '../support/cli.js';
-import { freePort, getOnce } from '../support/nodes.js';
+import { getOnce } from '../support/nodes.js';
 import { peerNode, runEnv, startRun, useRuns } from '../support/run.js';
 
 const t = useRuns();
 
 describe('orphaned peer', () => {
   it('halts after BATON_ORPHAN_MS once baton is killed', async () => {
-    const port = await freePort();
-    const env = runEnv(t.fx.demoErl['1.0.0'], { BATON_PORT: String(port), BATON_ORPHAN_MS: '1500' });
+    const env = runEnv(t.fx.demoErl['1.0.0'], { BATON_ORPHAN_MS: '1500' });
     const run = startRun(env);
     await peerNode(env);
     const rec = readRecord(env['BATON_STATE_DIR']!)!;
+    const port = rec.port;
     run.child.kill('SIGKILL');
     await run.exited;
     const killedAt = Date.now();
@@ -29,11 +29,11 @@ describe('orphaned peer', () => {
   });
 
   it('is re-adopted, not restarted, by a baton that comes back in time', async () => {
-    const port = await freePort();
-    const env = runEnv(t.fx.demoErl['1.0.0'], { BATON_PORT: String(port), BATON_ORPHAN_MS: '20000' });
+    const env = runEnv(t.fx.demoErl['1.0.0'], { BATON_ORPHAN_MS: '20000' });
     const first = startRun(env);
     const node = await peerNode(env);
     const before = readRecord(env['BATON_STATE_DIR']!)!;
+    const port = before.port;
     expect(baton(['eval', 'demo_erl_counter:bump().'], env).stdout).toBe('{1,integer}\n');
     first.child.kill('SIGKILL');
     await first.exited;

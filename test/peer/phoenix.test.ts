@@ -11,7 +11,7 @@ import { connect } from 'node:net';
 import { describe, expect, it } from 'vitest';
 import { describeEndpoints, type Listener, type Peer } from '../../src/peer/index.js';
 import { type LoadResult, startLoad } from '../support/load.js';
-import { freePort, getOnce } from '../support/nodes.js';
+import { getOnce } from '../support/nodes.js';
 import { useHarness } from '../support/peers.js';
 
 const t = useHarness();
@@ -76,25 +76,24 @@ describe.each(['bandit', 'cowboy'] as const)('Phoenix on %s', (adapter) => {
 
 describe('Phoenix in reuseport mode', () => {
   it('two Cowboy peers bind the port with SO_REUSEPORT and both serve; Bandit keeps its config and the log says why', async () => {
-    const port = await freePort();
     const lines: string[] = [];
-    const launchReuse = (adapter: 'bandit' | 'cowboy', p: number): Promise<Peer> =>
-      t.h.launch({
+    const reuse = (adapter: 'bandit' | 'cowboy') =>
+      ({
         releaseRoot: t.fx.demoPhx[adapter],
-        port: p,
         handoff: 'reuseport',
         env,
-        progress: (s) => lines.push(s),
-      });
-    const a = await launchReuse('cowboy', port);
-    const b = await launchReuse('cowboy', port);
+        progress: (s: string) => lines.push(s),
+      }) as const;
+    const a = await t.h.launchOnFreePort(reuse('cowboy'));
+    const port = a.record.port;
+    const b = await t.h.launch({ ...reuse('cowboy'), port });
     expect(lines.join('\n')).toContain('DemoPhxWeb.Endpoint (demo_phx, cowboy) binds its port with SO_REUSEPORT');
     const seen = new Set<unknown>();
     for (let i = 0; i < 200 && seen.size < 2; i++) seen.add((await getOnce(`http://127.0.0.1:${port}/`))['node']);
     expect([...seen].sort()).toEqual([a.node, b.node].sort());
     await Promise.all([a.stop({ drainMs: 2000 }), b.stop({ drainMs: 2000 })]);
 
-    const c = await launchReuse('bandit', await freePort());
+    const c = await t.h.launchOnFreePort(reuse('bandit'));
     expect(lines.join('\n')).toContain(
       'DemoPhxWeb.Endpoint (demo_phx, bandit) left as configured (skipped: reuseport_unsupported)',
     );

@@ -29,6 +29,11 @@ export function uniqueName(prefix: string): string {
   return `${prefix}-${process.pid}-${randomBytes(3).toString('hex')}`;
 }
 
+/**
+ * A port nothing listens on right now. Between this check and a child's bind another
+ * process may take it (another test file, an outgoing connection's ephemeral port): hand
+ * the child a bound socket instead where it takes one, else start it with onFreePort.
+ */
 export async function freePort(): Promise<number> {
   return new Promise((resolvePort, reject) => {
     const srv = createServer();
@@ -40,6 +45,21 @@ export async function freePort(): Promise<number> {
       );
     });
   });
+}
+
+/**
+ * Runs `start` with a free port, and again with a fresh one when it failed because the
+ * port was taken meanwhile (its error names `eaddrinuse`, as a crashed app's report does).
+ */
+export async function onFreePort<T>(start: (port: number) => Promise<T>, attempts = 5): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    const port = await freePort();
+    try {
+      return await start(port);
+    } catch (err) {
+      if (attempt >= attempts || !/eaddrinuse/i.test((err as Error)?.message ?? String(err))) throw err;
+    }
+  }
 }
 
 export interface Started {
@@ -135,42 +155,49 @@ export function newCookie(): string {
   return randomBytes(8).toString('hex');
 }
 
-export async function startDemoErl(releaseRoot: string, o: StartOptions = {}): Promise<Started> {
-  const name = uniqueName('demo');
+/** Starts with `o.port`, or on a free port (a fresh one if it was taken before the app bound it). */
+function onPort(o: StartOptions, start: (port: number) => Promise<Started>): Promise<Started> {
+  return o.port === undefined ? onFreePort(start) : start(o.port);
+}
+
+export function startDemoErl(releaseRoot: string, o: StartOptions = {}): Promise<Started> {
   const cookie = o.cookie ?? newCookie();
-  const port = o.port ?? (await freePort());
-  return startServing({
-    cmd: join(releaseRoot, 'bin', 'demo_erl'),
-    args: ['foreground'],
-    env: { DEMO_NODE: name, DEMO_COOKIE: cookie, PORT: String(port), ...o.env },
-    fds: o.fds ?? [],
-    ...(o.readyUrl === undefined ? {} : { readyUrl: o.readyUrl }),
-    node: name,
-    port,
-    cookie,
+  return onPort(o, (port) => {
+    const name = uniqueName('demo');
+    return startServing({
+      cmd: join(releaseRoot, 'bin', 'demo_erl'),
+      args: ['foreground'],
+      env: { DEMO_NODE: name, DEMO_COOKIE: cookie, PORT: String(port), ...o.env },
+      fds: o.fds ?? [],
+      ...(o.readyUrl === undefined ? {} : { readyUrl: o.readyUrl }),
+      node: name,
+      port,
+      cookie,
+    });
   });
 }
 
 /** A `mix release` started as its user would, `bin/<bin> start`, with short names. */
-export async function startMixRelease(releaseRoot: string, bin: string, o: StartOptions = {}): Promise<Started> {
-  const name = uniqueName(bin.replace(/_/g, ''));
+export function startMixRelease(releaseRoot: string, bin: string, o: StartOptions = {}): Promise<Started> {
   const cookie = o.cookie ?? newCookie();
-  const port = o.port ?? (await freePort());
-  return startServing({
-    cmd: join(releaseRoot, 'bin', bin),
-    args: ['start'],
-    env: {
-      RELEASE_NODE: name,
-      RELEASE_DISTRIBUTION: 'sname',
-      RELEASE_COOKIE: cookie,
-      PORT: String(port),
-      ...o.env,
-    },
-    fds: o.fds ?? [],
-    ...(o.readyUrl === undefined ? {} : { readyUrl: o.readyUrl }),
-    node: name,
-    port,
-    cookie,
+  return onPort(o, (port) => {
+    const name = uniqueName(bin.replace(/_/g, ''));
+    return startServing({
+      cmd: join(releaseRoot, 'bin', bin),
+      args: ['start'],
+      env: {
+        RELEASE_NODE: name,
+        RELEASE_DISTRIBUTION: 'sname',
+        RELEASE_COOKIE: cookie,
+        PORT: String(port),
+        ...o.env,
+      },
+      fds: o.fds ?? [],
+      ...(o.readyUrl === undefined ? {} : { readyUrl: o.readyUrl }),
+      node: name,
+      port,
+      cookie,
+    });
   });
 }
 
@@ -191,38 +218,39 @@ export function startDemoPhx(releaseRoot: string, o: StartOptions = {}): Promise
  * plain `erl` with the release's start_clean boot, its sys.config and every ebin under lib
  * on the path, so code loads lazily (interactive mode), then starts the application.
  */
-export async function startInteractive(
+export function startInteractive(
   releaseRoot: string,
   vsn: string,
   app: string,
   o: StartOptions = {},
 ): Promise<Started> {
-  const name = uniqueName('peer');
   const cookie = o.cookie ?? newCookie();
-  const port = o.port ?? (await freePort());
   const rel = join(releaseRoot, 'releases', vsn);
   const ebins = readdirSync(join(releaseRoot, 'lib')).map((d) => join(releaseRoot, 'lib', d, 'ebin'));
-  return startServing({
-    cmd: 'erl',
-    args: [
-      '-sname',
-      name,
-      '-setcookie',
+  return onPort(o, (port) => {
+    const name = uniqueName('peer');
+    return startServing({
+      cmd: 'erl',
+      args: [
+        '-sname',
+        name,
+        '-setcookie',
+        cookie,
+        '-boot',
+        join(rel, 'start_clean'),
+        '-config',
+        join(rel, 'sys.config'),
+        '-pa',
+        ...ebins,
+        '-noinput',
+        '-eval',
+        `{ok, _} = application:ensure_all_started(${app})`,
+      ],
+      env: { PORT: String(port), ...o.env },
+      node: name,
+      port,
       cookie,
-      '-boot',
-      join(rel, 'start_clean'),
-      '-config',
-      join(rel, 'sys.config'),
-      '-pa',
-      ...ebins,
-      '-noinput',
-      '-eval',
-      `{ok, _} = application:ensure_all_started(${app})`,
-    ],
-    env: { PORT: String(port), ...o.env },
-    node: name,
-    port,
-    cookie,
+    });
   });
 }
 

@@ -9,7 +9,7 @@ import { afterAll, beforeAll } from 'vitest';
 import { Node } from '../../src/distribution/index.js';
 import { bindListener, killGroup, type LaunchOptions, type Listener, Peer } from '../../src/peer/index.js';
 import { type Fixtures, fixtures } from './fixtures.js';
-import { newCookie, uniqueName } from './nodes.js';
+import { newCookie, onFreePort, uniqueName } from './nodes.js';
 
 const pids = new Set<number>();
 process.on('exit', () => {
@@ -21,15 +21,22 @@ export function trackPid(pid: number): void {
   pids.add(pid);
 }
 
+export type HarnessLaunch = Omit<LaunchOptions, 'batonNode' | 'cookie' | 'stateDir' | 'helperEbin'> & {
+  stateDir?: string;
+};
+
 export interface Harness {
   cookie: string;
   node: Node;
   stateDir(): string;
   /** A socket bound for fd handoff (`bindListener`), closed with the harness. */
   bind(host?: string): Listener;
-  launch(
-    o: Omit<LaunchOptions, 'batonNode' | 'cookie' | 'stateDir' | 'helperEbin'> & { stateDir?: string },
-  ): Promise<Peer>;
+  launch(o: HarnessLaunch): Promise<Peer>;
+  /**
+   * A peer that binds its port itself (reuseport, restart handoff) on a free port, started
+   * again on a fresh one if another process took the port first; `peer.record.port` is it.
+   */
+  launchOnFreePort(o: Omit<HarnessLaunch, 'port'>): Promise<Peer>;
   close(): Promise<void>;
 }
 
@@ -62,7 +69,7 @@ export async function harness(): Promise<Harness> {
     dirs.push(d);
     return d;
   };
-  return {
+  const h: Harness = {
     cookie,
     node,
     stateDir,
@@ -70,6 +77,9 @@ export async function harness(): Promise<Harness> {
       const l = bindListener(host, 0);
       listeners.push(l);
       return l;
+    },
+    launchOnFreePort(o) {
+      return onFreePort((port) => h.launch({ ...o, port }));
     },
     async launch(o) {
       const p = await Peer.launch({
@@ -94,4 +104,5 @@ export async function harness(): Promise<Harness> {
       for (const d of dirs) rmSync(d, { recursive: true, force: true });
     },
   };
+  return h;
 }

@@ -76,11 +76,21 @@ export function runEnv(releaseRoot: string, extra: Record<string, string> = {}):
     BATON_RELEASE_ROOT: releaseRoot,
     BATON_STATE_DIR: stateDir,
     BATON_BIND: '127.0.0.1',
+    // baton binds the socket it hands to its peers: port 0 lets the kernel pick a free one
+    // (no window in which another process could take it); recordedPort reads it back.
+    BATON_PORT: '0',
     BATON_COOKIE: newCookie(),
     RELEASE_NODE: uniqueName('cli'),
     BATON_BACKOFF_MS: '200',
     ...extra,
   };
+}
+
+/** The port the recorded peer serves on. */
+export function recordedPort(env: Record<string, string>): number {
+  const rec = readRecord(env['BATON_STATE_DIR']!);
+  if (rec === undefined) throw new Error(`no peer recorded in ${env['BATON_STATE_DIR']}`);
+  return rec.port;
 }
 
 export async function peerNode(env: Record<string, string>, not?: string): Promise<string> {

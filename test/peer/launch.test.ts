@@ -1,8 +1,8 @@
 /** src/peer launching the real fixture releases: boot, serve, runtime config, bad apps. */
 import { describe, expect, it } from 'vitest';
-import { atom, charlist, charlistToString, mapGet, tuple } from '../../src/etf/index.js';
+import { atom, charlist, charlistToString, mapGet, Tuple, tuple } from '../../src/etf/index.js';
 import { PeerLayoutError, PeerReadyTimeoutError, PeerStartError, pidAlive } from '../../src/peer/index.js';
-import { freePort, getOnce } from '../support/nodes.js';
+import { getOnce } from '../support/nodes.js';
 import { useHarness } from '../support/peers.js';
 
 const t = useHarness();
@@ -45,9 +45,8 @@ describe('launch (Elixir)', () => {
   });
 
   it('boots demo_erl with its own ERTS, on PORT when the handoff is restart', async () => {
-    const port = await freePort();
-    const peer = await t.h.launch({ releaseRoot: t.fx.demoErlWithErts, port, handoff: 'restart' });
-    expect(await getOnce(`http://127.0.0.1:${port}/`)).toEqual({ version: '1.0.0', node: peer.node });
+    const peer = await t.h.launchOnFreePort({ releaseRoot: t.fx.demoErlWithErts, handoff: 'restart' });
+    expect(await getOnce(`http://127.0.0.1:${peer.record.port}/`)).toEqual({ version: '1.0.0', node: peer.node });
     expect(charlistOf(await peer.erpc('code', 'root_dir', []))).toBe(t.fx.demoErlWithErts);
   });
 });
@@ -69,9 +68,8 @@ describe('launch failures', () => {
   it('an app crashing in start/2: PeerStartError with its reason and the peer output, nothing left running', async () => {
     let pid = 0;
     const err = await t.h
-      .launch({
+      .launchOnFreePort({
         releaseRoot: t.fx.demoBad,
-        port: await freePort(),
         handoff: 'restart',
         env: { ...process.env, DEMO_BAD: 'crash' },
         onSpawn: (p) => (pid = p),
@@ -91,11 +89,9 @@ describe('launch failures', () => {
 
   it('an app that never binds: PeerReadyTimeoutError, nothing left running', async () => {
     let pid = 0;
-    const port = await freePort();
     const err = await t.h
-      .launch({
+      .launchOnFreePort({
         releaseRoot: t.fx.demoBad,
-        port,
         handoff: 'restart',
         readyTimeoutMs: 1000,
         env: { ...process.env, DEMO_BAD: 'nobind' },
@@ -103,7 +99,9 @@ describe('launch failures', () => {
       })
       .catch((e: unknown) => e);
     expect(err).toBeInstanceOf(PeerReadyTimeoutError);
-    expect((err as PeerReadyTimeoutError).message).toMatch(new RegExp(`did not listen on port ${port} within 1000 ms`));
+    const e = err as PeerReadyTimeoutError;
+    expect(e.port).toBeGreaterThan(0);
+    expect(e.message).toMatch(new RegExp(`did not listen on port ${e.port} within 1000 ms`));
     expect(groupAlive(pid)).toBe(false);
   });
 
@@ -116,11 +114,9 @@ describe('launch failures', () => {
 
 describe('injected application env', () => {
   it('is persistent: the application loading its .app and sys.config does not wipe it', async () => {
-    const port = await freePort();
     // sys.config says 4 acceptors; the injected value must win over it and the .app.
-    const peer = await t.h.launch({
+    const peer = await t.h.launchOnFreePort({
       releaseRoot: t.fx.demoErl['1.0.0'],
-      port,
       handoff: 'restart',
       appEnv: [['demo_erl', 'acceptors', 2]],
     });
@@ -129,21 +125,57 @@ describe('injected application env', () => {
     );
     const children = await peer.erpc('supervisor', 'count_children', [atom('demo_erl_endpoint')]);
     expect(children).toContainEqual(tuple(atom('workers'), 2));
-    expect(await getOnce(`http://127.0.0.1:${port}/`)).toMatchObject({ node: peer.node });
+    expect(await getOnce(`http://127.0.0.1:${peer.record.port}/`)).toMatchObject({ node: peer.node });
   });
 });
 
 describe('connection to baton', () => {
   it('lost and found again: baton reconnects and the watchdog does not stop the peer', async () => {
-    const port = await freePort();
-    const peer = await t.h.launch({ releaseRoot: t.fx.demoErl['1.0.0'], port, handoff: 'restart', orphanMs: 1500 });
-    // The peer drops baton's connection (as a network blip would).
-    await peer.erpc('erlang', 'disconnect_node', [atom(t.h.node.name)]).catch(() => undefined);
-    await new Promise((r) => setTimeout(r, 3000));
+    const peer = await t.h.launchOnFreePort({
+      releaseRoot: t.fx.demoErl['1.0.0'],
+      handoff: 'restart',
+      orphanMs: 1500,
+    });
+    const baton = t.h.node.name;
+    const event = (name: 'nodeup' | 'nodedown'): Promise<void> =>
+      new Promise((resolve) => {
+        const on = (node: string): void => {
+          if (node !== peer.node) return;
+          t.h.node.off(name, on);
+          resolve();
+        };
+        t.h.node.on(name, on);
+      });
+    const lost = event('nodedown');
+    // The peer drops baton's connection (as a network blip would), once this call has answered.
+    const timer = await peer.erpc('timer', 'apply_after', [
+      200,
+      atom('erlang'),
+      atom('disconnect_node'),
+      [atom(baton)],
+    ]);
+    expect(timer).toBeInstanceOf(Tuple);
+    expect((timer as Tuple).elements[0]).toBe(atom('ok'));
+    await lost;
+    const back = event('nodeup');
+    // The watchdog saw baton go and armed its timer...
+    await expect
+      .poll(() => peer.output(), { timeout: 10_000 })
+      .toContain(`baton_peer: lost ${baton}; stopping in 1500 ms unless adopted`);
+    // Baton connects again by itself (nothing here calls the peer until then)...
+    await back;
+    // ...and the watchdog knows: a status read after the loss with no orphaned_since means the
+    // timer was cancelled (a cancelled timer's message is ignored), so this loss cannot stop it.
+    await expect
+      .poll(
+        async () => {
+          const wd = await peer.erpc('baton_peer', 'watchdog', []);
+          return wd instanceof Map ? [mapGet(wd, atom('baton')), mapGet(wd, atom('orphaned_since'))] : wd;
+        },
+        { timeout: 10_000, interval: 50 },
+      )
+      .toEqual([atom(baton), atom('undefined')]);
     expect(peer.alive).toBe(true);
-    const wd = await peer.erpc('baton_peer', 'watchdog', []);
-    expect(wd).toBeInstanceOf(Map);
-    expect(mapGet(wd as Map<never, never>, atom('orphaned_since'))).toBe(atom('undefined'));
-    expect(await getOnce(`http://127.0.0.1:${port}/`)).toMatchObject({ node: peer.node });
+    expect(await getOnce(`http://127.0.0.1:${peer.record.port}/`)).toMatchObject({ node: peer.node });
   });
 });

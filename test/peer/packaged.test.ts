@@ -12,7 +12,8 @@ import { afterAll, describe, expect, it } from 'vitest';
 import type * as Distribution from '../../src/distribution/index.js';
 import type * as Etf from '../../src/etf/index.js';
 import type * as Helpers from '../../src/peer/helpers.js';
-import { killAll, startErl, uniqueName } from '../distribution/helpers.js';
+import { killAll, startErl } from '../distribution/helpers.js';
+import { uniqueName } from '../support/nodes.js';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const work = mkdtempSync(join(tmpdir(), 'baton-packaged-'));

@@ -141,7 +141,7 @@ async function cached(
   await mkdir(cacheRoot, { recursive: true });
   const deadline = Date.now() + 10 * 60_000;
   for (;;) {
-    if (existsSync(join(dest, '.complete'))) return dest;
+    if (existsSync(join(dest, '.complete'))) return markUsed(dest);
     try {
       await mkdir(lock);
     } catch (err) {
@@ -156,7 +156,7 @@ async function cached(
     }
     try {
       await writeFile(join(lock, 'pid'), String(process.pid));
-      if (existsSync(join(dest, '.complete'))) return dest;
+      if (existsSync(join(dest, '.complete'))) return markUsed(dest);
       const stage = `${dest}.stage-${process.pid}`;
       await rm(stage, { recursive: true, force: true });
       await mkdir(stage, { recursive: true });
@@ -171,18 +171,43 @@ async function cached(
       await rm(dest, { recursive: true, force: true });
       await rename(stage, dest);
       await pruneOthers(name, key);
-      return dest;
+      return markUsed(dest);
     } finally {
       await rm(lock, { recursive: true, force: true });
     }
   }
 }
 
-/** Builds of `name` from older sources: complete ones only, never a live stage or lock. */
+/** A build unused this long is removed when another build of its name is made. */
+const UNUSED_MS = 3 * 24 * 3600_000;
+
+/** Records that a run uses `dest` (its `.used` file's mtime), so no other checkout prunes it meanwhile. */
+async function markUsed(dest: string): Promise<string> {
+  await writeFile(join(dest, '.used'), '');
+  return dest;
+}
+
+/**
+ * Builds of `name` from other sources that no run has used for UNUSED_MS: complete ones
+ * only, never a live stage or lock. A cache shared by checkouts whose sources differ (git
+ * worktrees, branches) keeps each one's build while it is in use, instead of each
+ * deleting the other's under its running tests and rebuilding its own in turn.
+ */
 async function pruneOthers(name: string, key: string): Promise<void> {
   for (const entry of await readdir(cacheRoot)) {
     if (!entry.startsWith(`${name}-`) || entry === key || entry.includes('.')) continue;
-    await rm(join(cacheRoot, entry), { recursive: true, force: true });
+    const dir = join(cacheRoot, entry);
+    let used = 0;
+    for (const f of ['.used', '.complete']) {
+      used = Math.max(
+        used,
+        await stat(join(dir, f)).then(
+          (st) => st.mtimeMs,
+          () => 0,
+        ),
+      );
+    }
+    if (Date.now() - used > UNUSED_MS) await rm(dir, { recursive: true, force: true });
   }
 }
 

@@ -1,6 +1,6 @@
 /** Socket handoff between peers (fd, reuseport, restart) and stopping a peer without losing a request. */
 import { describe, expect, it } from 'vitest';
-import { atom } from '../../src/etf/index.js';
+import { atom, tuple } from '../../src/etf/index.js';
 import type { Peer } from '../../src/peer/index.js';
 import { getOnce } from '../support/nodes.js';
 import { useHarness } from '../support/peers.js';
@@ -97,6 +97,14 @@ describe('blue-green neighbours', () => {
       listener: l,
       connectTo: [old.node],
     });
+    // What the application's start/2 saw of the cluster when it ran (demo_erl_app keeps it).
+    const atStart = await next.erpc('persistent_term', 'get', [tuple(atom('demo_erl_app'), atom('nodes_at_start'))]);
+    expect(atStart).toEqual([atom(old.node)]);
+    // Without connectTo, a peer starts alone (baton's node is hidden, not in nodes()).
+    const alone = await t.h.launch({ releaseRoot: t.fx.demoErl['2.0.0'], port: l.port, handoff: 'fd', listener: l });
+    expect(await alone.erpc('persistent_term', 'get', [tuple(atom('demo_erl_app'), atom('nodes_at_start'))])).toEqual(
+      [],
+    );
     expect(await next.erpc('erlang', 'nodes', [])).toEqual([atom(old.node)]);
     expect(await old.erpc('erlang', 'nodes', [])).toEqual([atom(next.node)]);
   });

@@ -9,7 +9,9 @@
 import { once } from 'node:events';
 import { connect } from 'node:net';
 import { describe, expect, it } from 'vitest';
+import { atom, Tuple } from '../../src/etf/index.js';
 import { describeEndpoints, type Listener, type Peer } from '../../src/peer/index.js';
+import { KeepAlive } from '../support/keepalive.js';
 import { type LoadResult, startLoad } from '../support/load.js';
 import { getOnce } from '../support/nodes.js';
 import { useHarness } from '../support/peers.js';
@@ -37,6 +39,47 @@ async function launch(
 
 const recipes = { bandit: 'thousand_island', cowboy: 'ranch' } as const;
 
+/** How many processes of `p` are in a given function right now. */
+async function inFunction(p: Peer, mfa: string): Promise<number> {
+  const n = await t.h.node.eval(
+    p.node,
+    `length([P || P <- erlang:processes(), erlang:process_info(P, current_function) =:= {current_function, ${mfa}}]).`,
+  );
+  return n as number;
+}
+
+/** Requests `p` is serving in `/slow` (Process.sleep/1) right now. */
+const sleeping = (p: Peer): Promise<number> => inFunction(p, "{'Elixir.Process', sleep, 1}");
+
+/** Connections of `p` waiting in a passive recv (a request read in part). */
+const inRecv = (p: Peer): Promise<number> => inFunction(p, '{prim_inet, recv0, 3}');
+
+/**
+ * Four keep-alive connections accepted by `p`, the only peer on the listener yet: a slow
+ * request sent on them later is `p`'s to drain, whoever else accepts by then.
+ */
+async function connectionsTo(p: Peer, l: Listener): Promise<KeepAlive[]> {
+  const conns = await Promise.all(Array.from({ length: 4 }, () => KeepAlive.open(l.port)));
+  for (const c of conns) expect((await c.get('/')).body).toMatchObject({ node: p.node });
+  return conns;
+}
+
+const SLOW_MS = 1500;
+
+/** `/slow` on each connection; each is closed once answered. */
+function slowOn(conns: KeepAlive[]): { all: Promise<unknown[]>; answered(): number } {
+  let answered = 0;
+  const all = Promise.all(
+    conns.map(async (c) => {
+      const res = await c.get(`/slow?ms=${SLOW_MS}`, 20_000);
+      answered += 1;
+      c.close();
+      return res.body;
+    }),
+  );
+  return { all, answered: () => answered };
+}
+
 describe.each(['bandit', 'cowboy'] as const)('Phoenix on %s', (adapter) => {
   it('the generated runtime.exs (ip ::, PORT) gives way to the handed fd: served over IPv4 and IPv6', async () => {
     const l = t.h.bind('::');
@@ -56,14 +99,18 @@ describe.each(['bandit', 'cowboy'] as const)('Phoenix on %s', (adapter) => {
     const load = startLoad({ port: l.port, clients: 16, mode: 'fresh' });
     await load.answered(5);
     for (let i = 0; i < 3; i++) {
-      const slow = Array.from({ length: 4 }, () => getOnce(`http://127.0.0.1:${l.port}/slow?ms=400`));
+      const conns = await connectionsTo(a, l);
       const b = await launch(adapter, l, [], [a.node]);
+      const slow = slowOn(conns);
+      // All four are being served by the outgoing peer, none answered, when its stop starts.
+      await expect.poll(() => sleeping(a), { timeout: 10_000, interval: 10 }).toBe(4);
+      expect(slow.answered()).toBe(0);
       const stopLines: string[] = [];
       const r = await a.stop({ drainMs: 5000, progress: (s) => stopLines.push(s) });
       expect(r.recipe).toMatchObject({ recipe: recipes[adapter], leftOpen: 0 });
       expect(r.recipe?.fallback).toBeUndefined();
       expect(stopLines.join('\n')).toContain(`stopped accepting by ${recipes[adapter]} (`);
-      expect(await Promise.all(slow)).toEqual(Array.from({ length: 4 }, () => ({ slept: 400 })));
+      expect(await slow.all).toEqual(Array.from({ length: 4 }, () => ({ slept: SLOW_MS })));
       a = b;
       await load.answered(5);
     }
@@ -152,10 +199,19 @@ describe('Phoenix on bandit, a request whose headers come in pieces', () => {
     sock.on('error', () => undefined);
     // Bandit reads the rest of a request with a passive recv, as the stand-in does.
     sock.write('GET / HTTP/1.1\r\nhost: example.com\r\n');
-    await new Promise((r) => setTimeout(r, 200));
+    // The connection has read the request line and waits for the rest in a passive recv.
+    await expect.poll(() => inRecv(a), { timeout: 5000, interval: 10 }).toBe(1);
     const stopping = a.stop({ drainMs: 8000 });
-    // Past the recipe's parking (at most 1 s) and its drain: init:stop has begun.
-    await new Promise((r) => setTimeout(r, 2000));
+    // Past the recipe's parking and its drain: init:stop has begun.
+    await expect
+      .poll(
+        async () => {
+          const st = await a.erpc('init', 'get_status', [], 2000);
+          return st instanceof Tuple ? st.elements[0] : st;
+        },
+        { timeout: 15_000, interval: 20 },
+      )
+      .toBe(atom('stopping'));
     sock.write('x-late: 1\r\n\r\n');
     await expect.poll(() => got, { timeout: 5000 }).toMatch(/^HTTP\/1\.1 200 OK/);
     expect(got).toContain(`"node":"${a.node}"`);
@@ -177,14 +233,16 @@ describe('Phoenix on bandit, when ThousandIsland is not shaped as the recipe exp
        [{_, Sup, _, _} | _] = supervisor:which_children(Pool),
        ok = supervisor:terminate_child(Sup, acceptor), ok = supervisor:delete_child(Sup, acceptor).`,
     );
+    const conns = await connectionsTo(a, l);
     const b = await launch('bandit', l, [], [a.node]);
-    const slow = Array.from({ length: 4 }, () => getOnce(`http://127.0.0.1:${l.port}/slow?ms=400`));
-    await new Promise((r) => setTimeout(r, 100));
+    const slow = slowOn(conns);
+    await expect.poll(() => sleeping(a), { timeout: 10_000, interval: 10 }).toBe(4);
+    expect(slow.answered()).toBe(0);
     const r = await a.stop({ drainMs: 5000 });
     expect(r.recipe?.recipe).not.toBe('thousand_island');
     expect(r.recipe?.fallback).toContain('unexpected_children');
     expect(r.recipe?.leftOpen).toBe(0);
-    expect(await Promise.all(slow)).toEqual(Array.from({ length: 4 }, () => ({ slept: 400 })));
+    expect(await slow.all).toEqual(Array.from({ length: 4 }, () => ({ slept: SLOW_MS })));
     for (let i = 0; i < 10; i++) expect(await getOnce(`http://127.0.0.1:${l.port}/`)).toMatchObject({ node: b.node });
   });
 });

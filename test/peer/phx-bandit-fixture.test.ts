@@ -21,6 +21,10 @@ const onNode = <T = unknown>(body: string): Promise<T> => ctl.evalOn<T>(app.node
 /** Binds Srv to the endpoint's ThousandIsland server, as Bandit.PhoenixAdapter finds it. */
 const SRV = `{ok, Srv} = 'Elixir.Bandit.PhoenixAdapter':bandit_pid('Elixir.DemoPhxWeb.Endpoint')`;
 
+/** How many processes sleep in a request (`/slow`, Process.sleep/1) on the node. */
+const SLEEPERS = `length([P || P <- erlang:processes(),
+                               erlang:process_info(P, current_function) =:= {current_function, {'Elixir.Process', sleep, 1}}])`;
+
 /** Formats a term as Erlang prints it, so tuples and atoms keep their shape through JSON. */
 const fmt = (expr: string): string => `lists:flatten(io_lib:format("~0p", [${expr}]))`;
 
@@ -208,7 +212,11 @@ describe('demo_phx on the Bandit / ThousandIsland stand-ins', () => {
       await expect
         .poll(() => onNode<string[]>(notAccepting), { timeout: 5000, interval: 50 })
         .toEqual(['{gen,do_call,4}']);
-      await new Promise((r) => setTimeout(r, 200));
+      // Its start_child sits unread in the suspended connection_sup's queue: no connection
+      // process exists to answer, so the request is still unanswered now.
+      const queued = `${SRV}, lists:sum([length([M || {'$gen_call', _, {start_child, _}} = M <- Ms])
+                              || C <- ${sups}, {messages, Ms} <- [erlang:process_info(C, messages)]])`;
+      expect(await onNode<number>(queued)).toBe(1);
       expect(await Promise.race([answer.then(() => 'answered'), Promise.resolve('pending')])).toBe('pending');
       expect(await onNode<string>(`${SRV}, [ok = sys:resume(C) || C <- ${sups}], ok`)).toBe('ok');
       expect(await answer).toMatch(/"server":"bandit"/);
@@ -249,15 +257,17 @@ describe('demo_phx on the Bandit / ThousandIsland stand-ins', () => {
     const conn = await KeepAlive.open(app.port);
     try {
       expect((await conn.get('/')).text).toMatch(/"server":"bandit"/);
-      const r = await onNode<Record<string, unknown>>(`
+      expect(await onNode<string>(`${SRV}, ok = supervisor:terminate_child(Srv, shutdown_listener)`)).toBe('ok');
+      const after = `
         ${SRV},
-        ok = supervisor:terminate_child(Srv, shutdown_listener),
         Pool = 'Elixir.ThousandIsland.Server':acceptor_pool_supervisor_pid(Srv),
-        timer:sleep(200),
         Left = [P || {_, A, _, _} <- supervisor:which_children(Pool), {acceptor, P, _, _} <- supervisor:which_children(A), is_pid(P)],
         #{listener => ${fmt('[is_pid(P) || {listener, P, _, _} <- supervisor:which_children(Srv)]')},
-          acceptors_left => length(Left), pool_alive => is_process_alive(Pool)}`);
-      expect(r).toEqual({ listener: '[false]', acceptors_left: 0, pool_alive: true });
+          acceptors_left => length(Left), pool_alive => is_process_alive(Pool)}`;
+      // The acceptors end as their accept fails on the closed socket: wait for it.
+      await expect
+        .poll(() => onNode<Record<string, unknown>>(after), { timeout: 5000, interval: 20 })
+        .toEqual({ listener: '[false]', acceptors_left: 0, pool_alive: true });
       await expect(getOnce(`http://127.0.0.1:${app.port}/`)).rejects.toThrow(/ECONNREFUSED/);
       expect((await conn.get('/')).text).toMatch(/"server":"bandit"/);
     } finally {
@@ -279,7 +289,8 @@ describe('demo_phx on the Bandit / ThousandIsland stand-ins', () => {
     try {
       expect((await idle.get('/')).text).toMatch(/"server":"bandit"/);
       const slow = busy.get('/slow?ms=700').then((a) => a.text);
-      await new Promise((r) => setTimeout(r, 200));
+      // The slow request is being served (its connection process sleeps in it) before the stop.
+      await expect.poll(() => onNode<number>(SLEEPERS), { timeout: 5000, interval: 10 }).toBe(1);
       const t0 = Date.now();
       const stopped = onNode<string>(`
         Pid = persistent_term:get(phx_bandit_fixture_stop),

@@ -3,6 +3,7 @@
  * Pure, so each default and each refusal is unit-tested.
  */
 import { stateDirFromEnv } from '../common/index.js';
+import { DEFAULT_RESTART_POLICY } from '../manager/index.js';
 import type { Handoff } from '../peer/index.js';
 import { parse, UsageError } from './io.js';
 
@@ -78,9 +79,9 @@ export function runConfig(args: string[], env: Record<string, string | undefined
     drainMs: int('BATON_DRAIN_MS', env['BATON_DRAIN_MS'], 15_000),
     orphanMs: int('BATON_ORPHAN_MS', env['BATON_ORPHAN_MS'], 60_000),
     releaseNode: env['RELEASE_NODE'] || undefined,
-    startAttempts: int('BATON_START_ATTEMPTS', env['BATON_START_ATTEMPTS'], 5),
-    backoffMs: int('BATON_BACKOFF_MS', env['BATON_BACKOFF_MS'], 1000),
-    maxBackoffMs: 30_000,
+    startAttempts: int('BATON_START_ATTEMPTS', env['BATON_START_ATTEMPTS'], DEFAULT_RESTART_POLICY.startAttempts),
+    backoffMs: int('BATON_BACKOFF_MS', env['BATON_BACKOFF_MS'], DEFAULT_RESTART_POLICY.backoffMs),
+    maxBackoffMs: DEFAULT_RESTART_POLICY.maxBackoffMs,
     busyPollMs: ms('BATON_BUSY_POLL_MS', env['BATON_BUSY_POLL_MS']),
   };
 }

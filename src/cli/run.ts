@@ -8,7 +8,13 @@ import { randomBytes } from 'node:crypto';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
-import { Supervisor, type SupervisorEvent, startBatonNode, stopOnSignals } from '../manager/index.js';
+import {
+  DEFAULT_RESTART_POLICY,
+  Supervisor,
+  type SupervisorEvent,
+  startBatonNode,
+  stopOnSignals,
+} from '../manager/index.js';
 import { followLog, PeerError, type PeerRecord, pidAlive, readLayout, readRecord, vmArgsName } from '../peer/index.js';
 import type { Out } from './io.js';
 import { type RunConfig, runConfig } from './run-config.js';
@@ -94,7 +100,7 @@ export async function runCommand(args: string[], io: Out): Promise<number> {
       startAttempts: cfg.startAttempts,
       backoffMs: cfg.backoffMs,
       maxBackoffMs: cfg.maxBackoffMs,
-      resetAfterMs: 60_000,
+      resetAfterMs: DEFAULT_RESTART_POLICY.resetAfterMs,
     },
     drainMs: cfg.drainMs,
     onEvent: (e) => {

@@ -1,5 +1,6 @@
 %% The peer's HTTP endpoints, found without knowing the app's module names, and the
-%% two things baton does to them (kernel and stdlib only; loaded with code:load_binary):
+%% two things baton does to them (kernel and stdlib only; loaded with code:load_binary;
+%% docs/design.md, "Sharing the socket" and "Stopping without dropping a request"):
 %%
 %%   - inject/2, before the application starts and after its config (sys.config and
 %%     runtime.exs) is applied: every Phoenix endpoint's `http` is rewritten to listen

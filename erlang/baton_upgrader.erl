@@ -1,4 +1,4 @@
-%% Hot upgrade inside a peer (DESIGN.md, "Hot upgrade inside the peer").
+%% Hot upgrade inside a peer (docs/design.md, "Hot upgrade inside the VM").
 %%
 %% baton loads this module into the user's release with code:load_binary/3, so it may
 %% use kernel and stdlib only, and must not assume the modules it replaces have files.

@@ -1,5 +1,5 @@
 /**
- * `baton run`'s configuration: flags override the environment (DESIGN.md's table).
+ * `baton run`'s configuration: flags override the environment (docs/configuration.md).
  * Pure, so each default and each refusal is unit-tested.
  */
 import { stateDirFromEnv } from '../common/index.js';

@@ -1,6 +1,6 @@
 /**
  * Pure parts of starting a peer: the `erl` command line built from a release layout
- * (DESIGN.md, "Peer lifecycle" step 2), vm.args filtering, node names, the peer's OS
+ * (docs/design.md, "The peer lifecycle", spawn), vm.args filtering, node names, the peer's OS
  * environment. No I/O here, so every rule is unit-tested.
  */
 import { join } from 'node:path';

@@ -1,5 +1,5 @@
 /**
- * Starting a peer from a release, in named stages (DESIGN.md, "Peer lifecycle" steps 1–6):
+ * Starting a peer from a release, in named stages (docs/design.md, "The peer lifecycle"):
  *   environment  what the release's start script would give the VM (env.sh's exports), and
  *                whether it uses long names: pure, once env.sh has been sourced;
  *   naming       the node's name, its log, its vm.args, command line and OS environment: pure;

@@ -1,5 +1,6 @@
 /**
- * The socket baton hands to peers in fd mode: bound once, never listened on by baton.
+ * The socket baton hands to peers in fd mode: bound once, never listened on by baton
+ * (docs/design.md, "Sharing the socket").
  *
  * Node's `net` can only bind by listening, and a listening `net.Server` accepts (libuv
  * polls the socket and takes every connection). So the socket is made with the TCP

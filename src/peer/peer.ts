@@ -1,5 +1,5 @@
 /**
- * A running peer: launched from a release (DESIGN.md, "Peer lifecycle" steps 1–6) or
+ * A running peer: launched from a release (docs/design.md, "The peer lifecycle") or
  * re-adopted from the state dir's record; stopped without losing a request (endpoint
  * stop, drain, init:stop, kill after a timeout).
  */

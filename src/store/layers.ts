@@ -2,7 +2,7 @@
  * The two-layer rules (fly_deploy's, exactly): a hot publish writes `hot_upgrade` and
  * keeps `blue_green_upgrade`; a blue-green publish writes `blue_green_upgrade` and
  * clears `hot_upgrade`; a machine booted from another image than the one recorded (a
- * cold deploy) resets both. Pure functions over `CurrentDoc`.
+ * cold deploy) resets both. Pure functions over `CurrentDoc` (docs/design.md, "The store").
  */
 import { type CurrentDoc, emptyDoc, type Layer, type LogEntry } from './current.js';
 

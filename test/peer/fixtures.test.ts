@@ -127,7 +127,7 @@ describe('demo_erl', () => {
         { timeout: 5000, interval: 20 },
       )
       .toBeGreaterThan(0);
-    // DESIGN.md's recipe for a plain app: terminate_child on the parent named in the
+    // The plain contract's stop recipe (docs/design.md): terminate_child on the parent named in the
     // endpoint's $ancestors.
     const r = await ctl.eval<string>(
       `N = '${peer.node}',

@@ -214,7 +214,7 @@ export function startDemoPhx(releaseRoot: string, o: StartOptions = {}): Promise
 }
 
 /**
- * Boots a relx release the way baton will start a peer (DESIGN.md, "Peer lifecycle"):
+ * Boots a relx release the way baton will start a peer (docs/design.md, "The peer lifecycle"):
  * plain `erl` with the release's start_clean boot, its sys.config and every ebin under lib
  * on the path, so code loads lazily (interactive mode), then starts the application.
  */

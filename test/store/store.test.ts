@@ -54,16 +54,18 @@ afterAll(async () => {
   rmSync(work, { recursive: true, force: true });
 });
 
-let seq = 0;
-type Backend = { name: string; open: (warn?: (m: string) => void) => Store };
+let places = 0;
+/** A store location no other test uses: each test sets up all it needs, in any order. */
+const newPlace = (): string => `s${++places}`;
+type Backend = { name: string; open: (place: string, warn?: (m: string) => void) => Store };
 const backends: Backend[] = [
   {
     name: 'file',
-    open: () => openStore(`file://${join(work, 'file-stores', `s${seq}`)}`),
+    open: (place) => openStore(`file://${join(work, 'file-stores', place)}`),
   },
   {
     name: 's3',
-    open: (warn) => s3.open(`p${seq}`, warn ? { warn } : {}),
+    open: (place, warn) => s3.open(place, warn ? { warn } : {}),
   },
 ];
 
@@ -80,15 +82,11 @@ function layer(id: string): Layer {
 }
 
 describe.each(backends)('$name store', (b) => {
-  let store: Store;
-  const fresh = (warn?: (m: string) => void): Store => b.open(warn);
-  beforeAll(() => {
-    seq++;
-  });
+  /** A store of its own; pass `place` to open another handle on the same one (another machine). */
+  const fresh = (place = newPlace(), warn?: (m: string) => void): Store => b.open(place, warn);
 
   it('round-trips a full and a beam-only tarball, and auto picks the mode with reasons', async () => {
-    seq++;
-    store = fresh();
+    const store = fresh();
     const bg = await publish({ store, app: 'tiny', input: rel1, mode: 'blue-green' });
     expect(bg).toMatchObject({
       mode: 'blue-green',
@@ -167,6 +165,8 @@ describe.each(backends)('$name store', (b) => {
   });
 
   it('a forced hot publish says what auto would object to, and one without code changes is refused', async () => {
+    const store = fresh();
+    await publish({ store, app: 'tiny', input: rel3, mode: 'blue-green', version: '0.1.0-config' });
     const lines: string[] = [];
     const forced = await publish({ store, app: 'tiny', input: rel1, mode: 'hot', log: (l) => lines.push(l) });
     expect(forced.mode).toBe('hot');
@@ -181,6 +181,8 @@ describe.each(backends)('$name store', (b) => {
   });
 
   it('a republish of identical bytes is a no-op; other bytes under a published version are refused', async () => {
+    const store = fresh();
+    expect((await publish({ store, app: 'tiny', input: rel1, mode: 'blue-green' })).uploaded).toBe(true);
     const again = await publish({ store, app: 'tiny', input: rel1, mode: 'blue-green' });
     expect(again.uploaded).toBe(false);
     const err = await publish({ store, app: 'tiny', input: rel2, mode: 'blue-green' }).catch((e: unknown) => e);
@@ -189,6 +191,8 @@ describe.each(backends)('$name store', (b) => {
   });
 
   it('polls with conditional GETs: unchanged until the document changes', async () => {
+    const store = fresh();
+    await store.update('tiny', { kind: 'blue-green', id: 'poll-b1', layer: layer('poll-b1') });
     const first = await store.pollCurrent('tiny');
     if (first.status !== 'changed') throw new Error(`expected a document, got ${first.status}`);
     expect(await store.pollCurrent('tiny', first.etag)).toEqual({ status: 'unchanged' });
@@ -200,10 +204,10 @@ describe.each(backends)('$name store', (b) => {
   });
 
   it('racing writers of current.json: every operation applied, in some order', async () => {
-    seq++;
+    const place = newPlace();
     const warnings: string[] = [];
     // One store object per writer, as if each ran on its own machine.
-    const writers = Array.from({ length: 6 }, () => fresh((m) => warnings.push(m)));
+    const writers = Array.from({ length: 6 }, () => fresh(place, (m) => warnings.push(m)));
     const ops: CurrentOp[] = [
       { kind: 'blue-green', id: 'race-b1', layer: layer('race-b1') },
       { kind: 'hot', id: 'race-h1', layer: layer('race-h1') },
@@ -227,7 +231,7 @@ describe.each(backends)('$name store', (b) => {
       expect(warnings.length).toBe(6);
       expect(warnings[0]).toMatch(/ignores conditional writes \(If-Match\/If-None-Match\)/);
       const again: string[] = [];
-      const w = fresh((m) => again.push(m));
+      const w = fresh(place, (m) => again.push(m));
       await w.update('race', { kind: 'hot', id: 'race-h4', layer: layer('race-h4') });
       await w.update('race', { kind: 'hot', id: 'race-h5', layer: layer('race-h5') });
       expect(again.length).toBe(1);
@@ -237,9 +241,9 @@ describe.each(backends)('$name store', (b) => {
   });
 
   it('a writer that read before another wrote still loses nothing (forced interleaving)', async () => {
-    seq++;
-    const a = fresh();
-    const real = fresh();
+    const place = newPlace();
+    const a = fresh(place);
+    const real = fresh(place);
     // Writer B has read current.json and is about to write it back, then stalls until
     // A has finished a whole update: B's document lacks A's change.
     let release!: () => void;
@@ -272,8 +276,8 @@ describe.each(backends)('$name store', (b) => {
   });
 
   it('two publishes racing on current.json: both applied, in some order', async () => {
-    seq++;
-    const [a, c] = [fresh(), fresh()];
+    const place = newPlace();
+    const [a, c] = [fresh(place), fresh(place)];
     const [bg, hot] = await Promise.all([
       publish({ store: a, app: 'tiny', input: rel1, mode: 'blue-green', version: 'race-bg' }),
       publish({ store: c, app: 'tiny', input: rel2, mode: 'hot', version: 'race-hot' }),
@@ -287,7 +291,6 @@ describe.each(backends)('$name store', (b) => {
   });
 
   it('retention keeps the newest N tarballs and every one current.json references', async () => {
-    seq++;
     const s = fresh();
     const bg = await publish({ store: s, app: 'tiny', input: rel1, mode: 'blue-green', version: 'r00' });
     const versions: string[] = [];
@@ -314,8 +317,8 @@ describe.each(backends)('$name store', (b) => {
   });
 
   it('startup: same image keeps the layers; another image is a cold deploy that resets both, once', async () => {
-    seq++;
-    const s = fresh();
+    const place = newPlace();
+    const s = fresh(place);
     expect(await s.startupLayers('cold', 'img:1', 'm1')).toMatchObject({
       coldDeploy: false,
       blueGreen: null,
@@ -329,8 +332,8 @@ describe.each(backends)('$name store', (b) => {
       hot: { upgrade_id: 'c-h1' },
     });
     const [a, c] = await Promise.all([
-      fresh().startupLayers('cold', 'img:2', 'm1'),
-      fresh().startupLayers('cold', 'img:2', 'm2'),
+      fresh(place).startupLayers('cold', 'img:2', 'm1'),
+      fresh(place).startupLayers('cold', 'img:2', 'm2'),
     ]);
     expect([a.coldDeploy, c.coldDeploy]).toEqual([true, true]);
     const { doc } = await s.readCurrent('cold');
@@ -343,6 +346,7 @@ describe.each(backends)('$name store', (b) => {
   });
 
   it('per-machine results', async () => {
+    const store = fresh();
     await store.writeResult('tiny', {
       machine_id: 'm1',
       upgrade_id: 'u1',
@@ -373,7 +377,6 @@ describe.each(backends)('$name store', (b) => {
   });
 
   it('refuses a current.json that is not JSON or has an unknown schema version, and leaves it alone', async () => {
-    seq++;
     const s = fresh();
     for (const [bytes, message] of [
       ['{"schema_version": 1, "app": ', /releases\/tiny-current\.json is unusable: not JSON/],

@@ -26,7 +26,7 @@ export interface PublishOptions {
   version?: string;
   /** Recorded as the layer's `source_image_ref`. */
   imageRef?: string;
-  /** Tarballs kept per app (those current.json references are always kept). */
+  /** Tarballs kept per app (those current.json references, and recent uploads, are always kept). */
   keep?: number;
   onProgress?: (sent: number, total: number) => void;
   log?: (line: string) => void;
@@ -145,7 +145,7 @@ export async function publish(opts: PublishOptions): Promise<PublishResult> {
       upgrade_id: upgradeId,
     };
     const doc = await store.update(app, { kind: mode, id: upgradeId, layer });
-    const pruned = await store.prune(app, opts.keep);
+    const pruned = await store.prune(app, opts.keep, now);
     return { upgradeId, mode, reasons, layer, doc, uploaded, pruned };
   } finally {
     rmSync(work, { recursive: true, force: true });

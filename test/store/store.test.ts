@@ -1,6 +1,7 @@
 /**
- * Both backends, end to end: a directory, and S3 as served by s3rver (which ignores
- * conditional writes, so it also exercises the fallback protocol and its warning).
+ * Both backends, end to end: a directory; S3 as served by s3rver, which ignores
+ * conditional writes, so it exercises the fallback protocol and its warning; and S3 as
+ * served by a server that honours them (helpers/s3-server.ts: compare-and-swap).
  */
 import { createHash } from 'node:crypto';
 import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
@@ -20,9 +21,11 @@ import {
 } from '../../src/store/index.js';
 import { buildTinyRelease } from '../release/helpers/fixture.js';
 import { type S3Fixture, startS3 } from './helpers/s3.js';
+import { type ConditionalS3, startConditionalS3 } from './helpers/s3-server.js';
 
 let work: string;
 let s3: S3Fixture;
+let casS3: ConditionalS3;
 let rel1: string;
 let rel2: string;
 let rel3: string;
@@ -44,6 +47,7 @@ function tree(dir: string): Record<string, string> {
 beforeAll(async () => {
   work = mkdtempSync(join(tmpdir(), 'baton-store-'));
   s3 = await startS3();
+  casS3 = await startConditionalS3();
   rel1 = buildTinyRelease(work, 'v1');
   rel2 = buildTinyRelease(work, 'v2', { hello: 'hello_again' });
   rel4 = buildTinyRelease(work, 'v4', { hello: 'hello_once_more' });
@@ -52,6 +56,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await s3?.close();
+  await casS3?.close();
   rmSync(work, { recursive: true, force: true });
 });
 
@@ -74,6 +79,11 @@ const backends: Backend[] = [
     name: 's3',
     conditional: false,
     open: (place, warn) => s3.open(place, warn ? { warn } : {}),
+  },
+  {
+    name: 's3 with conditional writes',
+    conditional: true,
+    open: (place, warn) => casS3.open(place, warn ? { warn } : {}),
   },
 ];
 

@@ -5,10 +5,11 @@
  * staging directory left behind. Nothing here lowers a limit.
  *
  * The tarballs are written as streams (helpers/big-tarball.ts): the one inflating past
- * 4 GiB is ~90 MB on disk and compresses ~45x, under the 100x ratio limit, so the size
- * limit is what trips. The ratio limit at its default is bad-input.test.ts's
- * "decompression bomb". A size mismatch exists only on the fetching side: a publish
- * measures the tarball it is given.
+ * 4 GiB is ~97 MB on disk and compresses ~45x, under the 100x ratio limit, so the size
+ * limit is what trips; the ratio case compresses ~125x, not the ~1000x of zeros
+ * (bad-input.test.ts's bomb), so a limit set much higher than 100 would let it through.
+ * A size mismatch exists only on the fetching side: a publish measures the tarball it
+ * is given.
  */
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
@@ -153,6 +154,19 @@ const cases: Case[] = [
     expected: { code: 'ARCHIVE_LIMIT', limit: 'bytes' },
     message: /exceeds the bytes limit: more than 4294967296 bytes once decompressed$/,
     timeoutMs: 180_000,
+  },
+  {
+    name: 'a compression ratio over 100x',
+    make: async (file) => {
+      const t = await tarballInflatingTo(file, GiB, 400);
+      const ratio = t.inflated / t.size;
+      expect(ratio).toBeGreaterThan(110);
+      expect(ratio).toBeLessThan(140);
+      return t;
+    },
+    expected: { code: 'ARCHIVE_LIMIT', limit: 'ratio' },
+    message: /exceeds the ratio limit: \d+ bytes inflated from \d+ \(more than 100x: a decompression bomb\?\)$/,
+    timeoutMs: 120_000,
   },
 ];
 

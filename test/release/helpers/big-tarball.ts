@@ -217,14 +217,18 @@ export async function tarballWithEntries(file: string, entries: number, files = 
 /**
  * A release whose one file, `lib/tiny-0.1.0/priv/blob`, is written again and again
  * (appended archives repeat paths; each copy replaces the last, so the disk holds one)
- * until the tar stream passes `inflatedBytes`. The body is ~1/50 fresh random bytes and
- * the rest zeros: it compresses about 45x, under the 100x ratio limit, so the size limit
- * is what trips.
+ * until the tar stream passes `inflatedBytes`. Each 64 KiB of the body starts with
+ * `randomPerBlock` fresh random bytes and is zeros after: the default compresses about
+ * 45x, under the 100x ratio limit; 400 compresses about 140x.
  */
-export async function tarballInflatingTo(file: string, inflatedBytes: number): Promise<GeneratedTarball> {
+export async function tarballInflatingTo(
+  file: string,
+  inflatedBytes: number,
+  randomPerBlock = 1300,
+): Promise<GeneratedTarball> {
   const bodySize = 1 << 20;
   const body = Buffer.alloc(bodySize);
-  for (let off = 0; off < bodySize; off += 64 * 1024) randomBytes(1300).copy(body, off);
+  for (let off = 0; off < bodySize; off += 64 * 1024) randomBytes(randomPerBlock).copy(body, off);
   const unit = Buffer.concat([header('lib/tiny-0.1.0/priv/blob', 'File', bodySize), body]);
   const head = tarBytes(releaseLayout, { endMarker: false });
   const times = Math.ceil((inflatedBytes - head.length) / unit.length);

@@ -13,9 +13,20 @@
  */
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { createReadStream, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import {
+  cpSync,
+  createReadStream,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, relative } from 'node:path';
+import { dirname, join, relative } from 'node:path';
 import { gunzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
 import { defaultExtractLimits, extractTarball, fetchLayer, publish } from '../../src/release/index.js';
@@ -33,6 +44,7 @@ import { buildTinyRelease } from './helpers/fixture.js';
 
 let work: string;
 let s3: S3Fixture;
+let rel: string;
 
 interface Backend {
   store: Store;
@@ -73,7 +85,7 @@ beforeAll(async () => {
   work = mkdtempSync(join(tmpdir(), 'baton-limits-'));
   mkdirSync(join(work, 'tarballs'));
   s3 = await startS3();
-  const rel = buildTinyRelease(work, 'rel');
+  rel = buildTinyRelease(work, 'rel');
   const storeRoot = join(work, 'store');
   const fileStore = openStore(`file://${storeRoot}`);
   const s3Store = s3.open('limits');
@@ -225,6 +237,40 @@ describe.each(['file', 's3'])('default limits, %s store', (backendName) => {
       },
       c.timeoutMs,
     );
+  }
+
+  // A release directory is packed by publish itself: what it uploads must be what machines accept.
+  for (const [what, add, expected] of [
+    [
+      'a path over 1024 bytes',
+      (dir: string) => {
+        const path = join(dir, pathOf(1025));
+        mkdirSync(dirname(path), { recursive: true });
+        writeFileSync(path, 'x');
+      },
+      { code: 'UNSAFE_ENTRY', kind: 'path-too-long' },
+    ],
+    [
+      'a symlink leading outside it',
+      (dir: string) => symlinkSync('/etc', join(dir, 'lib/tiny-0.1.0/priv')),
+      { code: 'UNSAFE_ENTRY', kind: 'symlink-outside', entry: 'lib/tiny-0.1.0/priv' },
+    ],
+  ] as const) {
+    it(`publish of a release directory holding ${what} refuses it, uploading nothing`, async () => {
+      const { store, snapshot } = backends.get(backendName)!;
+      const dir = join(mkdtempSync(join(work, 'reldir-')), 'tiny');
+      cpSync(rel, dir, { recursive: true, verbatimSymlinks: true });
+      add(dir);
+      const tmp = ownTmpdir();
+      const before = await snapshot();
+      const version = `dir-${what.replace(/[^a-z0-9]+/gi, '-')}`;
+      const err = await publish({ store, app: 'tiny', input: dir, mode: 'blue-green', version }).catch(
+        (e: unknown) => e,
+      );
+      expect(err).toMatchObject(expected);
+      expect(await snapshot()).toEqual(before);
+      expect(readdirSync(tmp)).toEqual([]);
+    });
   }
 
   for (const [what, delta] of [

@@ -66,6 +66,21 @@ export class ChecksumMismatchError extends ReleaseError {
   }
 }
 
+/** The bytes read are not as many as the store says the tarball has. */
+export class SizeMismatchError extends ReleaseError {
+  readonly code = 'SIZE_MISMATCH';
+  constructor(
+    readonly expected: number,
+    /** Bytes counted when refused: more than `expected` means the read was stopped there. */
+    readonly actual: number,
+    readonly source = '',
+  ) {
+    super(
+      `size mismatch${source ? ` for ${source}` : ''}: expected ${expected} bytes, got ${actual > expected ? `more (refused at ${actual})` : actual}`,
+    );
+  }
+}
+
 /** The tarball unpacked fine but is not the kind of release it claims to be. */
 export class ReleaseLayoutError extends ReleaseError {
   readonly code = 'RELEASE_LAYOUT';

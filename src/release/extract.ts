@@ -36,7 +36,13 @@ import {
   type PathLimits,
   symlinkDestination,
 } from './entry-rules.js';
-import { ArchiveCorruptError, ArchiveLimitError, ChecksumMismatchError, UnsafeEntryError } from './errors.js';
+import {
+  ArchiveCorruptError,
+  ArchiveLimitError,
+  ChecksumMismatchError,
+  SizeMismatchError,
+  UnsafeEntryError,
+} from './errors.js';
 
 export interface ExtractLimits extends PathLimits {
   /** Bytes after decompression (file bodies and headers). */
@@ -60,7 +66,7 @@ export const defaultExtractLimits: ExtractLimits = {
 export interface ExtractOptions {
   /** Lowercase hex; when given, a mismatch refuses the archive. */
   sha256?: string;
-  /** Refuse as soon as more compressed bytes than this arrive. */
+  /** The exact compressed size: refused as soon as more arrive, or when fewer did. */
   expectedSize?: number;
   limits?: Partial<ExtractLimits>;
   /** Named in error messages (a URL or a store key). */
@@ -271,10 +277,7 @@ export async function extractTarball(
       compressed += chunk.length;
       hash.update(chunk);
       if (options.expectedSize !== undefined && compressed > options.expectedSize) {
-        const err = new ArchiveLimitError(
-          'bytes',
-          `more than the ${options.expectedSize} bytes the store records for ${source || 'it'}`,
-        );
+        const err = new SizeMismatchError(options.expectedSize, compressed, source);
         fail(err);
         cb(err);
         return;
@@ -322,6 +325,9 @@ export async function extractTarball(
       throw firstError ?? classify(err, source);
     }
     check();
+    if (options.expectedSize !== undefined && compressed !== options.expectedSize) {
+      throw new SizeMismatchError(options.expectedSize, compressed, source);
+    }
     if (!sawEof) throw new ArchiveCorruptError('truncated: the tar end-of-archive marker never came', source);
     const digest = hash.digest('hex');
     if (options.sha256 !== undefined && digest !== options.sha256.toLowerCase()) {

@@ -10,7 +10,7 @@ import { get as httpsGet } from 'node:https';
 import type { Readable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { type Layer, ObjectNotFoundError, type Store, StoreError } from '../store/index.js';
-import { FetchError, ReleaseError } from './errors.js';
+import { FetchError, ReleaseError, SizeMismatchError } from './errors.js';
 import { type ExtractLimits, type ExtractResult, extractTarball } from './extract.js';
 import { checkRelease, type ReleaseInfo, type ReleaseKind } from './inspect.js';
 
@@ -80,6 +80,8 @@ export interface FetchOptions {
   /** Extra CA certificate(s) for https sources (PEM). */
   ca?: string | Buffer;
   sha256?: string;
+  /** The size recorded for the tarball (a layer's `size`): other bytes are refused. */
+  size?: number;
   /** What the tarball must be: `full` for blue-green layers. */
   expect?: ReleaseKind | 'any';
   store?: Store;
@@ -94,9 +96,15 @@ export interface FetchedRelease extends ExtractResult {
 /** Fetches, verifies and extracts into `dest` (which must not exist), then checks the layout. */
 export async function fetchRelease(source: string, dest: string, opts: FetchOptions = {}): Promise<FetchedRelease> {
   const { stream, size } = await openTarball(source, opts.store, opts.ca);
+  if (opts.size !== undefined && size !== undefined && size !== opts.size) {
+    // The store says how big the object is before a byte is read: no use reading it.
+    stream.destroy();
+    throw new SizeMismatchError(opts.size, size, source);
+  }
+  const expectedSize = opts.size ?? size;
   const extractOpts: Parameters<typeof extractTarball>[2] = { source };
   if (opts.sha256 !== undefined) extractOpts.sha256 = opts.sha256;
-  if (size !== undefined) extractOpts.expectedSize = size;
+  if (expectedSize !== undefined) extractOpts.expectedSize = expectedSize;
   if (opts.limits !== undefined) extractOpts.limits = opts.limits;
   if (opts.onProgress !== undefined) {
     const cb = opts.onProgress;
@@ -125,12 +133,13 @@ export function fetchLayer(
   layer: Layer,
   dest: string,
   kind: 'hot' | 'blue-green',
-  opts: Omit<FetchOptions, 'store' | 'sha256' | 'expect'> = {},
+  opts: Omit<FetchOptions, 'store' | 'sha256' | 'size' | 'expect'> = {},
 ): Promise<FetchedRelease> {
   return fetchRelease(layer.tarball, dest, {
     ...opts,
     store,
     sha256: layer.sha256,
+    size: layer.size,
     expect: kind === 'blue-green' ? 'full' : 'any',
   });
 }

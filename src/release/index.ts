@@ -21,6 +21,7 @@ export {
   FetchError,
   ReleaseError,
   ReleaseLayoutError,
+  SizeMismatchError,
   TermSyntaxError,
   UnsafeEntryError,
   type UnsafeEntryKind,

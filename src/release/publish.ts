@@ -1,8 +1,8 @@
 /**
  * `baton publish`: turn a release directory or a tarball into a layer of current.json.
- * Everything is checked before the store is touched: a tarball given by hand is
- * extracted into a temporary directory under the same limits a machine applies, and
- * a blue-green layer must be a full release. Only then the tarball is uploaded under
+ * Everything is checked before the store is touched: the tarball, given by hand or
+ * packed from a directory, is extracted into a temporary directory under the same
+ * limits and rules a machine applies, and a blue-green layer must be a full release. Only then the tarball is uploaded under
  * its version, current.json is updated (compare-and-swap), and old tarballs pruned.
  */
 import { randomBytes } from 'node:crypto';
@@ -26,7 +26,7 @@ export interface PublishOptions {
   version?: string;
   /** Recorded as the layer's `source_image_ref`. */
   imageRef?: string;
-  /** Tarballs kept per app (those current.json references are always kept). */
+  /** Tarballs kept per app (those current.json references, and recent uploads, are always kept). */
   keep?: number;
   onProgress?: (sent: number, total: number) => void;
   log?: (line: string) => void;
@@ -125,6 +125,14 @@ export async function publish(opts: PublishOptions): Promise<PublishResult> {
       }
       tarball = await buildBeamTarball(input, join(work, 'beams.tar.gz'), apps, info);
     }
+    if (isDir) {
+      // A directory can hold what no machine accepts (a path over the limit, a link
+      // leading out of it): the packed tarball is checked exactly as machines will.
+      await fetchRelease(pathToFileURL(tarball.file).href, join(work, 'packed'), {
+        sha256: tarball.sha256,
+        expect: mode === 'blue-green' ? 'full' : 'any',
+      });
+    }
 
     // The content hash keeps two hot publishes of the same second apart (a bare timestamp
     // made the second one a version conflict); the same bytes get the same version.
@@ -145,7 +153,7 @@ export async function publish(opts: PublishOptions): Promise<PublishResult> {
       upgrade_id: upgradeId,
     };
     const doc = await store.update(app, { kind: mode, id: upgradeId, layer });
-    const pruned = await store.prune(app, opts.keep);
+    const pruned = await store.prune(app, opts.keep, now);
     return { upgradeId, mode, reasons, layer, doc, uploaded, pruned };
   } finally {
     rmSync(work, { recursive: true, force: true });

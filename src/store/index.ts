@@ -28,7 +28,7 @@ export { FileBackend } from './file-backend.js';
 export { type FleetOutcome, fleetOutcome, type WaitOptions, waitForFleet } from './fleet.js';
 export { applyOp, type CurrentOp, isApplied, LOG_LIMIT, layersFor, previousUpgrade } from './layers.js';
 export { type MachineResult, type ResultState, resultsPrefix } from './results.js';
-export { chooseForDeletion, DEFAULT_KEEP } from './retention.js';
+export { chooseForDeletion, DEFAULT_KEEP, PRUNE_GRACE_MS } from './retention.js';
 export { defaultRetry, type RetryPolicy, withRetry } from './retry.js';
 export { S3Backend, type S3Options, s3OptionsFromUrl } from './s3-backend.js';
 export { openStore, type PollResult, type ReleaseObject, Store, type StoreOptions, storeUrlFromEnv } from './store.js';

@@ -167,8 +167,10 @@ export class S3Backend implements Backend {
         );
         return { etag: r.ETag ?? '' };
       } catch (err) {
-        // 409 is S3's answer to two conditional writes racing each other.
-        if (status(err) === 412 || status(err) === 409) throw new PreconditionFailedError(key);
+        // 409 is S3's answer to two conditional writes racing each other, and 404 to an
+        // If-Match on a key deleted since it was read: either way, read again.
+        const s = status(err);
+        if (s === 412 || s === 409 || (s === 404 && cond.ifMatch !== undefined)) throw new PreconditionFailedError(key);
         throw err;
       }
     });

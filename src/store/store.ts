@@ -191,16 +191,17 @@ export class Store {
 
   /**
    * Deletes all but the newest `keep` tarballs of `app`, never one current.json
-   * references (read just before deleting). Returns the deleted keys.
+   * references (read just before deleting) nor one uploaded in the last
+   * `PRUNE_GRACE_MS` before `now`. Returns the deleted keys.
    */
-  async prune(app: string, keep: number = DEFAULT_KEEP): Promise<string[]> {
+  async prune(app: string, keep: number = DEFAULT_KEEP, now: Date = new Date()): Promise<string[]> {
     const tarballs = (await this.backend.list(`releases/${checkSegment('app', app)}/`)).filter((o) =>
       o.key.endsWith('.tar.gz'),
     );
     const { doc } = await this.readCurrent(app);
     const referenced = new Set<string>();
     for (const l of [doc?.blue_green_upgrade, doc?.hot_upgrade]) if (l) referenced.add(l.tarball);
-    const doomed: ObjectInfo[] = chooseForDeletion(tarballs, referenced, keep);
+    const doomed: ObjectInfo[] = chooseForDeletion(tarballs, referenced, keep, now);
     for (const t of doomed) {
       await this.backend.delete(t.key);
       await this.backend.delete(`${t.key}.sha256`);

@@ -4,7 +4,7 @@
  *   baton: from Peer.launch (layout, env, spawn) to `ensure_all_started` returned
  *          (and, for information, to listening on its port);
  *   reference: from spawning `bin/demo_erl foreground` until its port accepts.
- * Rounds alternate between the two so load drift hits both alike; medians compared.
+ * Rounds alternate which of the two goes first, so load drift hits both alike; medians compared.
  */
 import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -111,11 +111,17 @@ export async function run(args: string[]): Promise<void> {
     // One warm-up each (page cache, epmd).
     await reference(root);
     await underBaton(node, cookie, root, fx.erlEbin);
-    for (let i = 0; i < rounds; i++) {
+    const viaReference = async (): Promise<void> => {
       base.push(await reference(root));
+    };
+    const viaBaton = async (): Promise<void> => {
       const b = await underBaton(node, cookie, root, fx.erlEbin);
       started.push(b.started);
       ready.push(b.ready);
+    };
+    for (let i = 0; i < rounds; i++) {
+      const order = i % 2 === 0 ? [viaReference, viaBaton] : [viaBaton, viaReference];
+      for (const step of order) await step();
     }
   } finally {
     await node.close();

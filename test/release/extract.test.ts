@@ -126,9 +126,15 @@ describe('extractTarball', () => {
       code: 'UNSAFE_ENTRY',
       kind: 'path-too-long',
     });
-    await expect(extractTarball(fromBuffer(big), dest(), { expectedSize: 100 })).rejects.toThrow(
-      /more than the 100 bytes the store records/,
-    );
+    await expect(extractTarball(fromBuffer(big), dest(), { expectedSize: 100 })).rejects.toMatchObject({
+      code: 'SIZE_MISMATCH',
+      expected: 100,
+      message: expect.stringMatching(/expected 100 bytes, got more/),
+    });
+    await expect(extractTarball(fromBuffer(big), dest(), { expectedSize: big.length + 1 })).rejects.toMatchObject({
+      code: 'SIZE_MISMATCH',
+      actual: big.length,
+    });
     expect(readdirSync(join(work, 'out')).filter((x) => x.includes('.partial-'))).toEqual([]);
   });
 

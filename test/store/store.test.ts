@@ -1,6 +1,7 @@
 /**
- * Both backends, end to end: a directory, and S3 as served by s3rver (which ignores
- * conditional writes, so it also exercises the fallback protocol and its warning).
+ * Both backends, end to end: a directory; S3 as served by s3rver, which ignores
+ * conditional writes, so it exercises the fallback protocol and its warning; and S3 as
+ * served by a server that honours them (helpers/s3-server.ts: compare-and-swap).
  */
 import { createHash } from 'node:crypto';
 import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
@@ -15,13 +16,16 @@ import {
   type CurrentOp,
   type Layer,
   openStore,
+  PRUNE_GRACE_MS,
   Store,
 } from '../../src/store/index.js';
 import { buildTinyRelease } from '../release/helpers/fixture.js';
 import { type S3Fixture, startS3 } from './helpers/s3.js';
+import { type ConditionalS3, startConditionalS3 } from './helpers/s3-server.js';
 
 let work: string;
 let s3: S3Fixture;
+let casS3: ConditionalS3;
 let rel1: string;
 let rel2: string;
 let rel3: string;
@@ -43,6 +47,7 @@ function tree(dir: string): Record<string, string> {
 beforeAll(async () => {
   work = mkdtempSync(join(tmpdir(), 'baton-store-'));
   s3 = await startS3();
+  casS3 = await startConditionalS3();
   rel1 = buildTinyRelease(work, 'v1');
   rel2 = buildTinyRelease(work, 'v2', { hello: 'hello_again' });
   rel4 = buildTinyRelease(work, 'v4', { hello: 'hello_once_more' });
@@ -51,19 +56,34 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await s3?.close();
+  await casS3?.close();
   rmSync(work, { recursive: true, force: true });
 });
 
-let seq = 0;
-type Backend = { name: string; open: (warn?: (m: string) => void) => Store };
+let places = 0;
+/** A store location no other test uses: each test sets up all it needs, in any order. */
+const newPlace = (): string => `s${++places}`;
+type Backend = {
+  name: string;
+  /** Whether the server honours If-Match / If-None-Match (else the intent fallback runs). */
+  conditional: boolean;
+  open: (place: string, warn?: (m: string) => void) => Store;
+};
 const backends: Backend[] = [
   {
     name: 'file',
-    open: () => openStore(`file://${join(work, 'file-stores', `s${seq}`)}`),
+    conditional: true,
+    open: (place) => openStore(`file://${join(work, 'file-stores', place)}`),
   },
   {
     name: 's3',
-    open: (warn) => s3.open(`p${seq}`, warn ? { warn } : {}),
+    conditional: false,
+    open: (place, warn) => s3.open(place, warn ? { warn } : {}),
+  },
+  {
+    name: 's3 with conditional writes',
+    conditional: true,
+    open: (place, warn) => casS3.open(place, warn ? { warn } : {}),
   },
 ];
 
@@ -80,15 +100,11 @@ function layer(id: string): Layer {
 }
 
 describe.each(backends)('$name store', (b) => {
-  let store: Store;
-  const fresh = (warn?: (m: string) => void): Store => b.open(warn);
-  beforeAll(() => {
-    seq++;
-  });
+  /** A store of its own; pass `place` to open another handle on the same one (another machine). */
+  const fresh = (place = newPlace(), warn?: (m: string) => void): Store => b.open(place, warn);
 
   it('round-trips a full and a beam-only tarball, and auto picks the mode with reasons', async () => {
-    seq++;
-    store = fresh();
+    const store = fresh();
     const bg = await publish({ store, app: 'tiny', input: rel1, mode: 'blue-green' });
     expect(bg).toMatchObject({
       mode: 'blue-green',
@@ -167,6 +183,8 @@ describe.each(backends)('$name store', (b) => {
   });
 
   it('a forced hot publish says what auto would object to, and one without code changes is refused', async () => {
+    const store = fresh();
+    await publish({ store, app: 'tiny', input: rel3, mode: 'blue-green', version: '0.1.0-config' });
     const lines: string[] = [];
     const forced = await publish({ store, app: 'tiny', input: rel1, mode: 'hot', log: (l) => lines.push(l) });
     expect(forced.mode).toBe('hot');
@@ -181,6 +199,8 @@ describe.each(backends)('$name store', (b) => {
   });
 
   it('a republish of identical bytes is a no-op; other bytes under a published version are refused', async () => {
+    const store = fresh();
+    expect((await publish({ store, app: 'tiny', input: rel1, mode: 'blue-green' })).uploaded).toBe(true);
     const again = await publish({ store, app: 'tiny', input: rel1, mode: 'blue-green' });
     expect(again.uploaded).toBe(false);
     const err = await publish({ store, app: 'tiny', input: rel2, mode: 'blue-green' }).catch((e: unknown) => e);
@@ -189,6 +209,8 @@ describe.each(backends)('$name store', (b) => {
   });
 
   it('polls with conditional GETs: unchanged until the document changes', async () => {
+    const store = fresh();
+    await store.update('tiny', { kind: 'blue-green', id: 'poll-b1', layer: layer('poll-b1') });
     const first = await store.pollCurrent('tiny');
     if (first.status !== 'changed') throw new Error(`expected a document, got ${first.status}`);
     expect(await store.pollCurrent('tiny', first.etag)).toEqual({ status: 'unchanged' });
@@ -200,10 +222,10 @@ describe.each(backends)('$name store', (b) => {
   });
 
   it('racing writers of current.json: every operation applied, in some order', async () => {
-    seq++;
+    const place = newPlace();
     const warnings: string[] = [];
     // One store object per writer, as if each ran on its own machine.
-    const writers = Array.from({ length: 6 }, () => fresh((m) => warnings.push(m)));
+    const writers = Array.from({ length: 6 }, () => fresh(place, (m) => warnings.push(m)));
     const ops: CurrentOp[] = [
       { kind: 'blue-green', id: 'race-b1', layer: layer('race-b1') },
       { kind: 'hot', id: 'race-h1', layer: layer('race-h1') },
@@ -222,12 +244,12 @@ describe.each(backends)('$name store', (b) => {
       replay!.blue_green_upgrade?.upgrade_id,
       replay!.hot_upgrade?.upgrade_id ?? null,
     ]);
-    if (b.name === 's3') {
+    if (!b.conditional) {
       // s3rver ignores If-Match: each writer detects it once and says so.
       expect(warnings.length).toBe(6);
       expect(warnings[0]).toMatch(/ignores conditional writes \(If-Match\/If-None-Match\)/);
       const again: string[] = [];
-      const w = fresh((m) => again.push(m));
+      const w = fresh(place, (m) => again.push(m));
       await w.update('race', { kind: 'hot', id: 'race-h4', layer: layer('race-h4') });
       await w.update('race', { kind: 'hot', id: 'race-h5', layer: layer('race-h5') });
       expect(again.length).toBe(1);
@@ -237,9 +259,9 @@ describe.each(backends)('$name store', (b) => {
   });
 
   it('a writer that read before another wrote still loses nothing (forced interleaving)', async () => {
-    seq++;
-    const a = fresh();
-    const real = fresh();
+    const place = newPlace();
+    const a = fresh(place);
+    const real = fresh(place);
     // Writer B has read current.json and is about to write it back, then stalls until
     // A has finished a whole update: B's document lacks A's change.
     let release!: () => void;
@@ -272,8 +294,8 @@ describe.each(backends)('$name store', (b) => {
   });
 
   it('two publishes racing on current.json: both applied, in some order', async () => {
-    seq++;
-    const [a, c] = [fresh(), fresh()];
+    const place = newPlace();
+    const [a, c] = [fresh(place), fresh(place)];
     const [bg, hot] = await Promise.all([
       publish({ store: a, app: 'tiny', input: rel1, mode: 'blue-green', version: 'race-bg' }),
       publish({ store: c, app: 'tiny', input: rel2, mode: 'hot', version: 'race-hot' }),
@@ -286,21 +308,20 @@ describe.each(backends)('$name store', (b) => {
     expect([doc!.blue_green_upgrade?.upgrade_id, doc!.hot_upgrade?.upgrade_id ?? null]).toEqual(expected);
   });
 
-  it('retention keeps the newest N tarballs and every one current.json references', async () => {
-    seq++;
+  it('retention keeps the newest N tarballs, every one current.json references, and every recent upload', async () => {
     const s = fresh();
     const bg = await publish({ store: s, app: 'tiny', input: rel1, mode: 'blue-green', version: 'r00' });
-    const versions: string[] = [];
+    // Publishing as if later than the grace period: the uploads so far count as old.
+    const later = new Date(Date.now() + PRUNE_GRACE_MS + 60_000);
     for (let i = 1; i <= 4; i++) {
-      const v = `r0${i}`;
-      versions.push(v);
       const r = await publish({
         store: s,
         app: 'tiny',
         input: i % 2 === 0 ? rel2 : rel3,
         mode: 'hot',
-        version: v,
+        version: `r0${i}`,
         keep: 2,
+        now: later,
       });
       expect(r.doc.blue_green_upgrade?.upgrade_id).toBe(bg.upgradeId);
     }
@@ -311,11 +332,16 @@ describe.each(backends)('$name store', (b) => {
     expect(objects.map((o) => o.key).sort()).toEqual(
       ['r00', 'r03', 'r04'].flatMap((v) => [`releases/tiny/${v}.tar.gz`, `releases/tiny/${v}.tar.gz.sha256`]),
     );
+    // At the real time r03 is past the newest two and unreferenced, but a publish racing
+    // this one could still be about to reference it: kept.
+    const r05 = await publish({ store: s, app: 'tiny', input: rel3, mode: 'hot', version: 'r05', keep: 2 });
+    expect(r05.pruned).toEqual([]);
+    expect((await s.listReleases('tiny')).map((r) => r.version).sort()).toEqual(['r00', 'r03', 'r04', 'r05']);
   });
 
   it('startup: same image keeps the layers; another image is a cold deploy that resets both, once', async () => {
-    seq++;
-    const s = fresh();
+    const place = newPlace();
+    const s = fresh(place);
     expect(await s.startupLayers('cold', 'img:1', 'm1')).toMatchObject({
       coldDeploy: false,
       blueGreen: null,
@@ -329,8 +355,8 @@ describe.each(backends)('$name store', (b) => {
       hot: { upgrade_id: 'c-h1' },
     });
     const [a, c] = await Promise.all([
-      fresh().startupLayers('cold', 'img:2', 'm1'),
-      fresh().startupLayers('cold', 'img:2', 'm2'),
+      fresh(place).startupLayers('cold', 'img:2', 'm1'),
+      fresh(place).startupLayers('cold', 'img:2', 'm2'),
     ]);
     expect([a.coldDeploy, c.coldDeploy]).toEqual([true, true]);
     const { doc } = await s.readCurrent('cold');
@@ -343,6 +369,7 @@ describe.each(backends)('$name store', (b) => {
   });
 
   it('per-machine results', async () => {
+    const store = fresh();
     await store.writeResult('tiny', {
       machine_id: 'm1',
       upgrade_id: 'u1',
@@ -373,7 +400,6 @@ describe.each(backends)('$name store', (b) => {
   });
 
   it('refuses a current.json that is not JSON or has an unknown schema version, and leaves it alone', async () => {
-    seq++;
     const s = fresh();
     for (const [bytes, message] of [
       ['{"schema_version": 1, "app": ', /releases\/tiny-current\.json is unusable: not JSON/],

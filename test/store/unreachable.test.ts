@@ -3,31 +3,35 @@ import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, beforeAll, expect, it } from 'vitest';
+import { afterAll, beforeAll, expect, it, onTestFinished } from 'vitest';
 import { fetchLayer, publish } from '../../src/release/index.js';
 import { openStore, type RetryPolicy } from '../../src/store/index.js';
 import { buildTinyRelease } from '../release/helpers/fixture.js';
 import { type S3Fixture, startS3 } from './helpers/s3.js';
 
 let work: string;
-let s3: S3Fixture;
 let rel1: string;
 let rel2: string;
 
 beforeAll(async () => {
   work = mkdtempSync(join(tmpdir(), 'baton-unreachable-'));
-  s3 = await startS3();
   rel1 = buildTinyRelease(work, 'v1');
   rel2 = buildTinyRelease(work, 'v2', { hello: 'changed' });
 });
 
-afterAll(async () => {
-  await s3?.close();
+afterAll(() => {
   rmSync(work, { recursive: true, force: true });
 });
 
+/** An s3rver of the test's own: the tests stop theirs, which must not leave another test without one. */
+async function ownS3(): Promise<S3Fixture> {
+  const s3 = await startS3();
+  onTestFinished(() => s3.close());
+  return s3;
+}
+
 /** A progress callback that stops s3rver the first time bytes move, mid-transfer. */
-function stopOnFirstProgress(): { onProgress: () => void; stopped: () => boolean } {
+function stopOnFirstProgress(s3: S3Fixture): { onProgress: () => void; stopped: () => boolean } {
   let stopped = false;
   return {
     onProgress: () => {
@@ -41,6 +45,7 @@ function stopOnFirstProgress(): { onProgress: () => void; stopped: () => boolean
 }
 
 it('s3rver stopped during an upload: retried with backoff, then a StoreUnreachableError; current.json untouched', async () => {
+  const s3 = await ownS3();
   const delays: number[] = [];
   const retry: RetryPolicy = { attempts: 4, baseDelayMs: 40, maxDelayMs: 1000, onRetry: (_n, ms) => delays.push(ms) };
   const store = s3.open('app', { retry });
@@ -49,7 +54,7 @@ it('s3rver stopped during an upload: retried with backoff, then a StoreUnreachab
   const listed = await store.backend.list('');
   if (before.status !== 'ok') throw new Error('no current.json');
 
-  const stopper = stopOnFirstProgress();
+  const stopper = stopOnFirstProgress(s3);
   const err = await publish({
     store,
     app: 'tiny',
@@ -112,6 +117,7 @@ it('a store that accepts connections but never answers times out the same way', 
 });
 
 it('s3rver stopped while a machine downloads a tarball: FETCH_FAILED, nothing extracted', async () => {
+  const s3 = await ownS3();
   // Big enough (incompressible) that the transfer is still running when the server goes.
   const big = buildTinyRelease(work, 'big');
   mkdirSync(join(big, 'lib/tiny-0.1.0/priv'), { recursive: true });
@@ -120,7 +126,7 @@ it('s3rver stopped while a machine downloads a tarball: FETCH_FAILED, nothing ex
   const r = await publish({ store, app: 'tiny', input: big, mode: 'blue-green' });
   const machine = join(work, 'machine');
   mkdirSync(machine);
-  const stopper = stopOnFirstProgress();
+  const stopper = stopOnFirstProgress(s3);
   const err = await fetchLayer(store, r.layer, join(machine, 'release'), 'blue-green', {
     onProgress: stopper.onProgress,
   }).catch((e: unknown) => e);

@@ -1,6 +1,6 @@
 /** scripts/ensure-toolchain.sh, as a user without Erlang and without root meets it. */
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, symlinkSync } from 'node:fs';
+import { mkdtempSync, rmSync, symlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -16,6 +16,7 @@ describe('ensure-toolchain.sh', () => {
       process.getuid?.() === 0 ? ['/usr/bin/setpriv', '--reuid=65534', '--regid=65534', '--clear-groups'] : [];
     const [cmd, ...args] = [...asNobody, '/usr/bin/bash', script];
     const result = spawnSync(cmd!, args, { env: { PATH: bin }, encoding: 'utf8' });
+    rmSync(bin, { recursive: true, force: true });
     expect(result.status).toBe(1);
     expect(result.stderr).toContain('baton: missing erl erlc rebar3 elixir mix');
     expect(result.stderr).toContain(

@@ -1,5 +1,6 @@
 /** Running real `erl` and `erlc` from tests: compile helper modules, evaluate expressions. */
 import { execFile } from 'node:child_process';
+import { rmSync } from 'node:fs';
 import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -8,9 +9,16 @@ import { promisify } from 'node:util';
 const run = promisify(execFile);
 export const repoRoot = resolve(import.meta.dirname, '../..');
 
-/** Compiles the named modules of test/erl into a fresh directory and returns it. */
+const compiled: string[] = [];
+// The directories live as long as the test file's process: nodes started from them load lazily.
+process.once('exit', () => {
+  for (const dir of compiled) rmSync(dir, { recursive: true, force: true });
+});
+
+/** Compiles the named modules of test/erl into a fresh directory (removed when the process exits) and returns it. */
 export async function compileTestModules(...modules: string[]): Promise<string> {
   const out = await mkdtemp(join(tmpdir(), 'baton-erl-'));
+  compiled.push(out);
   await run('erlc', ['-o', out, ...modules.map((m) => join(repoRoot, 'test/erl', `${m}.erl`))]);
   return out;
 }

@@ -47,7 +47,9 @@ const DEFAULT_MAX_DECOMPRESSED = 64 * 1024 * 1024;
 const MAX_ATOM_CHARS = 255;
 const MAX_REF_WORDS = 5;
 
-const utf8 = new TextDecoder('utf-8', { fatal: true });
+// ignoreBOM: without it a leading U+FEFF is taken for a byte-order mark and dropped, and
+// the atom '\x{FEFF}a' would decode as 'a'. In a term it is a character like any other.
+const utf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
 // Shared default, so a call without options allocates nothing for them.
 const NO_OPTIONS: DecodeOptions = Object.freeze({});
 

@@ -66,6 +66,13 @@ describe('EPMD codec', () => {
     });
     expect(decodePort2Resp(Buffer.from([119, 1]))).toEqual({ found: false, result: 1 });
   });
+  it('keeps U+FEFF at the start of a name (no byte-order mark is stripped)', () => {
+    const name = Buffer.from('\uFEFFab', 'utf8');
+    const resp = Buffer.from([119, 0, 0x10, 0x00, 77, 0, 0, 6, 0, 5, 0, name.length, ...name, 0, 0]);
+    expect(decodePort2Resp(resp)).toMatchObject({ found: true, name: '\uFEFFab' });
+    const names = Buffer.concat([Buffer.from([0, 0, 0x11, 0x11]), Buffer.from('name \uFEFFa at port 1\n', 'utf8')]);
+    expect(decodeNamesResp(names).names).toEqual([{ name: '\uFEFFa', port: 1 }]);
+  });
   it('decodes NAMES', () => {
     expect([...encodeNamesReq()]).toEqual([0, 1, 110]);
     const body = Buffer.concat([
@@ -361,6 +368,24 @@ describe('handshake v6', () => {
     const good = Buffer.concat([Buffer.from('r'), Buffer.alloc(4), digest(challenge, 'secret')]);
     expect(s.receive(good).done?.peerName).toBe('baton@host');
     expect(replaced).toBe('baton@host');
+  });
+  it('keeps U+FEFF at the start of a node name in either direction (no byte-order mark is stripped)', () => {
+    const bomServer = { ...server, name: '\uFEFFpeer@host' };
+    const c = new ClientHandshake(client, '\uFEFFpeer@host', () => 1);
+    const s = new ServerHandshake(bomServer, () => 'ok');
+    expect(converse(c, s).clientDone?.peerName).toBe('\uFEFFpeer@host');
+    // A server that dropped the mark would take this dialer for baton@host.
+    const bomClient = new ClientHandshake({ ...client, name: '\uFEFFbaton@host' }, 'peer@host');
+    let seen: string | undefined;
+    try {
+      seen = new ServerHandshake(server, (name) => {
+        seen = name;
+        return 'ok';
+      }).receive(bomClient.start()).done?.peerName;
+    } catch (err) {
+      expect((err as Error).message).toContain('\uFEFFbaton@host');
+    }
+    if (seen !== undefined) expect(seen).toBe('\uFEFFbaton@host');
   });
   it('refuses peers without the OTP 25 mandatory flags and malformed names', () => {
     const old = new ClientHandshake({ ...client, flags: DFLAG.EXTENDED_REFERENCES }, 'peer@host').start();

@@ -108,7 +108,19 @@ edges() ->
     Funs = [fun lists:map/2, fun erlang:'+'/2, fun(X) -> X end, fun() -> Lambda end,
             make_closure(a, <<1, 2>>), make_closure({1, [2 | 3]}, #{x => 1.0})],
     Local = [self(), make_ref(), hd(erlang:ports()), node()],
-    Pids ++ Refs ++ Ports ++ Bits ++ Ints ++ Floats ++ Atoms ++ Tuples ++ Lists ++ Maps ++ Bins ++ Funs ++ Local.
+    Pids ++ Refs ++ Ports ++ Bits ++ Ints ++ Floats ++ Atoms ++ Tuples ++ Lists ++ Maps ++ Bins ++ Funs ++ Local ++ boms().
+
+%% U+FEFF (a byte-order mark) at the start of text, alone, in the middle, repeated: a
+%% decoder that strips a leading BOM loses it. Its UTF-8 bytes EF BB BF also stand as
+%% Latin-1 text (ATOM_EXT, STRING_EXT) and as binaries, where they are three characters.
+boms() ->
+    Bom = 16#FEFF,
+    Texts = [[Bom, $a], [Bom], [$a, Bom, $b], [$a, Bom], [Bom, Bom, Bom, $x], [Bom, 955, Bom]],
+    [list_to_atom(T) || T <- Texts] ++ Texts ++
+        [unicode:characters_to_binary(T) || T <- Texts] ++
+        [list_to_atom(lists:duplicate(255, Bom)), list_to_atom([239, 187, 191, $a]), [239, 187, 191, $a],
+         <<239, 187, 191>>, {list_to_atom([Bom | "k"]), #{list_to_atom([Bom]) => [Bom], [Bom] => <<239, 187, 191>>}},
+         external_pid(list_to_atom([Bom | "n@h"]), 1, 0, 1), external_ref(list_to_atom([Bom | "r@h"]), 2, [1, 2, 3])].
 
 make_closure(A, B) -> fun(C) -> {A, B, C} end.
 

@@ -125,6 +125,57 @@ describe('term constructors', () => {
   });
 });
 
+describe('U+FEFF (a byte-order mark) is text like any other', () => {
+  const BOM = '\uFEFF';
+  const utf8 = (s: string) => [...Buffer.from(s, 'utf8')];
+
+  it.each([
+    ['at the start', `${BOM}a`],
+    ['alone', BOM],
+    ['in the middle', `a${BOM}b`],
+    ['at the end', `a${BOM}`],
+    ['repeated', `${BOM}${BOM}${BOM}x`],
+    ['255 times (a 765-byte ATOM_UTF8_EXT)', BOM.repeat(255)],
+  ])('keeps it in an atom %s, both UTF-8 atom tags', (_where, name) => {
+    const text = utf8(name);
+    const small = Buffer.from([131, 119, text.length, ...text]);
+    const large = Buffer.from([131, 118, text.length >> 8, text.length & 0xff, ...text]);
+    if (text.length <= 255) {
+      expect(decode(small)).toBe(atom(name));
+      expect(encode(decode(small))).toEqual(small);
+    }
+    expect(decode(large)).toBe(atom(name));
+    expect(encode(decode(large)).subarray(text.length <= 255 ? 3 : 4)).toEqual(Buffer.from(text));
+  });
+
+  it('decodes binary_to_term(<<131,118,0,4,239,187,191,97>>) to the atom U+FEFF a and writes it back in 7 bytes', () => {
+    const bytes = Buffer.from([131, 118, 0, 4, 239, 187, 191, 97]);
+    expect(decode(bytes)).toBe(atom(`${BOM}a`));
+    expect([...encode(decode(bytes))]).toEqual([131, 119, 4, 239, 187, 191, 97]);
+  });
+
+  it('keeps the bytes EF BB BF of a Latin-1 atom or a STRING_EXT as the three characters they are', () => {
+    expect(decode(Buffer.from([131, 100, 0, 4, 0xef, 0xbb, 0xbf, 97]))).toBe(atom('\u00ef\u00bb\u00bfa'));
+    expect(decode(Buffer.from([131, 115, 3, 0xef, 0xbb, 0xbf]))).toBe(atom('\u00ef\u00bb\u00bf'));
+    const str = Buffer.from([131, 107, 0, 4, 0xef, 0xbb, 0xbf, 97]);
+    expect((decode(str) as Charlist).text).toBe('\u00ef\u00bb\u00bfa');
+    expect(encode(decode(str))).toEqual(str);
+  });
+
+  it('keeps it in charlists, binaries and nested atoms', () => {
+    const term = tuple(
+      charlist(`${BOM}a`),
+      Buffer.from(`${BOM}b`),
+      [atom(BOM), atom(`x${BOM}`)],
+      new Pid(atom(`${BOM}n@h`), 1, 0, 1),
+    );
+    const back = decode(encode(term));
+    expect(termEquals(back, term)).toBe(true);
+    expect(charlistToString((back as Tuple).elements[0]!)).toBe(`${BOM}a`);
+    expect(((back as Tuple).elements[3] as Pid).node).toBe(atom(`${BOM}n@h`));
+  });
+});
+
 describe('printing', () => {
   it('prints pids, refs and ports as Erlang does on their own node', () => {
     expect(String(new Pid(node, 12, 0, 3))).toBe('<0.12.0>');

@@ -74,6 +74,14 @@ describe('ETF conformance with OTP term_to_binary / binary_to_term', () => {
     expect([...topTags].sort((a, b) => a - b)).toEqual(expect.arrayContaining(expected));
   });
 
+  it('holds text with U+FEFF (a byte-order mark) at its start, alone, in the middle and repeated', () => {
+    const bom = Buffer.from([0xef, 0xbb, 0xbf]);
+    const holding = plain.filter((b) => b.includes(bom));
+    expect(holding.length).toBeGreaterThanOrEqual(18);
+    // Among them the atom '\x{FEFF}a' as OTP writes it (minor_version 1: SMALL_ATOM_UTF8_EXT).
+    expect(plain.some((b) => b.equals(Buffer.from([131, 119, 4, 0xef, 0xbb, 0xbf, 97])))).toBe(true);
+  });
+
   it('re-encodes every term_to_binary/1 output byte for byte (minor_version 1, OTP 25 default)', () => {
     const mismatches: number[] = [];
     plain.forEach((b, i) => {

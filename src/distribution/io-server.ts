@@ -4,7 +4,7 @@
  * everything: output requests with `ok` (the text goes to baton's log), input requests
  * with `{error, enotsup}` / `eof`, unknown ones with `{error, request}`.
  */
-import { Atom, asList, atom, BitString, Charlist, ImproperList, Pid, type Term, Tuple, tuple } from '../etf/index.js';
+import { Atom, asList, atom, Charlist, ImproperList, Pid, type Term, Tuple, tuple } from '../etf/index.js';
 
 const IO_REQUEST = atom('io_request');
 const IO_REPLY = atom('io_reply');
@@ -19,31 +19,33 @@ export type IoAction =
   | { kind: 'apply'; to: Pid; replyAs: Term; module: Atom; fun: Atom; args: Term[]; encoding: Atom }
   | { kind: 'ignore' };
 
-/** Flattens chardata / iodata to a string (`unicode:characters_to_list/2` for the encoding). */
+/**
+ * Flattens chardata / iodata to a string (`unicode:characters_to_list/2` for the
+ * encoding). Walked with a stack of pending parts, not by recursion: chardata may nest
+ * as deep as the term that carries it.
+ */
 export function chardataToString(data: Term, encoding: Atom = UNICODE): string | undefined {
   let out = '';
-  const walk = (t: Term, depth: number): boolean => {
-    if (depth > 10_000) return false;
+  // Parts still to flatten, the next one last.
+  const pending: Term[] = [data];
+  while (pending.length > 0) {
+    const t = pending.pop()!;
     if (typeof t === 'number') {
-      if (!Number.isInteger(t) || t < 0 || t > 0x10ffff) return false;
+      if (!Number.isInteger(t) || t < 0 || t > 0x10ffff) return undefined;
       out += String.fromCodePoint(t);
-      return true;
-    }
-    if (t instanceof Uint8Array) {
+    } else if (t instanceof Uint8Array) {
       out += Buffer.from(t.buffer, t.byteOffset, t.byteLength).toString(encoding === LATIN1 ? 'latin1' : 'utf8');
-      return true;
-    }
-    if (t instanceof Charlist) {
+    } else if (t instanceof Charlist) {
       out += t.text;
-      return true;
+    } else if (Array.isArray(t) || (t instanceof ImproperList && t.tail instanceof Uint8Array)) {
+      const elements = Array.isArray(t) ? t : t.elements;
+      if (!Array.isArray(t)) pending.push(t.tail);
+      for (let i = elements.length - 1; i >= 0; i--) pending.push(elements[i]!);
+    } else {
+      return undefined;
     }
-    if (Array.isArray(t)) return t.every((x) => walk(x, depth + 1));
-    if (t instanceof ImproperList)
-      return t.elements.every((x) => walk(x, depth + 1)) && t.tail instanceof Uint8Array && walk(t.tail, depth + 1);
-    if (t instanceof BitString) return false;
-    return false;
-  };
-  return walk(data, 0) ? out : undefined;
+  }
+  return out;
 }
 
 function single(to: Pid, replyAs: Term, req: Term): IoAction {

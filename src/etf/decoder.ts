@@ -2,9 +2,20 @@
  * Decoder for the external term format.
  *
  * Input is untrusted (it comes off a socket or out of a file): every length is checked
- * against the bytes that remain before anything is allocated for it, nesting is bounded,
- * and a compressed term may not inflate past `maxDecompressedSize`. Anything refused is
- * an `EtfDecodeError` carrying the offset where decoding stopped.
+ * against the bytes that remain before anything is allocated for it (reader.ts), a
+ * compressed term may not inflate past `maxDecompressedSize`, and anything refused is an
+ * `EtfDecodeError` carrying the offset where decoding stopped.
+ *
+ * Containers are read with an explicit stack of frames, not by recursion: the BEAM
+ * writes and reads terms nested as deep as memory allows (a list 100,000 deep is a few
+ * hundred KB), and a recursive decoder would either refuse them or overflow the JS
+ * stack. Each level takes at least one input byte and its frame a few dozen bytes, and
+ * the elements all containers declare may not outnumber the input's bytes (see
+ * Reader.budget), so what hostile nesting makes the decoder allocate stays a small
+ * multiple of the input; `maxDepth` caps the depth for a caller that wants to. A list's
+ * tail that is itself a list (`[a | [b | [c]]]`, which the BEAM never writes but may be
+ * sent) continues the same frame rather than nesting, so it costs neither depth nor
+ * quadratic copying.
  *
  * Binaries are views into the input (no copy) unless `copyBinaries` is set, or they are
  * shorter than `copyBelow`; `decodeFrom` says how many views its term holds, so a caller
@@ -12,24 +23,12 @@
  */
 import { inflateSync } from 'node:zlib';
 import { EtfDecodeError } from './errors.js';
+import { atomTerm, Reader, readLeaf } from './reader.js';
 import * as T from './tags.js';
-import {
-  Atom,
-  BitString,
-  Charlist,
-  ExportFun,
-  Float,
-  Fun,
-  ImproperList,
-  Pid,
-  Port,
-  Reference,
-  type Term,
-  Tuple,
-} from './terms.js';
+import { Atom, Fun, ImproperList, Pid, type Term, Tuple } from './terms.js';
 
 export interface DecodeOptions {
-  /** Deepest nesting of containers accepted (the BEAM has no limit; a JS stack does). Default 2000. */
+  /** Deepest nesting of containers accepted. Default: no limit but the input's size. */
   maxDepth?: number;
   /** Largest size a compressed term may declare and inflate to. Default 64 MiB. */
   maxDecompressedSize?: number;
@@ -42,79 +41,9 @@ export interface DecodeOptions {
   copyBelow?: number;
 }
 
-const DEFAULT_MAX_DEPTH = 2000;
 const DEFAULT_MAX_DECOMPRESSED = 64 * 1024 * 1024;
-const MAX_ATOM_CHARS = 255;
-const MAX_REF_WORDS = 5;
-
-// ignoreBOM: without it a leading U+FEFF is taken for a byte-order mark and dropped, and
-// the atom '\x{FEFF}a' would decode as 'a'. In a term it is a character like any other.
-const utf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
 // Shared default, so a call without options allocates nothing for them.
 const NO_OPTIONS: DecodeOptions = Object.freeze({});
-
-class Reader {
-  pos: number;
-  depth = 0;
-  /** Views into `buf` handed out so far. */
-  views = 0;
-
-  constructor(
-    readonly buf: Buffer,
-    start: number,
-    readonly maxDepth: number,
-    /** Binary data shorter than this is copied rather than viewed (Infinity: always copied). */
-    readonly copyBelow: number,
-  ) {
-    this.pos = start;
-  }
-
-  fail(reason: string, at = this.pos): never {
-    throw new EtfDecodeError(reason, at);
-  }
-
-  need(n: number, what: string): void {
-    if (n > this.buf.length - this.pos) {
-      this.fail(`${what} needs ${n} bytes, ${this.buf.length - this.pos} left`);
-    }
-  }
-
-  u8(): number {
-    if (this.pos >= this.buf.length) this.fail('unexpected end of input');
-    return this.buf[this.pos++]!;
-  }
-
-  u16(): number {
-    this.need(2, 'a 16-bit field');
-    const b = this.buf;
-    const v = (b[this.pos]! << 8) | b[this.pos + 1]!;
-    this.pos += 2;
-    return v;
-  }
-
-  u32(): number {
-    this.need(4, 'a 32-bit field');
-    const b = this.buf;
-    const p = this.pos;
-    this.pos = p + 4;
-    return b[p]! * 0x1000000 + ((b[p + 1]! << 16) | (b[p + 2]! << 8) | b[p + 3]!);
-  }
-
-  bytes(n: number, what: string): Buffer {
-    this.need(n, what);
-    const out = this.buf.subarray(this.pos, this.pos + n);
-    this.pos += n;
-    return out;
-  }
-
-  /** The `n` bytes of a binary's data: a copy below `copyBelow`, otherwise a view (counted). */
-  data(n: number, what: string): Buffer {
-    const view = this.bytes(n, what);
-    if (n < this.copyBelow) return Buffer.from(view);
-    this.views++;
-    return view;
-  }
-}
 
 function toBuffer(input: Uint8Array): Buffer {
   return Buffer.isBuffer(input) ? input : Buffer.from(input.buffer, input.byteOffset, input.byteLength);
@@ -122,7 +51,7 @@ function toBuffer(input: Uint8Array): Buffer {
 
 function readerFor(input: Uint8Array, offset: number, options: DecodeOptions): Reader {
   const copyBelow = options.copyBinaries === true ? Infinity : (options.copyBelow ?? 0);
-  return new Reader(toBuffer(input), offset, options.maxDepth ?? DEFAULT_MAX_DEPTH, copyBelow);
+  return new Reader(toBuffer(input), offset, options.maxDepth ?? Infinity, copyBelow);
 }
 
 /** Decodes `input`, which must be exactly one term with its version byte (what `term_to_binary/1` returns). */
@@ -148,6 +77,17 @@ export function decodeFrom(
   return { term, offset: r.pos, views: r.views };
 }
 
+/** Decodes one term that has no version byte in front of it, starting at `offset`. */
+export function decodeWithoutVersion(
+  input: Uint8Array,
+  offset = 0,
+  options: DecodeOptions = NO_OPTIONS,
+): { term: Term; offset: number } {
+  const r = readerFor(input, offset, options);
+  const term = readTerm(r);
+  return { term, offset: r.pos };
+}
+
 function versioned(r: Reader, options: DecodeOptions): Term {
   const start = r.pos;
   const version = r.u8();
@@ -156,28 +96,7 @@ function versioned(r: Reader, options: DecodeOptions): Term {
     r.pos++;
     return decompressed(r, options.maxDecompressedSize ?? DEFAULT_MAX_DECOMPRESSED);
   }
-  return guarded(r);
-}
-
-/** Decodes one term that has no version byte in front of it, starting at `offset`. */
-export function decodeWithoutVersion(
-  input: Uint8Array,
-  offset = 0,
-  options: DecodeOptions = NO_OPTIONS,
-): { term: Term; offset: number } {
-  const r = readerFor(input, offset, options);
-  const term = guarded(r);
-  return { term, offset: r.pos };
-}
-
-function guarded(r: Reader): Term {
-  try {
-    return readTerm(r);
-  } catch (err) {
-    // maxDepth should keep us well inside the stack; this is the net under it.
-    if (err instanceof RangeError) r.fail(`nesting exhausted the stack (${err.message})`);
-    throw err;
-  }
+  return readTerm(r);
 }
 
 function decompressed(r: Reader, limit: number): Term {
@@ -206,7 +125,7 @@ function decompressed(r: Reader, limit: number): Term {
   const inner = new Reader(inflated, 0, r.maxDepth, r.copyBelow);
   let term: Term;
   try {
-    term = guarded(inner);
+    term = readTerm(inner);
   } catch (err) {
     if (err instanceof EtfDecodeError) {
       r.fail(`inside compressed term at byte ${err.offset}: ${err.reason}`, at);
@@ -218,281 +137,242 @@ function decompressed(r: Reader, limit: number): Term {
   return term;
 }
 
-function enter(r: Reader): void {
-  if (++r.depth > r.maxDepth) r.fail(`terms nested deeper than ${r.maxDepth}`);
+const TUPLE = 0;
+/** A list whose latest LIST_EXT had elements (or the first one). */
+const LIST = 1;
+/** A list whose latest LIST_EXT had none: its tail may not be a non-list. */
+const LIST0 = 2;
+const MAP = 3;
+const FUN = 4;
+const NO_ITEMS: Term[] = [];
+
+/** What a NEW_FUN_EXT frame needs to finish the fun once its free variables are read. */
+interface FunParts {
+  end: number;
+  module: Atom;
+  arity: number;
 }
 
+/** An open container: one per level of nesting, kept on `frames` instead of the JS stack. */
+class Frame {
+  kind = TUPLE;
+  /** A tuple's or list's elements, a map, or a fun's parts. */
+  content: Term[] | Map<Term, Term> | FunParts = NO_ITEMS;
+  /** A map's key whose value comes next. */
+  key: Term | undefined = undefined;
+  /** Elements read so far (a map: pairs), and how many there are. */
+  i = 0;
+  n = 0;
+  /** Where the container starts (a list: its latest LIST_EXT), for errors. */
+  at = 0;
+}
+
+// Shared by every decode: decoding is synchronous and never re-entered while frames are
+// in use (a compressed term is inflated and decoded before its outer reader opens any).
+const frames: Frame[] = [];
+/** Frames kept between decodes; a deeper term's are let go after it. */
+const FRAMES_KEPT = 256;
+
+/** 1 for the tags of terms that hold other terms (opened as frames), 0 for leaves. */
+const HAS_ELEMENTS = new Uint8Array(256);
+for (const tag of [T.SMALL_TUPLE_EXT, T.LARGE_TUPLE_EXT, T.LIST_EXT, T.MAP_EXT, T.NEW_FUN_EXT]) HAS_ELEMENTS[tag] = 1;
+
+/** Opens a container at `at` of `n` elements on level `sp`; `terms` counts its tail or values too. */
+function open(
+  r: Reader,
+  sp: number,
+  kind: number,
+  content: Term[] | Map<Term, Term> | FunParts,
+  n: number,
+  terms: number,
+  at: number,
+): void {
+  if (sp >= r.maxDepth) r.fail(`terms nested deeper than ${r.maxDepth}`, at);
+  declare(r, terms, at);
+  let f = frames[sp];
+  if (f === undefined) {
+    f = new Frame();
+    frames.push(f);
+  }
+  f.kind = kind;
+  f.content = content;
+  f.i = 0;
+  f.n = n;
+  f.at = at;
+}
+
+/** Counts `terms` more elements against the input's size (see Reader.budget). */
+function declare(r: Reader, terms: number, at: number): void {
+  r.budget -= terms;
+  if (r.budget < 0) r.fail('the containers declare more elements than the input has bytes', at);
+}
+
+/** Drops what a frame points to, so the pool does not keep a decoded term alive. */
+function release(f: Frame): void {
+  f.content = NO_ITEMS;
+  f.key = undefined;
+}
+
+/**
+ * One term, containers and all. Each turn of the outer loop reads one term's head: a
+ * leaf becomes `value`, a container with elements is opened as a frame and the
+ * following turns read its elements. A value is then handed to the innermost open
+ * container, closing each container it completes; the outermost one's value is the
+ * result.
+ */
 function readTerm(r: Reader): Term {
-  const at = r.pos;
-  const tag = r.u8();
-  switch (tag) {
-    case T.SMALL_INTEGER_EXT:
-      return r.u8();
-    case T.INTEGER_EXT: {
-      r.need(4, 'INTEGER_EXT');
-      const v = r.buf.readInt32BE(r.pos);
-      r.pos += 4;
-      return v;
+  let sp = 0;
+  try {
+    let value: Term;
+    outer: for (;;) {
+      const at = r.pos;
+      const tag = r.u8();
+      switch (tag) {
+        case T.SMALL_TUPLE_EXT:
+        case T.LARGE_TUPLE_EXT: {
+          const n = tag === T.SMALL_TUPLE_EXT ? r.u8() : r.u32();
+          if (n === 0) {
+            value = new Tuple([]);
+            break;
+          }
+          // Every element takes at least one byte: a larger arity cannot be real.
+          if (n > r.buf.length - r.pos) r.need(n, `a tuple of ${n} elements`);
+          open(r, sp++, TUPLE, new Array<Term>(n), n, n, at);
+          continue outer;
+        }
+        case T.LIST_EXT: {
+          const n = r.u32();
+          if (n >= r.buf.length - r.pos) r.need(n + 1, `a list of ${n} elements`);
+          open(r, sp++, n === 0 ? LIST0 : LIST, new Array<Term>(n), n, n + 1, at);
+          if (n > 0 || !listEnds(r, frames[sp - 1]!)) continue outer;
+          // LIST_EXT of no elements, then a list that ended it.
+          sp--;
+          value = frames[sp]!.content as Term[];
+          release(frames[sp]!);
+          break;
+        }
+        case T.MAP_EXT: {
+          const n = r.u32();
+          if (n * 2 > r.buf.length - r.pos) r.need(n * 2, `a map of ${n} pairs`);
+          if (n === 0) {
+            value = new Map<Term, Term>();
+            break;
+          }
+          open(r, sp++, MAP, new Map<Term, Term>(), n, n * 2, at);
+          continue outer;
+        }
+        case T.NEW_FUN_EXT: {
+          const { parts, free } = funHead(r, at);
+          if (free > 0) {
+            open(r, sp++, FUN, parts, free, free, at);
+            continue outer;
+          }
+          value = funEnd(r, parts, at);
+          break;
+        }
+        default:
+          value = leafOf(r, tag, at);
+      }
+      while (sp > 0) {
+        const f = frames[sp - 1]!;
+        const kind = f.kind;
+        if (kind === TUPLE || (kind !== MAP && kind !== FUN && f.i < f.n)) {
+          const items = f.content as Term[];
+          const n = f.n;
+          let i = f.i;
+          items[i++] = value;
+          // Elements that are leaves are read here at once rather than one per turn of
+          // the outer loop: most elements are.
+          while (i < n) {
+            const tag = r.buf[r.pos];
+            if (tag === undefined || HAS_ELEMENTS[tag] === 1) break;
+            const at = r.pos++;
+            items[i++] = leafOf(r, tag, at);
+          }
+          f.i = i;
+          if (i < n) continue outer;
+          if (kind === TUPLE) value = new Tuple(items);
+          else if (listEnds(r, f)) value = items;
+          else continue outer;
+        } else if (kind === LIST || kind === LIST0) {
+          // The tail, which listEnds left to read because it is not a list.
+          if (kind === LIST0) r.fail('LIST_EXT of zero elements with a non-list tail', f.at);
+          value = new ImproperList(f.content as Term[], value);
+        } else if (kind === MAP) {
+          const map = f.content as Map<Term, Term>;
+          let key = f.key;
+          let v: Term = value;
+          for (;;) {
+            if (key === undefined) key = v;
+            else {
+              if (map.has(key)) r.fail(`map has the key ${shown(key)} twice`, f.at);
+              map.set(key, v);
+              key = undefined;
+              if (++f.i === f.n) break;
+            }
+            const tag = r.buf[r.pos];
+            if (tag === undefined || HAS_ELEMENTS[tag] === 1) break;
+            const at = r.pos++;
+            v = leafOf(r, tag, at);
+          }
+          f.key = key;
+          if (f.i < f.n) continue outer;
+          value = map;
+        } else {
+          // A fun's free variables are read and dropped: the fun keeps its encoding.
+          if (++f.i < f.n) continue outer;
+          value = funEnd(r, f.content as FunParts, f.at);
+        }
+        release(f);
+        sp--;
+      }
+      if (frames.length > FRAMES_KEPT) frames.length = FRAMES_KEPT;
+      return value;
     }
-    case T.SMALL_BIG_EXT:
-      return big(r, r.u8());
-    case T.LARGE_BIG_EXT:
-      return big(r, r.u32());
-    case T.NEW_FLOAT_EXT: {
-      r.need(8, 'NEW_FLOAT_EXT');
-      const v = r.buf.readDoubleBE(r.pos);
-      r.pos += 8;
-      if (!Number.isFinite(v)) r.fail('float is not finite', at);
-      return Number.isInteger(v) ? new Float(v) : v;
+  } catch (err) {
+    // `sp` may count a level whose opening failed: it has no frame of its own yet.
+    for (let i = 0; i < sp && i < frames.length; i++) release(frames[i]!);
+    if (frames.length > FRAMES_KEPT) frames.length = FRAMES_KEPT;
+    throw err;
+  }
+}
+
+/**
+ * Called when a list's elements are all read: reads on as long as what follows goes on
+ * with the same list (NIL_EXT ends it, STRING_EXT adds its characters and ends it,
+ * LIST_EXT adds elements). True when the list is complete and proper; false when
+ * elements or a tail that is not a list remain to be read (elements when `f.i < f.n`).
+ */
+function listEnds(r: Reader, f: Frame): boolean {
+  for (;;) {
+    const tag = r.buf[r.pos];
+    if (tag === T.NIL_EXT) {
+      r.pos++;
+      return true;
     }
-    case T.FLOAT_EXT: {
-      const text = r.bytes(31, 'FLOAT_EXT').toString('latin1').replace(/\0+$/, '');
-      const v = Number(text.trim());
-      if (!/^\s*[-+]?\d/.test(text) || !Number.isFinite(v))
-        r.fail(`FLOAT_EXT text ${JSON.stringify(text)} is not a float`, at);
-      return Number.isInteger(v) ? new Float(v) : v;
-    }
-    case T.ATOM_EXT:
-    case T.SMALL_ATOM_EXT:
-    case T.ATOM_UTF8_EXT:
-    case T.SMALL_ATOM_UTF8_EXT:
-      return atomBody(r, tag, at);
-    case T.SMALL_TUPLE_EXT:
-      return tupleBody(r, r.u8());
-    case T.LARGE_TUPLE_EXT:
-      return tupleBody(r, r.u32());
-    case T.NIL_EXT:
-      return [];
-    case T.STRING_EXT: {
+    if (tag === T.STRING_EXT) {
+      // [a | "bc"] is [a, b, c]: the BEAM never writes it so, but it is the same term.
+      r.pos++;
       const len = r.u16();
-      if (len === 0) return [];
-      return Charlist.fromLatin1(r.data(len, 'STRING_EXT'));
+      const chars = r.bytes(len, 'STRING_EXT');
+      const items = f.content as Term[];
+      for (let k = 0; k < len; k++) items.push(chars[k]!);
+      return true;
     }
-    case T.LIST_EXT:
-      return listBody(r);
-    case T.BINARY_EXT: {
-      const len = r.u32();
-      return r.data(len, 'BINARY_EXT');
-    }
-    case T.BIT_BINARY_EXT: {
-      const len = r.u32();
-      const bits = r.u8();
-      if (bits < 1 || bits > 8) r.fail(`BIT_BINARY_EXT with ${bits} bits in its last byte`, at);
-      if (len === 0) r.fail('BIT_BINARY_EXT of zero bytes', at);
-      if (bits === 8) return r.data(len, 'BIT_BINARY_EXT');
-      // Canonical form: the unused low bits of the last byte are zero, as the BEAM writes them.
-      const data = Buffer.from(r.bytes(len, 'BIT_BINARY_EXT'));
-      data[len - 1] = data[len - 1]! & ((0xff << (8 - bits)) & 0xff);
-      return new BitString(data, bits);
-    }
-    case T.MAP_EXT:
-      return mapBody(r);
-    case T.NEW_PID_EXT:
-    case T.PID_EXT: {
-      const node = nodeAtom(r);
-      r.need(tag === T.NEW_PID_EXT ? 12 : 9, 'a pid');
-      const id = r.u32();
-      const serial = r.u32();
-      const creation = tag === T.NEW_PID_EXT ? r.u32() : r.u8();
-      return new Pid(node, id, serial, creation);
-    }
-    case T.NEW_PORT_EXT:
-    case T.PORT_EXT: {
-      const node = nodeAtom(r);
-      const id = r.u32();
-      const creation = tag === T.NEW_PORT_EXT ? r.u32() : r.u8();
-      return new Port(node, BigInt(id), creation);
-    }
-    case T.V4_PORT_EXT: {
-      const node = nodeAtom(r);
-      r.need(12, 'V4_PORT_EXT');
-      const id = r.buf.readBigUInt64BE(r.pos);
-      r.pos += 8;
-      return new Port(node, id, r.u32());
-    }
-    case T.NEWER_REFERENCE_EXT:
-    case T.NEW_REFERENCE_EXT: {
-      const words = r.u16();
-      if (words < 1 || words > MAX_REF_WORDS) r.fail(`reference with ${words} id words (1 to ${MAX_REF_WORDS})`, at);
-      const node = nodeAtom(r);
-      const creation = tag === T.NEWER_REFERENCE_EXT ? r.u32() : r.u8();
-      r.need(words * 4, 'reference ids');
-      const ids: number[] = [];
-      for (let i = 0; i < words; i++) ids.push(r.u32());
-      return new Reference(node, creation, ids);
-    }
-    case T.REFERENCE_EXT: {
-      const node = nodeAtom(r);
-      const id = r.u32();
-      return new Reference(node, r.u8(), [id]);
-    }
-    case T.EXPORT_EXT: {
-      const module = atomTerm(r);
-      const fn = atomTerm(r);
-      if (r.u8() !== T.SMALL_INTEGER_EXT) r.fail('EXPORT_EXT arity is not a small integer', at);
-      return new ExportFun(module, fn, r.u8());
-    }
-    case T.NEW_FUN_EXT:
-      return funBody(r, at);
-    case T.COMPRESSED:
-      return r.fail('a compressed term may only stand right after the version byte', at);
-    case T.ATOM_CACHE_REF:
-      return r.fail('atom cache reference outside a distribution header', at);
-    default:
-      return r.fail(`unknown tag ${tag}`, at);
+    if (tag !== T.LIST_EXT) return false;
+    const at = r.pos++;
+    const n = r.u32();
+    if (n >= r.buf.length - r.pos) r.need(n + 1, `a list of ${n} elements`);
+    declare(r, n + 1, at);
+    f.at = at;
+    f.n += n;
+    f.kind = n === 0 ? LIST0 : LIST;
+    if (n > 0) return false;
   }
 }
 
-function big(r: Reader, n: number): number | bigint {
-  const sign = r.u8();
-  if (sign > 1) r.fail(`big integer sign byte ${sign}`);
-  const digits = r.bytes(n, 'big integer digits');
-  if (n <= 6) {
-    let v = 0;
-    for (let i = n - 1; i >= 0; i--) v = v * 256 + digits[i]!;
-    return sign === 1 && v !== 0 ? -v : v;
-  }
-  let hex = '';
-  for (let i = n - 1; i >= 0; i--) hex += HEX[digits[i]!];
-  let v = BigInt(`0x${hex}`);
-  if (sign === 1) v = -v;
-  return v >= MIN_SAFE && v <= MAX_SAFE ? Number(v) : v;
-}
-
-const HEX = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, '0'));
-const MAX_SAFE = BigInt(Number.MAX_SAFE_INTEGER);
-const MIN_SAFE = -MAX_SAFE;
-
-// Short ASCII atoms (module, function and node names, tags of control messages) recur
-// in nearly every message: a small direct-mapped cache from their bytes to the atom
-// skips building a string and the intern-table lookup. Bounded, so it pins at most
-// CACHE_SLOTS atoms.
-const CACHE_SLOTS = 1024;
-const CACHE_MAX_LEN = 40;
-const cacheKeys: (Uint8Array | undefined)[] = new Array(CACHE_SLOTS).fill(undefined);
-const cacheAtoms: (Atom | undefined)[] = new Array(CACHE_SLOTS).fill(undefined);
-
-function cachedAsciiAtom(buf: Buffer, pos: number, len: number): Atom | undefined {
-  let h = 0x811c9dc5 ^ len;
-  for (let i = 0; i < len; i++) {
-    const b = buf[pos + i]!;
-    if (b >= 0x80) return undefined;
-    h = Math.imul(h ^ b, 0x01000193);
-  }
-  const slot = (h ^ (h >>> 16)) & (CACHE_SLOTS - 1);
-  const key = cacheKeys[slot];
-  if (key !== undefined && key.length === len) {
-    let same = true;
-    for (let i = 0; i < len; i++) {
-      if (key[i] !== buf[pos + i]) {
-        same = false;
-        break;
-      }
-    }
-    if (same) return cacheAtoms[slot];
-  }
-  const found = Atom.of(buf.toString('latin1', pos, pos + len));
-  cacheKeys[slot] = Uint8Array.prototype.slice.call(buf, pos, pos + len);
-  cacheAtoms[slot] = found;
-  return found;
-}
-
-function atomBody(r: Reader, tag: number, at: number): Atom {
-  const small = tag === T.SMALL_ATOM_EXT || tag === T.SMALL_ATOM_UTF8_EXT;
-  const len = small ? r.u8() : r.u16();
-  r.need(len, 'atom text');
-  if (len <= CACHE_MAX_LEN) {
-    const hit = cachedAsciiAtom(r.buf, r.pos, len);
-    if (hit !== undefined) {
-      r.pos += len;
-      return hit;
-    }
-  }
-  const bytes = r.bytes(len, 'atom text');
-  let name: string;
-  if (tag === T.ATOM_EXT || tag === T.SMALL_ATOM_EXT) {
-    name = bytes.toString('latin1', 0, len);
-  } else {
-    let ascii = true;
-    for (let i = 0; i < len; i++) {
-      if (bytes[i]! >= 0x80) {
-        ascii = false;
-        break;
-      }
-    }
-    if (ascii) {
-      name = bytes.toString('latin1', 0, len);
-    } else {
-      try {
-        name = utf8.decode(bytes);
-      } catch {
-        return r.fail('atom text is not valid UTF-8', at);
-      }
-    }
-  }
-  if (len > MAX_ATOM_CHARS && [...name].length > MAX_ATOM_CHARS) {
-    r.fail(`atom longer than ${MAX_ATOM_CHARS} characters`, at);
-  }
-  return Atom.of(name);
-}
-
-function atomTerm(r: Reader): Atom {
-  const at = r.pos;
-  const tag = r.u8();
-  if (tag === T.ATOM_EXT || tag === T.SMALL_ATOM_EXT || tag === T.ATOM_UTF8_EXT || tag === T.SMALL_ATOM_UTF8_EXT) {
-    return atomBody(r, tag, at);
-  }
-  return r.fail(`expected an atom, found tag ${tag}`, at);
-}
-
-const nodeAtom = atomTerm;
-
-function tupleBody(r: Reader, arity: number): Tuple {
-  // Every element takes at least one byte: a larger arity cannot be real.
-  r.need(arity, `a tuple of ${arity} elements`);
-  enter(r);
-  const elements = new Array<Term>(arity);
-  for (let i = 0; i < arity; i++) elements[i] = readTerm(r);
-  r.depth--;
-  return new Tuple(elements);
-}
-
-function listBody(r: Reader): Term[] | ImproperList {
-  const at = r.pos - 1;
-  const len = r.u32();
-  r.need(len + 1, `a list of ${len} elements`);
-  enter(r);
-  const elements = new Array<Term>(len);
-  for (let i = 0; i < len; i++) elements[i] = readTerm(r);
-  const tail = readTerm(r);
-  r.depth--;
-  if (Array.isArray(tail) || tail instanceof Charlist) {
-    // [a | [b]] is [a, b]: the BEAM never writes it so, but it is the same term.
-    for (const t of Array.isArray(tail) ? tail : tail.codePoints()) elements.push(t);
-    return elements;
-  }
-  if (tail instanceof ImproperList) return new ImproperList(elements.concat(tail.elements), tail.tail);
-  if (len === 0) r.fail('LIST_EXT of zero elements with a non-list tail', at);
-  return new ImproperList(elements, tail);
-}
-
-function mapBody(r: Reader): Map<Term, Term> {
-  const at = r.pos - 1;
-  const arity = r.u32();
-  r.need(arity * 2, `a map of ${arity} pairs`);
-  enter(r);
-  const map = new Map<Term, Term>();
-  for (let i = 0; i < arity; i++) {
-    const key = readTerm(r);
-    const value = readTerm(r);
-    if (map.has(key)) r.fail(`map has the key ${String(key)} twice`, at);
-    map.set(key, value);
-  }
-  r.depth--;
-  return map;
-}
-
-function funBody(r: Reader, at: number): Fun {
+/** A NEW_FUN_EXT up to its free variables (`at`: its tag). */
+function funHead(r: Reader, at: number): { parts: FunParts; free: number } {
   const size = r.u32();
   // size counts itself; the fixed fields before the module atom take 25 more bytes.
   if (size < 29) r.fail(`NEW_FUN_EXT size ${size} is too small`, at);
@@ -500,17 +380,44 @@ function funBody(r: Reader, at: number): Fun {
   const end = at + 1 + size;
   const arity = r.u8();
   r.pos += 16 + 4; // uniq (md5), index
-  const numFree = r.u32();
-  if (numFree > end - r.pos) r.fail(`NEW_FUN_EXT claims ${numFree} free variables`, at);
+  const free = r.u32();
+  if (free > end - r.pos) r.fail(`NEW_FUN_EXT claims ${free} free variables`, at);
   const module = atomTerm(r);
-  const oldIndex = readTerm(r);
-  const oldUniq = readTerm(r);
+  const oldIndex = leaf(r);
+  const oldUniq = leaf(r);
   if (typeof oldIndex !== 'number' || typeof oldUniq !== 'number')
     r.fail('NEW_FUN_EXT old index/uniq are not integers', at);
-  if (!(readTerm(r) instanceof Pid)) r.fail('NEW_FUN_EXT has no pid', at);
-  enter(r);
-  for (let i = 0; i < numFree; i++) readTerm(r);
-  r.depth--;
-  if (r.pos !== end) r.fail(`NEW_FUN_EXT size ${size} does not match its contents (${r.pos - at - 1} bytes)`, at);
-  return new Fun(module, arity, Buffer.from(r.buf.subarray(at + 1, end)));
+  if (!(leaf(r) instanceof Pid)) r.fail('NEW_FUN_EXT has no pid', at);
+  return { parts: { end, module, arity }, free };
+}
+
+function funEnd(r: Reader, f: FunParts, at: number): Fun {
+  if (r.pos !== f.end) {
+    r.fail(`NEW_FUN_EXT size ${f.end - at - 1} does not match its contents (${r.pos - at - 1} bytes)`, at);
+  }
+  return new Fun(f.module, f.arity, Buffer.from(r.buf.subarray(at + 1, f.end)));
+}
+
+/** readLeaf, with the integers that fill most lists read here: small enough to be inlined. */
+function leafOf(r: Reader, tag: number, at: number): Term {
+  if (tag === T.SMALL_INTEGER_EXT) return r.u8();
+  if (tag === T.INTEGER_EXT && r.pos + 4 <= r.buf.length) {
+    const v = r.buf.readInt32BE(r.pos);
+    r.pos += 4;
+    return v;
+  }
+  return readLeaf(r, tag, at);
+}
+
+function leaf(r: Reader): Term {
+  const at = r.pos;
+  return readLeaf(r, r.u8(), at);
+}
+
+/** A duplicate map key, for the error: atoms and numbers as themselves, other terms by kind. */
+function shown(key: Term): string {
+  if (typeof key === 'number' || typeof key === 'bigint' || key instanceof Atom) return String(key);
+  if (Array.isArray(key)) return '(a list)';
+  if (key instanceof Uint8Array) return '(a binary)';
+  return `(a ${key.constructor.name})`;
 }

@@ -18,11 +18,16 @@ export class EtfEncodeError extends BatonError {
     readonly reason: string,
     readonly path: string = '',
   ) {
-    super(`cannot encode term${path ? ` at ${path}` : ''}: ${reason}`);
+    super(`cannot encode term${path ? ` at ${shortened(path)}` : ''}: ${reason}`);
   }
 
   /** The same error, located one level further out (built as the error bubbles up). */
   within(segment: string): EtfEncodeError {
     return new EtfEncodeError(this.reason, segment + this.path);
   }
+}
+
+/** A path into a very deep term is shown by its two ends (the `path` property keeps it whole). */
+function shortened(path: string): string {
+  return path.length <= 240 ? path : `${path.slice(0, 120)}…${path.slice(-120)}`;
 }

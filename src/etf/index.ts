@@ -4,6 +4,7 @@
  */
 export { type DecodeOptions, decode, decodeFrom, decodeWithoutVersion } from './decoder.js';
 export { type EncodeOptions, encode, encodeSequence, encodeWithoutVersion } from './encoder.js';
+export { mapGet, termEquals } from './equality.js';
 export { EtfDecodeError, EtfEncodeError } from './errors.js';
 export * as tags from './tags.js';
 export {
@@ -20,12 +21,10 @@ export {
   float,
   ImproperList,
   improperList,
-  mapGet,
   Pid,
   Port,
   Reference,
   type Term,
   Tuple,
-  termEquals,
   tuple,
 } from './terms.js';

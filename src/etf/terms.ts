@@ -19,7 +19,7 @@
  * JS strings, booleans, null and undefined are refused by the encoder rather than
  * guessed at: use `atom('true')`, `Buffer.from(s)` or `charlist(s)`.
  */
-import { inspect } from 'node:util';
+import { type InspectOptions, inspect } from 'node:util';
 
 export type Term =
   | number
@@ -96,6 +96,15 @@ export function float(value: number): Float {
   return new Float(value);
 }
 
+/**
+ * Options for inspecting the elements of a term inspected with `depth` levels left: each
+ * `inspect` call counts its depth afresh, so passing the options on unchanged would let
+ * nested tuples print (and recurse) without end.
+ */
+function nested(depth: number, options: InspectOptions): InspectOptions {
+  return { ...options, depth: options.depth === null ? null : depth - 1 };
+}
+
 export class Tuple {
   readonly elements: Term[];
 
@@ -112,8 +121,10 @@ export class Tuple {
     return this.elements[index];
   }
 
-  [inspect.custom](_depth: number, options: object): string {
-    return `{${this.elements.map((e) => inspect(e, options)).join(', ')}}`;
+  [inspect.custom](depth: number, options: InspectOptions): string {
+    if (depth < 0) return '{…}';
+    const inner = nested(depth, options);
+    return `{${this.elements.map((e) => inspect(e, inner)).join(', ')}}`;
   }
 }
 
@@ -128,8 +139,10 @@ export class ImproperList {
     readonly tail: Term,
   ) {}
 
-  [inspect.custom](_depth: number, options: object): string {
-    return `[${this.elements.map((e) => inspect(e, options)).join(', ')} | ${inspect(this.tail, options)}]`;
+  [inspect.custom](depth: number, options: InspectOptions): string {
+    if (depth < 0) return '[… | …]';
+    const inner = nested(depth, options);
+    return `[${this.elements.map((e) => inspect(e, inner)).join(', ')} | ${inspect(this.tail, inner)}]`;
   }
 }
 
@@ -325,79 +338,4 @@ export function charlistToString(term: Term): string | undefined {
     out += String.fromCodePoint(c);
   }
   return out;
-}
-
-function bytesEqual(a: Uint8Array, b: Uint8Array): boolean {
-  return a.length === b.length && Buffer.compare(a, b) === 0;
-}
-
-/**
- * Erlang's exact equality (`=:=`) over the JS representation: `1` and `float(1)` differ,
- * maps compare by content regardless of order, funs by their encoding.
- */
-export function termEquals(a: Term, b: Term): boolean {
-  if (a === b) return true;
-  if (typeof a === 'bigint' || typeof b === 'bigint') {
-    // A bigint built by hand may hold a small value; the decoder never makes one.
-    const isInt = (x: Term): x is number | bigint => typeof x === 'bigint' || Number.isSafeInteger(x);
-    return isInt(a) && isInt(b) && BigInt(a) === BigInt(b);
-  }
-  if (typeof a === 'number' || typeof b === 'number') {
-    // NaN never occurs in a term; 0 vs -0 only matters for floats, which are wrapped when integral.
-    return typeof a === 'number' && typeof b === 'number' && a === b;
-  }
-  if (a instanceof Float) return b instanceof Float && Object.is(a.value, b.value);
-  if (a instanceof Atom || b instanceof Atom) return false; // interned
-  if (a instanceof Charlist || b instanceof Charlist) {
-    if (a instanceof Charlist && b instanceof Charlist) return a.text === b.text;
-    const list = a instanceof Charlist ? b : a;
-    const chars = a instanceof Charlist ? a : (b as Charlist);
-    return Array.isArray(list) && termEquals(chars.codePoints(), list);
-  }
-  if (Array.isArray(a)) {
-    if (!Array.isArray(b) || a.length !== b.length) return false;
-    for (let i = 0; i < a.length; i++) if (!termEquals(a[i]!, b[i]!)) return false;
-    return true;
-  }
-  if (a instanceof Uint8Array) return b instanceof Uint8Array && bytesEqual(a, b);
-  if (a instanceof Tuple) return b instanceof Tuple && termEquals(a.elements, b.elements);
-  if (a instanceof Map) {
-    if (!(b instanceof Map) || a.size !== b.size) return false;
-    for (const [k, v] of a) {
-      const other = mapGet(b, k);
-      if (other === undefined || !termEquals(v, other)) return false;
-    }
-    return true;
-  }
-  if (a instanceof ImproperList) {
-    return b instanceof ImproperList && termEquals(a.elements, b.elements) && termEquals(a.tail, b.tail);
-  }
-  if (a instanceof BitString) return b instanceof BitString && a.bits === b.bits && bytesEqual(a.data, b.data);
-  if (a instanceof Pid) {
-    return b instanceof Pid && a.node === b.node && a.id === b.id && a.serial === b.serial && a.creation === b.creation;
-  }
-  if (a instanceof Port) return b instanceof Port && a.node === b.node && a.id === b.id && a.creation === b.creation;
-  if (a instanceof Reference) {
-    return (
-      b instanceof Reference &&
-      a.node === b.node &&
-      a.creation === b.creation &&
-      a.ids.length === b.ids.length &&
-      a.ids.every((id, i) => id === b.ids[i])
-    );
-  }
-  if (a instanceof Fun) return b instanceof Fun && bytesEqual(a.raw, b.raw);
-  if (a instanceof ExportFun) {
-    return b instanceof ExportFun && a.module === b.module && a.fun === b.fun && a.arity === b.arity;
-  }
-  return false;
-}
-
-/** Looks a key up in a decoded map by Erlang equality (JS `Map.get` only finds identical keys). */
-export function mapGet(map: Map<Term, Term>, key: Term): Term | undefined {
-  const direct = map.get(key);
-  if (direct !== undefined || map.has(key)) return direct;
-  if (key instanceof Atom || typeof key === 'number') return undefined;
-  for (const [k, v] of map) if (termEquals(k, key)) return v;
-  return undefined;
 }

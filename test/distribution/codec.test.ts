@@ -34,7 +34,18 @@ import {
 } from '../../src/distribution/handshake.js';
 import { chardataToString, ioAction } from '../../src/distribution/io-server.js';
 import { SlabReads } from '../../src/distribution/slab.js';
-import { atom, decode, encode, Pid, Port, Reference, type Term, termEquals, tuple } from '../../src/etf/index.js';
+import {
+  atom,
+  decode,
+  encode,
+  improperList,
+  Pid,
+  Port,
+  Reference,
+  type Term,
+  termEquals,
+  tuple,
+} from '../../src/etf/index.js';
 
 describe('EPMD codec', () => {
   it('encodes ALIVE2_REQ as erl_epmd does', () => {
@@ -578,6 +589,14 @@ describe('io server requests', () => {
     expect(chardataToString([104, [Buffer.from('é')], [[]], 33])).toBe('hé!');
     expect(chardataToString([Buffer.from([0xe9])], atom('latin1'))).toBe('é');
     expect(chardataToString([atom('x')])).toBeUndefined();
+  });
+  it('flattens chardata nested 100,000 deep, as unicode:characters_to_list does', () => {
+    let data: Term = [Buffer.from('end')];
+    for (let i = 0; i < 100_000; i++) data = [104, data, improperList([33], Buffer.from('.'))];
+    const text = chardataToString(data);
+    expect(text?.length).toBe(100_000 * 3 + 3);
+    expect(text?.startsWith('hhh')).toBe(true);
+    expect(text?.slice(99_999, 100_006)).toBe('hend!.!');
   });
 });
 

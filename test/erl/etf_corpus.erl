@@ -5,7 +5,7 @@
 %%
 %% Files are sequences of <<Len:32, Bin:Len/binary>>.
 -module(etf_corpus).
--export([write/3, check/3, terms/2, reencode/2]).
+-export([write/3, write_deep/3, check/3, terms/2, reencode/2]).
 
 -define(MIB, 1048576).
 
@@ -18,6 +18,33 @@ write(Dir, Seed, Count) ->
     ok = dump(filename:join(Dir, "mv2.bin"), [term_to_binary(T, [{minor_version, 2}]) || T <- Terms]),
     ok = dump(filename:join(Dir, "compressed.bin"), [term_to_binary(T, [compressed]) || T <- Terms]),
     ok = file:write_file(filename:join(Dir, "count.txt"), integer_to_list(length(Terms))).
+
+%% Writes deep.bin: terms nested deeper than a recursive codec manages (lists 5,000 and
+%% 100,000 deep, a tuple 2,000 deep, mixes, maps nested 100,000 deep in values and
+%% 20,000 deep in keys), then the first Count terms of the corpus of Seed each wrapped 70
+%% levels deep in a mix of lists, tuples, maps and improper lists.
+-spec write_deep(file:filename(), integer(), pos_integer()) -> ok.
+write_deep(Dir, Seed, Count) ->
+    Nest = fun(Wrap, Depth, Leaf) -> lists:foldl(Wrap, Leaf, lists:seq(1, Depth)) end,
+    Mix = fun(I, Acc) ->
+              case I rem 4 of
+                  0 -> [Acc];
+                  1 -> {I, Acc};
+                  2 -> #{I => Acc, k => I};
+                  3 -> [Acc | tail]
+              end
+          end,
+    Deep = [Nest(fun(_, A) -> [A] end, 5000, []),
+            Nest(fun(I, A) -> {I, A} end, 2000, {}),
+            Nest(Mix, 3000, <<"leaf">>),
+            Nest(fun(_, A) -> [A] end, 100000, []),
+            Nest(fun(I, A) -> [I, A] end, 100000, "end"),
+            Nest(fun(_, A) -> #{v => A} end, 100000, 0),
+            Nest(fun(_, A) -> #{A => 1} end, 20000, key),
+            Nest(fun(I, A) -> {I, [A | I], #{A => I}} end, 12, x),
+            Nest(Mix, 100000, 1.5)],
+    Wrapped = [Nest(Mix, 70, T) || T <- lists:sublist(terms(Seed, Count), Count)],
+    ok = dump(filename:join(Dir, "deep.bin"), [term_to_binary(T) || T <- Deep ++ Wrapped]).
 
 %% Reads File (encoded by baton) and writes to Out "ok N" or one line per term that
 %% binary_to_term refused or that differs from the original in Originals (plain.bin:

@@ -19,6 +19,7 @@ import {
   encodeWithoutVersion,
   Float,
   float,
+  ImproperList,
   improperList,
   mapGet,
   Pid,
@@ -176,11 +177,115 @@ describe('U+FEFF (a byte-order mark) is text like any other', () => {
   });
 });
 
+describe('termEquals and mapGet', () => {
+  /** A small deterministic PRNG (mulberry32). */
+  function prng(seed: number): () => number {
+    let a = seed >>> 0;
+    return () => {
+      a = (a + 0x6d2b79f5) >>> 0;
+      let t = a;
+      t = Math.imul(t ^ (t >>> 15), t | 1);
+      t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+      return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+    };
+  }
+
+  function generate(rand: () => number, depth: number): Term {
+    const pick = rand();
+    const few = () => Math.floor(rand() * 4);
+    if (depth === 0 || pick < 0.35) {
+      const leaves: Term[] = [
+        Math.floor(rand() * 1000),
+        atom(`a${few()}`),
+        Buffer.from([few()]),
+        float(few()),
+        charlist(`c${few()}`),
+        new Pid(node, few(), 0, 1),
+      ];
+      return leaves[Math.floor(rand() * leaves.length)]!;
+    }
+    if (pick < 0.5) return tuple(...Array.from({ length: few() }, () => generate(rand, depth - 1)));
+    if (pick < 0.65) return Array.from({ length: few() }, () => generate(rand, depth - 1));
+    if (pick < 0.9) {
+      // Keys of every kind (tuples, lists, maps), distinct by their first element.
+      return new Map<Term, Term>(
+        Array.from({ length: few() }, (_, i) => [tuple(i, generate(rand, depth - 1)), generate(rand, depth - 1)]),
+      );
+    }
+    return improperList([generate(rand, depth - 1)], atom('tail'));
+  }
+
+  /** A deep copy with every map's order shuffled; the `change.at`-th leaf (counting from 1) replaced. */
+  function copy(t: Term, rand: () => number, change: { at: number }): Term {
+    if (t instanceof Tuple) return new Tuple(t.elements.map((e) => copy(e, rand, change)));
+    if (Array.isArray(t)) return t.map((e) => copy(e, rand, change));
+    if (t instanceof ImproperList)
+      return improperList(
+        t.elements.map((e) => copy(e, rand, change)),
+        t.tail,
+      );
+    if (t instanceof Map) {
+      const entries = [...t].map(([k, v]) => [copy(k, rand, change), copy(v, rand, change)] as [Term, Term]);
+      entries.sort(() => rand() - 0.5);
+      return new Map(entries);
+    }
+    if (--change.at === 0) return typeof t === 'number' ? t + 1 : atom('changed');
+    return t instanceof Uint8Array ? Buffer.from(t) : t;
+  }
+
+  it('finds a term equal to a copy with its maps in another order, keys of any kind included', () => {
+    const rand = prng(7);
+    for (let i = 0; i < 300; i++) {
+      const t = generate(rand, 5);
+      const same = copy(t, rand, { at: 0 });
+      expect(termEquals(t, same)).toBe(true);
+      expect(termEquals(same, t)).toBe(true);
+    }
+  });
+
+  it('finds the difference when any one leaf of such a copy differs', () => {
+    const rand = prng(11);
+    let changed = 0;
+    for (let i = 0; i < 300; i++) {
+      const t = generate(rand, 5);
+      const change = { at: 1 + Math.floor(rand() * 20) };
+      const other = copy(t, rand, change);
+      if (change.at > 0) continue; // fewer leaves than that: nothing changed
+      changed++;
+      expect(termEquals(t, other)).toBe(false);
+      expect(termEquals(other, t)).toBe(false);
+    }
+    expect(changed).toBeGreaterThan(50);
+  });
+
+  it('looks up map keys of any kind by Erlang equality', () => {
+    const key = new Map<Term, Term>([[tuple(1, [atom('a')]), charlist('x')]]);
+    const m = new Map<Term, Term>([
+      [atom('k'), 1],
+      [key, 2],
+      [tuple(1, 2), 3],
+    ]);
+    expect(mapGet(m, new Map<Term, Term>([[tuple(1, [atom('a')]), decode(encode(charlist('x')))]]))).toBe(2);
+    expect(mapGet(m, new Map<Term, Term>([[tuple(1, [atom('b')]), charlist('x')]]))).toBeUndefined();
+    expect(mapGet(m, tuple(1, 2))).toBe(3);
+    expect(mapGet(m, atom('k'))).toBe(1);
+  });
+});
+
 describe('printing', () => {
   it('prints pids, refs and ports as Erlang does on their own node', () => {
     expect(String(new Pid(node, 12, 0, 3))).toBe('<0.12.0>');
     expect(String(new Reference(node, 1, [3, 2, 1]))).toBe('#Ref<0.1.2.3>');
     expect(String(new Port(node, 5n, 1))).toBe('#Port<0.5>');
+  });
+
+  it('inspects nested tuples and improper lists only as deep as asked', () => {
+    let t: Term = atom('leaf');
+    for (let i = 0; i < 10; i++) t = tuple(improperList([t], atom('z')));
+    expect(inspect(t, { depth: 1 })).toBe('{[{…} | z]}');
+    // As Node shows arrays: depth n shows n + 1 levels.
+    expect(inspect(t, { depth: 3 })).toBe('{[{[{…} | z]} | z]}');
+    expect(inspect(t, { depth: 100 })).toContain('leaf');
   });
 
   it('shows the node and creation when inspected', () => {

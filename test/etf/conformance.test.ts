@@ -12,6 +12,20 @@ import { compileTestModules, erlEval, erlString } from '../support/erl.js';
 
 const SEED = 20261124;
 const COUNT = 6000;
+/** Corpus terms that erl also writes wrapped 70 levels deep. */
+const DEEP_WRAPPED = 400;
+/** The deep terms before them (see etf_corpus:write_deep/3). */
+const DEEP_NAMED = [
+  'a list 5,000 deep',
+  'a tuple 2,000 deep (around an empty tuple)',
+  'a mix of lists, tuples, maps and improper lists 3,000 deep',
+  'a list 100,000 deep',
+  'a list of two 100,000 deep',
+  'maps 100,000 deep in values',
+  'maps 20,000 deep in keys',
+  'a term of 4,096 shared subterms 12 deep',
+  'a mix 100,000 deep',
+];
 
 function undump(buf: Buffer): Buffer[] {
   const out: Buffer[] = [];
@@ -39,14 +53,16 @@ let plain: Buffer[];
 let mv2: Buffer[];
 let compressed: Buffer[];
 let terms: Term[];
+let deep: Buffer[];
 
-async function beamCheck(name: string, bins: Buffer[]): Promise<string> {
+/** What erl says of baton's encodings `bins` of the terms in `originals` (a file erl wrote). */
+async function beamCheck(name: string, bins: Buffer[], originals = 'plain.bin'): Promise<string> {
   const file = join(dir, `${name}.bin`);
   const report = join(dir, `${name}.report`);
   await writeFile(file, dump(bins));
   await erlEval(
     codePath,
-    `etf_corpus:check(${erlString(file)}, ${erlString(join(dir, 'plain.bin'))}, ${erlString(report)})`,
+    `etf_corpus:check(${erlString(file)}, ${erlString(join(dir, originals))}, ${erlString(report)})`,
   );
   return (await readFile(report, 'utf8')).trim();
 }
@@ -55,6 +71,8 @@ beforeAll(async () => {
   codePath = await compileTestModules('etf_corpus');
   dir = await mkdtemp(join(tmpdir(), 'baton-etf-'));
   await erlEval(codePath, `etf_corpus:write(${erlString(dir)}, ${SEED}, ${COUNT})`);
+  await erlEval(codePath, `etf_corpus:write_deep(${erlString(dir)}, ${SEED}, ${DEEP_WRAPPED})`);
+  deep = undump(await readFile(join(dir, 'deep.bin')));
   plain = undump(await readFile(join(dir, 'plain.bin')));
   mv2 = undump(await readFile(join(dir, 'mv2.bin')));
   compressed = undump(await readFile(join(dir, 'compressed.bin')));
@@ -162,5 +180,33 @@ describe('ETF conformance with OTP term_to_binary / binary_to_term', () => {
         beam[i]!.subarray(1).toString('hex'),
       );
     });
+  });
+});
+
+describe('terms nested deeper than recursion allows, as the BEAM writes them', () => {
+  it('has the deep terms erl wrote, as deep as they say', () => {
+    expect(deep.length).toBe(DEEP_NAMED.length + DEEP_WRAPPED);
+    let depth = 0;
+    for (let t: Term = decode(deep[3]!); Array.isArray(t) && t.length > 0; t = t[0]!) depth++;
+    expect(depth).toBe(100_000);
+  });
+
+  it.each(DEEP_NAMED.map((name, i) => [name, i] as const))('decodes %s and re-encodes it byte for byte', (_name, i) => {
+    const term = decode(deep[i]!);
+    expect(encode(term, { minorVersion: 1 }).equals(deep[i]!)).toBe(true);
+    expect(termEquals(decode(encode(term)), term)).toBe(true);
+  });
+
+  it('re-encodes byte for byte every corpus term wrapped 70 levels deep (every tag written below the depth where encoding stops recursing)', () => {
+    const mismatches: number[] = [];
+    for (let i = DEEP_NAMED.length; i < deep.length; i++) {
+      if (!encode(decode(deep[i]!), { minorVersion: 1 }).equals(deep[i]!)) mismatches.push(i);
+    }
+    expect(mismatches).toEqual([]);
+  });
+
+  it('writes them so that binary_to_term reads them back =:=', async () => {
+    const mine = deep.map((b) => encode(decode(b)));
+    expect(await beamCheck('ts_deep', mine, 'deep.bin')).toBe(`ok ${deep.length}`);
   });
 });

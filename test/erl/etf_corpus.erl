@@ -5,7 +5,7 @@
 %%
 %% Files are sequences of <<Len:32, Bin:Len/binary>>.
 -module(etf_corpus).
--export([write/3, write_deep/3, check/3, terms/2, reencode/2]).
+-export([write/3, write_deep/3, write_bench/1, check/3, terms/2, reencode/2]).
 
 -define(MIB, 1048576).
 
@@ -45,6 +45,25 @@ write_deep(Dir, Seed, Count) ->
             Nest(Mix, 100000, 1.5)],
     Wrapped = [Nest(Mix, 70, T) || T <- lists:sublist(terms(Seed, Count), Count)],
     ok = dump(filename:join(Dir, "deep.bin"), [term_to_binary(T) || T <- Deep ++ Wrapped]).
+
+%% Writes to File the corpus of `npm run bench -- etf` as term_to_binary/1 writes it, in
+%% the order of test/bench/etf.ts: control messages, a 1 MiB binary, 100,000 small
+%% integers, nested maps, a 60,000-character string.
+-spec write_bench(file:filename()) -> ok.
+write_bench(File) ->
+    From = external_pid('peer@host', 101, 0, 3),
+    To = external_pid('baton-1@host', 7, 0, 1),
+    Ref = external_ref('peer@host', 3, [17, 2, 3]),
+    Control = [{22, From, To}, {19, From, To, Ref}, {31, Ref, To, 0, From}],
+    Mib = << <<(32 + I rem 95)>> || I <- lists:seq(0, ?MIB - 1) >>,
+    Text = lists:sublist(lists:append(lists:duplicate(1400, "the quick brown fox jumps over the lazy dog. ")), 60000),
+    Terms = [Control, Mib, lists:seq(0, 99999), bench_maps(2), Text],
+    dump(File, [term_to_binary(T) || T <- Terms]).
+
+bench_maps(Depth) ->
+    maps:from_list(lists:append(
+        [[{list_to_atom("key_" ++ integer_to_list(I)), case Depth of 0 -> I; _ -> bench_maps(Depth - 1) end},
+          {<<"bin_", (integer_to_binary(I))/binary>>, [I, v]}] || I <- lists:seq(0, 7)])).
 
 %% Reads File (encoded by baton) and writes to Out "ok N" or one line per term that
 %% binary_to_term refused or that differs from the original in Originals (plain.bin:

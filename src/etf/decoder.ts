@@ -23,9 +23,9 @@
  */
 import { inflateSync } from 'node:zlib';
 import { EtfDecodeError } from './errors.js';
-import { atomTerm, Reader, readLeaf } from './reader.js';
+import { atomBody, atomTerm, Reader, readLeaf } from './reader.js';
 import * as T from './tags.js';
-import { Atom, Fun, ImproperList, Pid, type Term, Tuple } from './terms.js';
+import { Atom, Charlist, Fun, ImproperList, Pid, type Term, Tuple } from './terms.js';
 
 export interface DecodeOptions {
   /** Deepest nesting of containers accepted. Default: no limit but the input's size. */
@@ -223,7 +223,9 @@ function release(f: Frame): void {
 function readTerm(r: Reader): Term {
   let sp = 0;
   try {
-    let value: Term;
+    let value: Term = NO_ITEMS;
+    // The innermost container was just opened: no value to hand it, its elements to read.
+    let fresh = false;
     outer: for (;;) {
       const at = r.pos;
       const tag = r.u8();
@@ -238,17 +240,24 @@ function readTerm(r: Reader): Term {
           // Every element takes at least one byte: a larger arity cannot be real.
           if (n > r.buf.length - r.pos) r.need(n, `a tuple of ${n} elements`);
           open(r, sp++, TUPLE, new Array<Term>(n), n, n, at);
-          continue outer;
+          fresh = true;
+          break;
         }
         case T.LIST_EXT: {
           const n = r.u32();
           if (n >= r.buf.length - r.pos) r.need(n + 1, `a list of ${n} elements`);
           open(r, sp++, n === 0 ? LIST0 : LIST, new Array<Term>(n), n, n + 1, at);
-          if (n > 0 || !listEnds(r, frames[sp - 1]!)) continue outer;
+          const f = frames[sp - 1]!;
+          if (n > 0 || !listEnds(r, f)) {
+            // Elements to read, or (after LIST_EXT of none) a tail that is not a list.
+            if (f.i === f.n) continue outer;
+            fresh = true;
+            break;
+          }
           // LIST_EXT of no elements, then a list that ended it.
           sp--;
-          value = frames[sp]!.content as Term[];
-          release(frames[sp]!);
+          value = f.content as Term[];
+          release(f);
           break;
         }
         case T.MAP_EXT: {
@@ -259,7 +268,8 @@ function readTerm(r: Reader): Term {
             break;
           }
           open(r, sp++, MAP, new Map<Term, Term>(), n, n * 2, at);
-          continue outer;
+          fresh = true;
+          break;
         }
         case T.NEW_FUN_EXT: {
           const { parts, free } = funHead(r, at);
@@ -280,7 +290,8 @@ function readTerm(r: Reader): Term {
           const items = f.content as Term[];
           const n = f.n;
           let i = f.i;
-          items[i++] = value;
+          if (fresh) fresh = false;
+          else items[i++] = value;
           // Elements that are leaves are read here at once rather than one per turn of
           // the outer loop: most elements are.
           while (i < n) {
@@ -302,18 +313,23 @@ function readTerm(r: Reader): Term {
           const map = f.content as Map<Term, Term>;
           let key = f.key;
           let v: Term = value;
+          let got = !fresh;
+          fresh = false;
           for (;;) {
-            if (key === undefined) key = v;
-            else {
-              if (map.has(key)) r.fail(`map has the key ${shown(key)} twice`, f.at);
-              map.set(key, v);
-              key = undefined;
-              if (++f.i === f.n) break;
+            if (got) {
+              if (key === undefined) key = v;
+              else {
+                if (map.has(key)) r.fail(`map has the key ${shown(key)} twice`, f.at);
+                map.set(key, v);
+                key = undefined;
+                if (++f.i === f.n) break;
+              }
             }
             const tag = r.buf[r.pos];
             if (tag === undefined || HAS_ELEMENTS[tag] === 1) break;
             const at = r.pos++;
             v = leafOf(r, tag, at);
+            got = true;
           }
           f.key = key;
           if (f.i < f.n) continue outer;
@@ -398,13 +414,28 @@ function funEnd(r: Reader, f: FunParts, at: number): Fun {
   return new Fun(f.module, f.arity, Buffer.from(r.buf.subarray(at + 1, f.end)));
 }
 
-/** readLeaf, with the integers that fill most lists read here: small enough to be inlined. */
+/** readLeaf, with the commonest leaves read here: small enough to be inlined where it is called. */
 function leafOf(r: Reader, tag: number, at: number): Term {
-  if (tag === T.SMALL_INTEGER_EXT) return r.u8();
-  if (tag === T.INTEGER_EXT && r.pos + 4 <= r.buf.length) {
-    const v = r.buf.readInt32BE(r.pos);
-    r.pos += 4;
-    return v;
+  switch (tag) {
+    case T.SMALL_INTEGER_EXT:
+      return r.u8();
+    case T.INTEGER_EXT:
+      if (r.pos + 4 > r.buf.length) break;
+      r.pos += 4;
+      return r.buf.readInt32BE(r.pos - 4);
+    case T.SMALL_ATOM_UTF8_EXT:
+    case T.ATOM_EXT:
+    case T.SMALL_ATOM_EXT:
+    case T.ATOM_UTF8_EXT:
+      return atomBody(r, tag, at);
+    case T.BINARY_EXT:
+      return r.data(r.u32(), 'BINARY_EXT');
+    case T.NIL_EXT:
+      return [];
+    case T.STRING_EXT: {
+      const len = r.u16();
+      return len === 0 ? [] : Charlist.fromLatin1(r.data(len, 'STRING_EXT'));
+    }
   }
   return readLeaf(r, tag, at);
 }

@@ -260,7 +260,8 @@ function cachedAsciiAtom(buf: Buffer, pos: number, len: number): Atom | undefine
   return found;
 }
 
-function atomBody(r: Reader, tag: number, at: number): Atom {
+/** The atom of an atom tag (already read, at offset `at`). */
+export function atomBody(r: Reader, tag: number, at: number): Atom {
   const small = tag === T.SMALL_ATOM_EXT || tag === T.SMALL_ATOM_UTF8_EXT;
   const len = small ? r.u8() : r.u16();
   r.need(len, 'atom text');

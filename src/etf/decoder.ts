@@ -23,9 +23,9 @@
  */
 import { inflateSync } from 'node:zlib';
 import { EtfDecodeError } from './errors.js';
-import { atomBody, atomTerm, Reader, readLeaf } from './reader.js';
+import { type FunParts, funEnd, funHead, leafOf, Reader } from './reader.js';
 import * as T from './tags.js';
-import { Atom, Charlist, Fun, ImproperList, Pid, type Term, Tuple } from './terms.js';
+import { Atom, ImproperList, type Term, Tuple } from './terms.js';
 
 export interface DecodeOptions {
   /** Deepest nesting of containers accepted. Default: no limit but the input's size. */
@@ -145,13 +145,6 @@ const LIST0 = 2;
 const MAP = 3;
 const FUN = 4;
 const NO_ITEMS: Term[] = [];
-
-/** What a NEW_FUN_EXT frame needs to finish the fun once its free variables are read. */
-interface FunParts {
-  end: number;
-  module: Atom;
-  arity: number;
-}
 
 /** An open container: one per level of nesting, kept on `frames` instead of the JS stack. */
 class Frame {
@@ -385,64 +378,6 @@ function listEnds(r: Reader, f: Frame): boolean {
     f.kind = n === 0 ? LIST0 : LIST;
     if (n > 0) return false;
   }
-}
-
-/** A NEW_FUN_EXT up to its free variables (`at`: its tag). */
-function funHead(r: Reader, at: number): { parts: FunParts; free: number } {
-  const size = r.u32();
-  // size counts itself; the fixed fields before the module atom take 25 more bytes.
-  if (size < 29) r.fail(`NEW_FUN_EXT size ${size} is too small`, at);
-  r.need(size - 4, 'NEW_FUN_EXT');
-  const end = at + 1 + size;
-  const arity = r.u8();
-  r.pos += 16 + 4; // uniq (md5), index
-  const free = r.u32();
-  if (free > end - r.pos) r.fail(`NEW_FUN_EXT claims ${free} free variables`, at);
-  const module = atomTerm(r);
-  const oldIndex = leaf(r);
-  const oldUniq = leaf(r);
-  if (typeof oldIndex !== 'number' || typeof oldUniq !== 'number')
-    r.fail('NEW_FUN_EXT old index/uniq are not integers', at);
-  if (!(leaf(r) instanceof Pid)) r.fail('NEW_FUN_EXT has no pid', at);
-  return { parts: { end, module, arity }, free };
-}
-
-function funEnd(r: Reader, f: FunParts, at: number): Fun {
-  if (r.pos !== f.end) {
-    r.fail(`NEW_FUN_EXT size ${f.end - at - 1} does not match its contents (${r.pos - at - 1} bytes)`, at);
-  }
-  return new Fun(f.module, f.arity, Buffer.from(r.buf.subarray(at + 1, f.end)));
-}
-
-/** readLeaf, with the commonest leaves read here: small enough to be inlined where it is called. */
-function leafOf(r: Reader, tag: number, at: number): Term {
-  switch (tag) {
-    case T.SMALL_INTEGER_EXT:
-      return r.u8();
-    case T.INTEGER_EXT:
-      if (r.pos + 4 > r.buf.length) break;
-      r.pos += 4;
-      return r.buf.readInt32BE(r.pos - 4);
-    case T.SMALL_ATOM_UTF8_EXT:
-    case T.ATOM_EXT:
-    case T.SMALL_ATOM_EXT:
-    case T.ATOM_UTF8_EXT:
-      return atomBody(r, tag, at);
-    case T.BINARY_EXT:
-      return r.data(r.u32(), 'BINARY_EXT');
-    case T.NIL_EXT:
-      return [];
-    case T.STRING_EXT: {
-      const len = r.u16();
-      return len === 0 ? [] : Charlist.fromLatin1(r.data(len, 'STRING_EXT'));
-    }
-  }
-  return readLeaf(r, tag, at);
-}
-
-function leaf(r: Reader): Term {
-  const at = r.pos;
-  return readLeaf(r, r.u8(), at);
 }
 
 /** A duplicate map key, for the error: atoms and numbers as themselves, other terms by kind. */

@@ -1,15 +1,15 @@
 /**
  * The decoder's byte cursor over untrusted input, and every term that holds no other
  * term: numbers, atoms, binaries, bitstrings, pids, ports, references, external funs,
- * STRING_EXT charlists. Containers (tuples, lists, maps, funs' free variables) are
- * decoder.ts's, which reads them without recursion.
+ * STRING_EXT charlists, and a fun up to its free variables. Containers (tuples, lists,
+ * maps, funs' free variables) are decoder.ts's, which reads them without recursion.
  *
  * Every length is checked against the bytes that remain before anything is allocated
  * for it; anything refused is an `EtfDecodeError` with the offset where decoding stopped.
  */
 import { EtfDecodeError } from './errors.js';
 import * as T from './tags.js';
-import { Atom, BitString, Charlist, ExportFun, Float, Pid, Port, Reference, type Term } from './terms.js';
+import { Atom, BitString, Charlist, ExportFun, Float, Fun, Pid, Port, Reference, type Term } from './terms.js';
 
 const MAX_ATOM_CHARS = 255;
 const MAX_REF_WORDS = 5;
@@ -261,7 +261,7 @@ function cachedAsciiAtom(buf: Buffer, pos: number, len: number): Atom | undefine
 }
 
 /** The atom of an atom tag (already read, at offset `at`). */
-export function atomBody(r: Reader, tag: number, at: number): Atom {
+function atomBody(r: Reader, tag: number, at: number): Atom {
   const small = tag === T.SMALL_ATOM_EXT || tag === T.SMALL_ATOM_UTF8_EXT;
   const len = small ? r.u8() : r.u16();
   r.need(len, 'atom text');
@@ -308,4 +308,69 @@ export function atomTerm(r: Reader): Atom {
     return atomBody(r, tag, at);
   }
   return r.fail(`expected an atom, found tag ${tag}`, at);
+}
+
+/** readLeaf, with the commonest leaves read here: small enough to be inlined where it is called. */
+export function leafOf(r: Reader, tag: number, at: number): Term {
+  switch (tag) {
+    case T.SMALL_INTEGER_EXT:
+      return r.u8();
+    case T.INTEGER_EXT:
+      if (r.pos + 4 > r.buf.length) break;
+      r.pos += 4;
+      return r.buf.readInt32BE(r.pos - 4);
+    case T.SMALL_ATOM_UTF8_EXT:
+    case T.ATOM_EXT:
+    case T.SMALL_ATOM_EXT:
+    case T.ATOM_UTF8_EXT:
+      return atomBody(r, tag, at);
+    case T.BINARY_EXT:
+      return r.data(r.u32(), 'BINARY_EXT');
+    case T.NIL_EXT:
+      return [];
+    case T.STRING_EXT: {
+      const len = r.u16();
+      return len === 0 ? [] : Charlist.fromLatin1(r.data(len, 'STRING_EXT'));
+    }
+  }
+  return readLeaf(r, tag, at);
+}
+
+function leaf(r: Reader): Term {
+  const at = r.pos;
+  return readLeaf(r, r.u8(), at);
+}
+
+/** What a NEW_FUN_EXT frame needs to finish the fun once its free variables are read. */
+export interface FunParts {
+  end: number;
+  module: Atom;
+  arity: number;
+}
+
+/** A NEW_FUN_EXT up to its free variables (`at`: its tag). */
+export function funHead(r: Reader, at: number): { parts: FunParts; free: number } {
+  const size = r.u32();
+  // size counts itself; the fixed fields before the module atom take 25 more bytes.
+  if (size < 29) r.fail(`NEW_FUN_EXT size ${size} is too small`, at);
+  r.need(size - 4, 'NEW_FUN_EXT');
+  const end = at + 1 + size;
+  const arity = r.u8();
+  r.pos += 16 + 4; // uniq (md5), index
+  const free = r.u32();
+  if (free > end - r.pos) r.fail(`NEW_FUN_EXT claims ${free} free variables`, at);
+  const module = atomTerm(r);
+  const oldIndex = leaf(r);
+  const oldUniq = leaf(r);
+  if (typeof oldIndex !== 'number' || typeof oldUniq !== 'number')
+    r.fail('NEW_FUN_EXT old index/uniq are not integers', at);
+  if (!(leaf(r) instanceof Pid)) r.fail('NEW_FUN_EXT has no pid', at);
+  return { parts: { end, module, arity }, free };
+}
+
+export function funEnd(r: Reader, f: FunParts, at: number): Fun {
+  if (r.pos !== f.end) {
+    r.fail(`NEW_FUN_EXT size ${f.end - at - 1} does not match its contents (${r.pos - at - 1} bytes)`, at);
+  }
+  return new Fun(f.module, f.arity, Buffer.from(r.buf.subarray(at + 1, f.end)));
 }

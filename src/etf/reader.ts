@@ -80,6 +80,17 @@ export class Reader {
     return out;
   }
 
+  /**
+   * Checks a container about to open at `at`, `depth` containers deep in the whole term,
+   * with `terms` elements (a map: keys and values; a list: its tail too) against
+   * `maxDepth` and `budget`.
+   */
+  container(depth: number, terms: number, at: number): void {
+    if (depth >= this.maxDepth) this.fail(`terms nested deeper than ${this.maxDepth}`, at);
+    this.budget -= terms;
+    if (this.budget < 0) this.fail('the containers declare more elements than the input has bytes', at);
+  }
+
   /** The `n` bytes of a binary's data: a copy below `copyBelow`, otherwise a view (counted). */
   data(n: number, what: string): Buffer {
     const view = this.bytes(n, what);
@@ -373,4 +384,12 @@ export function funEnd(r: Reader, f: FunParts, at: number): Fun {
     r.fail(`NEW_FUN_EXT size ${f.end - at - 1} does not match its contents (${r.pos - at - 1} bytes)`, at);
   }
   return new Fun(f.module, f.arity, Buffer.from(r.buf.subarray(at + 1, f.end)));
+}
+
+/** A duplicate map key, for the error: atoms and numbers as themselves, other terms by kind. */
+export function shown(key: Term): string {
+  if (typeof key === 'number' || typeof key === 'bigint' || key instanceof Atom) return String(key);
+  if (Array.isArray(key)) return '(a list)';
+  if (key instanceof Uint8Array) return '(a binary)';
+  return `(a ${key.constructor.name})`;
 }

@@ -197,7 +197,7 @@ describe('terms nested deeper than recursion allows, as the BEAM writes them', (
     expect(termEquals(decode(encode(term)), term)).toBe(true);
   });
 
-  it('re-encodes byte for byte every corpus term wrapped 70 levels deep (every tag written below the depth where encoding stops recursing)', () => {
+  it('decodes and re-encodes byte for byte every corpus term wrapped 70 levels deep (every tag read and written past the depth where the codec stops recursing)', () => {
     const mismatches: number[] = [];
     for (let i = DEEP_NAMED.length; i < deep.length; i++) {
       if (!encode(decode(deep[i]!), { minorVersion: 1 }).equals(deep[i]!)) mismatches.push(i);

@@ -6,16 +6,14 @@
  * compressed term may not inflate past `maxDecompressedSize`, and anything refused is an
  * `EtfDecodeError` carrying the offset where decoding stopped.
  *
- * Containers are read with an explicit stack of frames, not by recursion: the BEAM
- * writes and reads terms nested as deep as memory allows (a list 100,000 deep is a few
- * hundred KB), and a recursive decoder would either refuse them or overflow the JS
- * stack. Each level takes at least one input byte and its frame a few dozen bytes, and
- * the elements all containers declare may not outnumber the input's bytes (see
- * Reader.budget), so what hostile nesting makes the decoder allocate stays a small
- * multiple of the input; `maxDepth` caps the depth for a caller that wants to. A list's
- * tail that is itself a list (`[a | [b | [c]]]`, which the BEAM never writes but may be
- * sent) continues the same frame rather than nesting, so it costs neither depth nor
- * quadratic copying.
+ * The BEAM writes and reads terms nested as deep as memory allows (a list 100,000 deep
+ * is a few hundred KB), so depth is limited by nothing but the input unless the caller
+ * sets `maxDepth`. The first SHALLOW_DEPTH levels of a term are read by recursion, which
+ * is what keeps small terms fast; a container deeper than that goes to `readDeep`
+ * (decode-stack.ts), which reads it with an explicit stack, so no input overflows the
+ * JS stack. Either way the elements all containers declare may not outnumber the
+ * input's bytes (Reader.budget), which bounds what hostile nesting makes the decoder
+ * allocate by the input's size.
  *
  * Binaries are views into the input (no copy) unless `copyBinaries` is set, or they are
  * shorter than `copyBelow`; `decodeFrom` says how many views its term holds, so a caller

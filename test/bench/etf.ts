@@ -14,7 +14,7 @@
  * expected term, so no library is timed doing less work. A library that cannot
  * represent an entry (erlpack has no atoms, pids or refs) shows n/a.
  */
-import { readFile } from 'node:fs/promises';
+import { readFile, rm } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -171,6 +171,7 @@ async function otpCorpus(): Promise<Buffer[]> {
   const file = join(tmpdir(), `baton-etf-bench-${process.pid}.bin`);
   await erlEval(codePath, `etf_corpus:write_bench(${erlString(file)})`);
   const buf = await readFile(file);
+  await rm(file, { force: true });
   const out: Buffer[] = [];
   for (let at = 0; at < buf.length; ) {
     const len = buf.readUInt32BE(at);

@@ -9,6 +9,7 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { stateDirFromEnv } from '../common/index.js';
 import { EvalSyntaxError, Node } from '../distribution/index.js';
+import { showTerm } from '../etf/index.js';
 import {
   describeEndpoints,
   type Endpoint,
@@ -71,7 +72,7 @@ export async function evalCommand(args: string[], io: Out): Promise<number> {
     try {
       const value = await node.eval(rec.node, positionals[0]!, { timeoutMs: 60_000 });
       const text = await node.erpc(rec.node, 'baton_peer', 'format', [value], { timeoutMs: 10_000 });
-      io.out(`${Buffer.isBuffer(text) ? text.toString('utf8') : String(text)}\n`);
+      io.out(`${Buffer.isBuffer(text) ? text.toString('utf8') : showTerm(text)}\n`);
       return 0;
     } catch (err) {
       if (err instanceof EvalSyntaxError) io.err(`baton eval: the expression does not parse: ${err.message}\n`);

@@ -3,9 +3,8 @@
  * branch on it; messages name the cause (never a cookie).
  */
 
-import { inspect } from 'node:util';
 import { BatonError } from '../common/index.js';
-import type { Term } from '../etf/index.js';
+import { showTerm, type Term } from '../etf/index.js';
 
 /** Any failure of this layer; thrown as is where no narrower class fits. */
 export class DistributionError extends BatonError {
@@ -25,7 +24,7 @@ export class ErpcError extends DistributionError {
     readonly remoteStack: Term[] = [],
     readonly node?: string,
   ) {
-    super(`erpc ${klass}${node ? ` on ${node}` : ''}: ${inspect(reason, { depth: 6, breakLength: Infinity })}`);
+    super(`erpc ${klass}${node ? ` on ${node}` : ''}: ${showTerm(reason)}`);
     this.class = klass;
   }
 }
@@ -97,7 +96,7 @@ export class ProcessExitError extends DistributionError {
     readonly reason: Term,
     what = 'process exited',
   ) {
-    super(`${what}: ${inspect(reason, { depth: 6, breakLength: Infinity })}`);
+    super(`${what}: ${showTerm(reason)}`);
   }
 }
 
@@ -108,7 +107,7 @@ export class BadRpcError extends DistributionError {
     readonly reason: Term,
     readonly node: string,
   ) {
-    super(`rpc to ${node} failed: {badrpc, ${inspect(reason, { depth: 6, breakLength: Infinity })}}`);
+    super(`rpc to ${node} failed: {badrpc, ${showTerm(reason)}}`);
   }
 }
 
@@ -122,8 +121,6 @@ export class EvalSyntaxError extends DistributionError {
     /** The peer's own wording (`Mod:format_error/1`), when it could be had. */
     readonly description?: string,
   ) {
-    super(
-      `cannot parse ${JSON.stringify(text)}: ${description ?? inspect(reason, { depth: 6, breakLength: Infinity })}`,
-    );
+    super(`cannot parse ${JSON.stringify(text)}: ${description ?? showTerm(reason)}`);
   }
 }

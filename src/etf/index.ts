@@ -6,6 +6,7 @@ export { type DecodeOptions, decode, decodeFrom, decodeWithoutVersion } from './
 export { type EncodeOptions, encode, encodeSequence, encodeWithoutVersion } from './encoder.js';
 export { mapGet, termEquals } from './equality.js';
 export { EtfDecodeError, EtfEncodeError } from './errors.js';
+export { showTerm } from './show.js';
 export * as tags from './tags.js';
 export {
   Atom,

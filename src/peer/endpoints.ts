@@ -5,7 +5,7 @@
  * module only calls and decodes; the decisions are made in the peer, where the
  * processes are.
  */
-import { atom, type Term, Tuple } from '../etf/index.js';
+import { atom, showTerm, type Term, Tuple } from '../etf/index.js';
 import { ErlMap, termList, termText } from './erl-map.js';
 import { PeerError } from './errors.js';
 
@@ -105,7 +105,8 @@ export async function stopAccepting(
   ]);
   // The peer bounds every phase itself; this bound only covers a peer that stops answering.
   const answer = await call('baton_endpoint', 'stop', [spec], o.drainMs + 20_000);
-  if (!(answer instanceof Map)) throw new PeerError(`baton_endpoint:stop answered ${String(answer)}, not a result map`);
+  if (!(answer instanceof Map))
+    throw new PeerError(`baton_endpoint:stop answered ${showTerm(answer)}, not a result map`);
   const r = ErlMap.of(answer);
   const fallback = r.binary('fallback');
   return {

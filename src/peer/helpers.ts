@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import type { Node } from '../distribution/index.js';
-import { Atom, atom, charlist, type Term, Tuple } from '../etf/index.js';
+import { Atom, atom, charlist, showTerm, type Term, Tuple } from '../etf/index.js';
 import { PeerError } from './errors.js';
 
 export const HELPER_MODULES = ['baton_peer', 'baton_endpoint', 'baton_upgrader'] as const;
@@ -93,7 +93,7 @@ export async function loadHelpers(
         { timeoutMs },
       );
       if (!(r instanceof Tuple && r.elements[0] === atom('module'))) {
-        const why = r instanceof Tuple && r.elements[1] instanceof Atom ? r.elements[1].name : String(r);
+        const why = r instanceof Tuple && r.elements[1] instanceof Atom ? r.elements[1].name : showTerm(r);
         throw new PeerError(`loading ${mod} into ${peer} failed: ${why}`);
       }
     }),

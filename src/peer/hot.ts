@@ -6,7 +6,7 @@
  */
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { Atom, atom, charlist, type Term, Tuple } from '../etf/index.js';
+import { Atom, atom, charlist, showTerm, type Term, Tuple } from '../etf/index.js';
 import { ErlMap, termText } from './erl-map.js';
 import { PeerError } from './errors.js';
 import { readLayout } from './layout.js';
@@ -100,7 +100,7 @@ export async function hotUpgrade(peer: Peer, beams: Beam[], o: HotUpgradeOptions
   const arg = beams.map((b) => new Tuple([atom(b.module), charlist(b.filename), b.binary]));
   const r = await peer.erpc('baton_upgrader', 'upgrade', [arg, opts], o.timeoutMs ?? 120_000);
   if (!(r instanceof Map))
-    throw new PeerError(`baton_upgrader on ${peer.node} answered ${String(r)}, not a result map`);
+    throw new PeerError(`baton_upgrader on ${peer.node} answered ${showTerm(r)}, not a result map`);
   const m = ErlMap.of(r);
   if (m.atom('status') !== 'ok') {
     const reasonTerm = m.get('reason') ?? atom('unknown');
@@ -123,9 +123,9 @@ export async function hotUpgrade(peer: Peer, beams: Beam[], o: HotUpgradeOptions
 async function formatOn(peer: Peer, t: Term): Promise<string> {
   try {
     const b = await peer.erpc('baton_peer', 'format', [t], 5000);
-    return Buffer.isBuffer(b) ? b.toString('utf8') : String(b);
+    return Buffer.isBuffer(b) ? b.toString('utf8') : showTerm(b);
   } catch {
-    return String(t);
+    return showTerm(t);
   }
 }
 

@@ -18,7 +18,7 @@ import { closeSync, mkdirSync, openSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { CookieMismatchError, type Node } from '../distribution/index.js';
-import { atom, type Term, Tuple } from '../etf/index.js';
+import { atom, showTerm, type Term, Tuple } from '../etf/index.js';
 import {
   erlPath,
   filterVmArgs,
@@ -298,7 +298,7 @@ export async function configureVm(
   for (const other of o.connectTo) {
     const ok = await vm.erpc('net_kernel', 'connect_node', [atom(other)], 15_000);
     if (ok !== atom('true'))
-      throw new StageFailure(`it could not connect to ${other} (net_kernel:connect_node/1 returned ${String(ok)})`);
+      throw new StageFailure(`it could not connect to ${other} (net_kernel:connect_node/1 returned ${showTerm(ok)})`);
   }
   if (o.configProvider) {
     // What the release's start.boot does right after kernel and stdlib: run the
@@ -318,7 +318,7 @@ export async function configureVm(
 export async function startVmApp(vm: BootingVm, app: string, deadline: number): Promise<void> {
   const r = await vm.erpc('baton_peer', 'start_app', [atom(app)], remaining(deadline));
   if (!(r instanceof Tuple && r.elements[0] === atom('ok'))) {
-    const why = r instanceof Tuple && Buffer.isBuffer(r.elements[1]) ? r.elements[1].toString('utf8') : String(r);
+    const why = r instanceof Tuple && Buffer.isBuffer(r.elements[1]) ? r.elements[1].toString('utf8') : showTerm(r);
     throw new StageFailure(`application ${app} did not start: ${why}`);
   }
 }

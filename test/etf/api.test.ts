@@ -25,6 +25,7 @@ import {
   Pid,
   Port,
   Reference,
+  showTerm,
   type Term,
   Tuple,
   termEquals,
@@ -294,6 +295,23 @@ describe('printing', () => {
     expect(inspect(improperList([1], atom('b')))).toBe('[1 | b]');
     expect(String(atom('Quoted atom'))).toBe("'Quoted atom'");
     expect(String(atom('plain_atom@x'))).toBe('plain_atom@x');
+  });
+
+  it('showTerm gives one bounded line for any received term, however deep or long', () => {
+    let deep: Term = [];
+    for (let i = 0; i < 100_000; i++) deep = [deep];
+    // String() of the same list overflows the JS stack.
+    expect(() => String(deep)).toThrow(RangeError);
+    expect(showTerm(deep).length).toBeLessThan(100);
+    const long = showTerm(
+      tuple(
+        Buffer.alloc(1 << 20),
+        Array.from({ length: 10_000 }, (_, i) => i),
+      ),
+    );
+    expect(long.length).toBeLessThan(2000);
+    expect(long).not.toContain('\n');
+    expect(showTerm(tuple(atom('error'), atom('badarg')))).toBe('{error, badarg}');
   });
 });
 

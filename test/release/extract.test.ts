@@ -111,6 +111,118 @@ describe('extractTarball', () => {
     });
   });
 
+  it('refuses a path below a symlink at any depth, however the link came to be there', async () => {
+    const cases: [string, Parameters<typeof tgz>[0], string][] = [
+      [
+        'a link deep in a tree of listed directories',
+        [
+          { path: 'a/b/c/', type: 'Directory' },
+          { path: 'a/b/c/x', body: 'x' },
+          { path: 'a/b/link', type: 'SymbolicLink', linkpath: 'c' },
+          { path: 'a/b/link/d/y', body: 'y' },
+        ],
+        'a/b/link',
+      ],
+      [
+        'a link beside files, its parent never listed',
+        [
+          { path: 'p/q/f', body: 'f' },
+          { path: 'p/q/link', type: 'SymbolicLink', linkpath: 'f' },
+          { path: 'p/q/link/z/', type: 'Directory' },
+        ],
+        'p/q/link',
+      ],
+      [
+        'a link that replaced a file (an appended archive)',
+        [
+          { path: 'r/f', body: 'f' },
+          { path: 'r/f', type: 'SymbolicLink', linkpath: '.' },
+          { path: 'r/f/x', body: 'x' },
+        ],
+        'r/f',
+      ],
+      [
+        'a directory entry below a link',
+        [
+          { path: 's/', type: 'Directory' },
+          { path: 's/link', type: 'SymbolicLink', linkpath: '.' },
+          { path: 's/link/t/', type: 'Directory' },
+        ],
+        's/link',
+      ],
+    ];
+    for (const [what, entries, link] of cases) {
+      const d = dest();
+      const err = await extractTarball(fromBuffer(tgz(entries)), d).catch((e: unknown) => e);
+      expect(err, what).toMatchObject({ code: 'UNSAFE_ENTRY', kind: 'through-symlink', entry: entries.at(-1)!.path });
+      expect((err as Error).message, what).toContain(`'${link}' is a symlink`);
+      expect(existsSync(d), what).toBe(false);
+    }
+  });
+
+  it('never turns a directory into a link or a link into a directory, and repeats of a directory are harmless', async () => {
+    for (const [what, entries] of [
+      [
+        'a directory entry where a link is',
+        [
+          { path: 'a/link', type: 'SymbolicLink', linkpath: '.' },
+          { path: 'a/link/', type: 'Directory' },
+        ],
+      ],
+      [
+        'a link where a listed directory is',
+        [
+          { path: 'a/b/', type: 'Directory' },
+          { path: 'a/b', type: 'SymbolicLink', linkpath: '.' },
+        ],
+      ],
+      [
+        'a link where an implied directory is',
+        [
+          { path: 'a/b/c', body: 'c' },
+          { path: 'a/b', type: 'SymbolicLink', linkpath: '.' },
+        ],
+      ],
+      [
+        'a file where an implied directory is',
+        [
+          { path: 'a/b/c', body: 'c' },
+          { path: 'a/b', body: 'b' },
+        ],
+      ],
+      [
+        'a directory where a file is',
+        [
+          { path: 'a/b', body: 'b' },
+          { path: 'a/b/', type: 'Directory' },
+        ],
+      ],
+    ] as const) {
+      const d = dest();
+      const err = await extractTarball(fromBuffer(tgz([...entries])), d).catch((e: unknown) => e);
+      expect(err, what).toMatchObject({ code: 'UNSAFE_ENTRY', kind: 'duplicate-entry', entry: entries[1].path });
+      expect(existsSync(d), what).toBe(false);
+    }
+    const d = dest();
+    await extractTarball(
+      fromBuffer(
+        tgz([
+          { path: 'a/b/c/f', body: 'f' },
+          { path: 'a/', type: 'Directory' },
+          { path: 'a/b/c/', type: 'Directory' },
+          { path: 'a/b/c/', type: 'Directory' },
+          { path: 'a/b/c/g', body: 'g' },
+          { path: 'a/b/c/f', body: 'F' },
+        ]),
+      ),
+      d,
+    );
+    expect(tree(d)).toEqual({
+      'a/b/c/f': `-${createHash('sha256').update('F').digest('hex')}`,
+      'a/b/c/g': `-${createHash('sha256').update('g').digest('hex')}`,
+    });
+  });
+
   it('refuses past the byte limit, the entry limit, the path length, and the size the store recorded', async () => {
     const big = tgz([{ path: 'f', body: Buffer.alloc(300_000, 1) }]);
     await expect(extractTarball(fromBuffer(big), dest(), { limits: { maxBytes: 100_000 } })).rejects.toMatchObject({

@@ -85,10 +85,48 @@ export interface ExtractResult {
 
 type Fail = (err: unknown) => void;
 
+type Dir = Map<string, Dir>;
+
+/**
+ * The directories created so far, as a tree of names. Directories are never removed
+ * or replaced during an extraction, so a path found here is a real directory whose
+ * every ancestor is one too (none is a symlink), and it needs no mkdir or stat again.
+ * A lookup costs one map probe per component: the cost of an entry grows with its
+ * length, never with its depth squared.
+ */
+class CreatedDirs {
+  private readonly root: Dir = new Map();
+
+  /** How many leading components of `parts` name created directories. */
+  depth(parts: readonly string[]): number {
+    let node = this.root;
+    for (let i = 0; i < parts.length; i++) {
+      const next = node.get(parts[i]!);
+      if (next === undefined) return i;
+      node = next;
+    }
+    return parts.length;
+  }
+
+  /** Records the first `count` components of `parts`, each prefix a directory now on disk. */
+  add(parts: readonly string[], count: number): void {
+    let node = this.root;
+    for (let i = 0; i < count; i++) {
+      let next = node.get(parts[i]!);
+      if (next === undefined) {
+        next = new Map();
+        node.set(parts[i]!, next);
+      }
+      node = next;
+    }
+  }
+}
+
 /** Where entries go, and what has been created so far (the link rules depend on it). */
 class EntryWriter {
   private readonly symlinks = new Set<string>();
   private readonly files = new Set<string>();
+  private readonly dirs = new CreatedDirs();
   private openFd: number | undefined;
 
   constructor(
@@ -105,25 +143,29 @@ class EntryWriter {
     }
     const parts = entryComponents(raw, this.limits);
     const key = parts.join('/');
-    this.refuseBelowSymlink(parts, raw);
+    const created = this.dirs.depth(parts);
+    this.refuseBelowSymlink(parts, created, raw);
     if (this.symlinks.has(key))
       throw new UnsafeEntryError('duplicate-entry', raw, 'replaces a symlink created earlier in the archive');
-    const target = join(this.root, ...parts);
+    const target = join(this.root, key);
     switch (entry.type) {
       case 'Directory':
         if (this.files.has(key)) throw new UnsafeEntryError('duplicate-entry', raw, 'directory replaces a file');
-        mkdirSync(target, { recursive: true, mode: 0o755 });
+        if (created < parts.length) {
+          mkdirSync(target, { recursive: true, mode: 0o755 });
+          this.dirs.add(parts, parts.length);
+        }
         entry.resume();
         return;
       case 'File':
       case 'OldFile':
       case 'ContiguousFile':
-        this.writeFile(entry, target, key, fail);
+        this.writeFile(entry, target, parts, key, created, fail);
         return;
       case 'SymbolicLink': {
         const linkpath = entry.linkpath ?? '';
         symlinkDestination(parts, linkpath, raw);
-        this.makeRoom(target, key);
+        this.makeRoom(target, parts, key, created);
         symlinkSync(linkpath, target);
         this.symlinks.add(key);
         entry.resume();
@@ -140,7 +182,7 @@ class EntryWriter {
             `hardlink target '${linkpath}' is not a file extracted earlier from this archive`,
           );
         }
-        this.makeRoom(target, key);
+        this.makeRoom(target, parts, key, created);
         linkSync(join(this.root, ...dest), target);
         this.files.add(key);
         entry.resume();
@@ -161,8 +203,15 @@ class EntryWriter {
     this.openFd = undefined;
   }
 
-  private writeFile(entry: ReadEntry, target: string, key: string, fail: Fail): void {
-    this.makeRoom(target, key);
+  private writeFile(
+    entry: ReadEntry,
+    target: string,
+    parts: readonly string[],
+    key: string,
+    created: number,
+    fail: Fail,
+  ): void {
+    this.makeRoom(target, parts, key, created);
     // Keep execute bits (erts binaries, start scripts); drop setuid/setgid/sticky and group/other write.
     const mode = ((entry.mode ?? 0o644) & 0o755) | 0o600;
     const fd = openSync(target, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, mode);
@@ -185,25 +234,32 @@ class EntryWriter {
   /**
    * Readies `target` for a new entry: its directory exists, and an earlier file there
    * is removed (appended archives repeat paths); links and directories are never replaced.
+   * `created`: how many leading components of `parts` are created directories.
    */
-  private makeRoom(target: string, key: string): void {
+  private makeRoom(target: string, parts: readonly string[], key: string, created: number): void {
     if (this.files.has(key)) {
       unlinkSync(target);
       this.files.delete(key);
       return;
     }
-    mkdirSync(dirname(target), { recursive: true, mode: 0o755 });
+    const parents = parts.length - 1;
+    if (created < parents) {
+      mkdirSync(dirname(target), { recursive: true, mode: 0o755 });
+      this.dirs.add(parts, parents);
+    }
   }
 
-  private refuseBelowSymlink(parts: readonly string[], raw: string): void {
-    for (let i = 1; i < parts.length; i++) {
-      if (this.symlinks.has(parts.slice(0, i).join('/'))) {
-        throw new UnsafeEntryError(
-          'through-symlink',
-          raw,
-          `'${parts.slice(0, i).join('/')}' is a symlink; nothing is written through links`,
-        );
-      }
+  /**
+   * Refuses an entry with a symlink among its parents. The first `created` components
+   * are created directories, not links (a directory is never replaced); every link was
+   * created in a created directory, so past them only the next component can be one:
+   * anything deeper does not exist yet.
+   */
+  private refuseBelowSymlink(parts: readonly string[], created: number, raw: string): void {
+    if (created >= parts.length - 1) return;
+    const next = parts.slice(0, created + 1).join('/');
+    if (this.symlinks.has(next)) {
+      throw new UnsafeEntryError('through-symlink', raw, `'${next}' is a symlink; nothing is written through links`);
     }
   }
 }

@@ -128,13 +128,34 @@ class EntryWriter {
   private readonly files = new Set<string>();
   private readonly dirs = new CreatedDirs();
   private openFd: number | undefined;
+  /**
+   * Directories created as the parents of an entry rather than by an entry of their own.
+   * They count against `maxEntries` with the entries: one 1024-byte path can imply ~500
+   * directories, so without them 200,000 entries could make 100 million directories.
+   */
+  private implied = 0;
+  /** Entries seen so far, this one included (told by `write`). */
+  private entries = 0;
 
   constructor(
     private readonly root: string,
     private readonly limits: ExtractLimits,
   ) {}
 
-  write(entry: ReadEntry, fail: Fail): void {
+  /** Counts `count` implied directories before they are made, refusing those past the limit. */
+  private imply(count: number): void {
+    if (count <= 0) return;
+    if (this.entries + this.implied + count > this.limits.maxEntries) {
+      throw new ArchiveLimitError(
+        'entries',
+        `more than ${this.limits.maxEntries} entries (counting the parent directories its paths imply)`,
+      );
+    }
+    this.implied += count;
+  }
+
+  write(entry: ReadEntry, entriesSoFar: number, fail: Fail): void {
+    this.entries = entriesSoFar;
     const raw = entry.path;
     // `tar czf x.tgz -C dir .` starts with `./`: the root itself, already there.
     if (entry.type === 'Directory' && raw.split('/').every((p) => p === '' || p === '.')) {
@@ -152,6 +173,7 @@ class EntryWriter {
       case 'Directory':
         if (this.files.has(key)) throw new UnsafeEntryError('duplicate-entry', raw, 'directory replaces a file');
         if (created < parts.length) {
+          this.imply(parts.length - created - 1);
           mkdirSync(target, { recursive: true, mode: 0o755 });
           this.dirs.add(parts, parts.length);
         }
@@ -244,6 +266,7 @@ class EntryWriter {
     }
     const parents = parts.length - 1;
     if (created < parents) {
+      this.imply(parents - created);
       mkdirSync(dirname(target), { recursive: true, mode: 0o755 });
       this.dirs.add(parts, parents);
     }
@@ -301,7 +324,7 @@ export async function extractTarball(
       if (entries > limits.maxEntries) {
         throw new ArchiveLimitError('entries', `more than ${limits.maxEntries} entries`);
       }
-      writer.write(entry, fail);
+      writer.write(entry, entries, fail);
     } catch (err) {
       fail(asEntryError(err, entry.path));
       entry.resume();

@@ -233,6 +233,20 @@ describe('extractTarball', () => {
     await expect(extractTarball(fromBuffer(many), dest(), { limits: { maxEntries: 10 } })).rejects.toThrow(
       /exceeds the entries limit: more than 10 entries/,
     );
+    // The parent directories a path implies count too: 3 entries 40 deep would make 120 directories.
+    const implying = tgz(Array.from({ length: 3 }, (_, i) => ({ path: `${`p${i}/`.repeat(40)}f`, body: 'x' })));
+    const refused = dest();
+    await expect(extractTarball(fromBuffer(implying), refused, { limits: { maxEntries: 100 } })).rejects.toThrow(
+      /exceeds the entries limit: more than 100 entries \(counting the parent directories its paths imply\)/,
+    );
+    expect(existsSync(refused)).toBe(false);
+    // A release's usual shape (directory entries before what they hold) implies nothing.
+    const explicit = tgz([
+      { path: 'a/', type: 'Directory' },
+      { path: 'a/b/', type: 'Directory' },
+      { path: 'a/b/f', body: 'x' },
+    ]);
+    await extractTarball(fromBuffer(explicit), dest(), { limits: { maxEntries: 3 } });
     const deep = tgz([{ path: `${'d/'.repeat(40)}f`, body: 'x' }]);
     await expect(extractTarball(fromBuffer(deep), dest(), { limits: { maxPathBytes: 50 } })).rejects.toMatchObject({
       code: 'UNSAFE_ENTRY',
